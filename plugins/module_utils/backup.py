@@ -1,0 +1,427 @@
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The backup engine: dump one database, prove the set complete, ship it, prune.
+
+Used unchanged by the pg_backup module, the scheduled job on hosts
+(backup_job.py), the tests and the benchmark.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+from . import manifest as manifest_lib
+from .common import RunbookError, human_size, isoformat, utc_now
+from .locking import HostLock
+from .pipeline import copy_to_file, run_to_file
+from .postgres import connect, libpq_environment, server_info, table_row_counts
+from .retention import select_for_deletion
+from .s3 import S3Store
+
+TOOL = "ops.runbook pg_backup"
+LOCK_NAME = ".ops-runbook-pg-backup.lock"
+PARTIAL_SUFFIX = ".partial"
+SECRET_OPTIONS = ("login_password", "aws_secret_key", "aws_session_token")
+
+# The engine's own options and their defaults; the module's argument spec and
+# the host-side job both take their defaults from here.
+DEFAULTS = {
+    "database": None,
+    "format": "custom",
+    "compression": "zstd",
+    "compression_level": None,
+    "compression_threads": 1,
+    "globals": False,
+    "backup_dir": "/var/backups/postgresql",
+    "config_files": [],
+    "keep_days": 7,
+    "keep_count": None,
+    "s3_keep_days": None,
+    "s3_keep_count": None,
+    "lock_timeout": 300,
+    "row_counts": "exact",
+    "pg_bin_dir": None,
+}
+CHOICES = {
+    "format": ["custom", "plain"],
+    "compression": ["zstd", "gzip", "none"],
+    "row_counts": ["exact", "estimate", "none"],
+}
+DEFAULT_LEVEL = {"zstd": 3, "gzip": 6, "none": None}
+
+
+def normalize(options):
+    """Options with defaults filled in and checked, as the engine uses them."""
+    opts = dict(DEFAULTS)
+    opts.update(dict((k, v) for k, v in options.items() if v is not None))
+    if not opts.get("database"):
+        raise RunbookError("No database was named.", hint="Set database.", cause="invalid")
+    for name, allowed in CHOICES.items():
+        if opts[name] not in allowed:
+            raise RunbookError("{0} must be one of {1}, not '{2}'.".format(name, ", ".join(allowed), opts[name]),
+                               cause="invalid")
+    for name in ("keep_days", "keep_count", "s3_keep_days", "s3_keep_count", "lock_timeout"):
+        if opts.get(name) is not None and int(opts[name]) < 0:
+            raise RunbookError("{0} cannot be negative ({1}).".format(name, opts[name]), cause="invalid")
+    if opts["compression_level"] is None:
+        opts["compression_level"] = DEFAULT_LEVEL[opts["compression"]]
+    opts["config_files"] = list(opts.get("config_files") or [])
+    opts["backup_dir"] = os.path.abspath(opts["backup_dir"])
+    return opts
+
+
+def _tool(opts, name):
+    if opts.get("pg_bin_dir"):
+        path = os.path.join(opts["pg_bin_dir"], name)
+        if os.access(path, os.X_OK):
+            return path
+        raise RunbookError("{0} was not found in pg_bin_dir {1}.".format(name, opts["pg_bin_dir"]), cause="missing_tool")
+    path = shutil.which(name)
+    if not path:
+        raise RunbookError("{0} is not installed on this host.".format(name),
+                           hint="Install the PostgreSQL client package (postgresql-client) or set pg_bin_dir.",
+                           cause="missing_tool")
+    return path
+
+
+def _compressor(opts):
+    """The compression stage of the pipeline, or None."""
+    kind, level = opts["compression"], opts["compression_level"]
+    if kind == "none":
+        return None
+    path = shutil.which(kind)
+    if not path:
+        raise RunbookError("The compressor {0} is not installed on this host.".format(kind),
+                           hint="Install the {0} package or choose another compression.".format(kind),
+                           cause="missing_tool")
+    if kind == "zstd":
+        return ("zstd", [path, "-q", "-c", "-{0}".format(level), "-T{0}".format(opts["compression_threads"])])
+    return ("gzip", [path, "-c", "-{0}".format(level)])
+
+
+def _tool_version(path):
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return None
+    return out.strip().split()[-1] if out.strip() else None
+
+
+# -- listing existing sets ---------------------------------------------------
+
+def local_sets(db_root, database):
+    """Complete local sets of `database` as (backup_id, started_at), and stale partials."""
+    complete, partial = [], []
+    if not os.path.isdir(db_root):
+        return complete, partial
+    for name in os.listdir(db_root):
+        path = os.path.join(db_root, name)
+        if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
+            partial.append(path)
+            continue
+        parsed = manifest_lib.parse_backup_id(name)
+        if parsed and parsed[0] == database and os.path.isfile(os.path.join(path, manifest_lib.MANIFEST_NAME)):
+            complete.append((name, parsed[1]))
+    return complete, partial
+
+
+def s3_sets(store, database):
+    """Sets of `database` in S3: {backup_id: {"keys": [...], "complete": bool, "started_at": dt}}."""
+    root = store.key(database) + "/"
+    found = {}
+    for item in store.list_objects(root):
+        rest = item["Key"][len(root):]
+        set_id = rest.split("/", 1)[0]
+        parsed = manifest_lib.parse_backup_id(set_id)
+        if not parsed or parsed[0] != database:
+            continue
+        entry = found.setdefault(set_id, {"keys": [], "complete": False, "started_at": parsed[1]})
+        entry["keys"].append(item["Key"])
+        if rest == set_id + "/" + manifest_lib.MANIFEST_NAME:
+            entry["complete"] = True
+    return found
+
+
+# -- the job -----------------------------------------------------------------
+
+class BackupJob(object):
+    def __init__(self, options, log=None, now=None):
+        self.opts = normalize(options)
+        self.log = log or (lambda message: None)
+        self.started = now or utc_now()
+        self.database = self.opts["database"]
+        self.db_root = os.path.join(self.opts["backup_dir"], self.database)
+        self.backup_id = manifest_lib.backup_id(self.database, self.started)
+        self.store = S3Store(self.opts) if self.opts.get("s3_bucket") else None
+        self.dump_name = manifest_lib.dump_file_name(self.database, self.opts["format"], self.opts["compression"])
+
+    def _preflight(self):
+        """Everything that can fail before a byte is dumped, with its own message."""
+        opts = self.opts
+        self.pg_dump = _tool(opts, "pg_dump")
+        self.pg_dumpall = _tool(opts, "pg_dumpall") if opts["globals"] else None
+        self.compressor = _compressor(opts)
+        for path in opts["config_files"]:
+            if not os.path.isfile(path) or not os.access(path, os.R_OK):
+                raise RunbookError("The config file {0} to back up does not exist or is not readable.".format(path),
+                                   hint="Fix config_files or run the backup as a user that can read it.",
+                                   cause="config_file")
+        conn = connect(opts, self.database)
+        try:
+            self.server = server_info(conn)
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_database_size(current_database())")
+                self.database_size = int(cur.fetchone()[0])
+        finally:
+            conn.close()
+        if self.store:
+            self.store.check_bucket()
+
+    def plan(self):
+        """What a run would do, for check mode. Reads, never writes."""
+        self._preflight()
+        existing, partial = local_sets(self.db_root, self.database)
+        existing.append((self.backup_id, self.started))
+        result = {
+            "changed": True,
+            "backup_id": self.backup_id,
+            "database": self.database,
+            "database_size_bytes": self.database_size,
+            "server_version": self.server["version"],
+            "local_path": os.path.join(self.db_root, self.backup_id),
+            "files": [self.dump_name] + ([manifest_lib.globals_file_name(self.opts["compression"])]
+                                        if self.opts["globals"] else [])
+                     + [manifest_lib.config_file_name(p) for p in self.opts["config_files"]],
+            "retention": {
+                "local_would_delete": select_for_deletion(existing, self.started, self.opts["keep_days"],
+                                                          self.opts["keep_count"]),
+                "local_partial_would_remove": partial,
+            },
+            "msg": "Would back up database {0} ({1}) to {2}".format(
+                self.database, human_size(self.database_size), os.path.join(self.db_root, self.backup_id)),
+        }
+        if self.store:
+            sets = s3_sets(self.store, self.database)
+            complete = [(k, v["started_at"]) for k, v in sets.items() if v["complete"]]
+            complete.append((self.backup_id, self.started))
+            result["s3_uri"] = "s3://{0}/{1}/".format(self.store.bucket, self.store.key(self.database, self.backup_id))
+            result["retention"]["s3_would_delete"] = select_for_deletion(
+                complete, self.started, self.opts["s3_keep_days"], self.opts["s3_keep_count"])
+            result["msg"] += " and upload it to " + result["s3_uri"]
+        return result
+
+    def run(self):
+        clock = time.monotonic()
+        self._preflight()
+        if not os.path.isdir(self.db_root):
+            os.makedirs(self.db_root, 0o750)
+        with HostLock(os.path.join(self.opts["backup_dir"], LOCK_NAME), self.opts["lock_timeout"]):
+            removed_partials = self._remove_stale_partials()
+            final_dir = os.path.join(self.db_root, self.backup_id)
+            if os.path.exists(final_dir):
+                raise RunbookError("A backup set {0} already exists.".format(final_dir),
+                                   hint="Another run started in the same second; run again.", cause="exists")
+            document = self._write_local_set(final_dir)
+            self.log("backup set {0} complete: {1}, sha256 {2}".format(
+                final_dir, human_size(document["size_bytes"]), document["sha256"]))
+            s3_keys = self._upload(final_dir, document) if self.store else []
+            retention = self._apply_retention()
+        retention["local_partial_removed"] = removed_partials
+        duration = round(time.monotonic() - clock, 3)
+        result = {
+            "changed": True,
+            "backup_id": self.backup_id,
+            "database": self.database,
+            "local_path": final_dir,
+            "dump_path": os.path.join(final_dir, document["dump_file"]),
+            "size_bytes": document["size_bytes"],
+            "sha256": document["sha256"],
+            "duration_seconds": duration,
+            "files": document["files"],
+            "tables": document["tables"],
+            "server_version": self.server["version"],
+            "manifest": document,
+            "retention": retention,
+            "msg": "Backed up database {0} to {1} ({2}, sha256 {3}) in {4:.1f} s".format(
+                self.database, final_dir, human_size(document["size_bytes"]), document["sha256"], duration),
+        }
+        if self.store:
+            result["s3_uri"] = "s3://{0}/{1}/".format(self.store.bucket, self.store.key(self.database, self.backup_id))
+            result["s3_keys"] = s3_keys
+            result["msg"] += " and uploaded it to " + result["s3_uri"]
+        return result
+
+    def _remove_stale_partials(self):
+        """Partial sets left by a run that died. We hold the lock, so none is in progress."""
+        _, partial = local_sets(self.db_root, self.database)
+        for path in partial:
+            self.log("removing partial set {0} left by an interrupted run".format(path))
+            shutil.rmtree(path, ignore_errors=True)
+        return partial
+
+    def _write_local_set(self, final_dir):
+        opts = self.opts
+        partial = os.path.join(self.db_root, "." + self.backup_id + PARTIAL_SUFFIX)
+        os.makedirs(partial, 0o750)
+        try:
+            files, tables, snapshot_used = self._dump(partial)
+            if opts["globals"]:
+                name = manifest_lib.globals_file_name(opts["compression"])
+                stages = [("pg_dumpall", [self.pg_dumpall, "--globals-only", "--no-password",
+                                          "--database", self.database])]
+                stages += [self.compressor] if self.compressor else []
+                size, digest = run_to_file(stages, os.path.join(partial, name),
+                                           env=libpq_environment(opts, self.database, TOOL))
+                files.append({"name": name, "role": "globals", "size": size, "sha256": digest})
+            if opts["config_files"]:
+                os.mkdir(os.path.join(partial, "config"))
+            for path in opts["config_files"]:
+                name = manifest_lib.config_file_name(path)
+                size, digest = copy_to_file(path, os.path.join(partial, name))
+                files.append({"name": name, "role": "config", "source": path, "size": size, "sha256": digest})
+            finished = utc_now()
+            document = manifest_lib.build(
+                self.backup_id, self.database, isoformat(self.started), isoformat(finished), files,
+                tool=TOOL, host=socket.getfqdn(),
+                server={"host": opts.get("login_host") or "local socket", "port": opts.get("login_port") or 5432,
+                        "version": self.server["version"], "version_num": self.server["version_num"],
+                        "in_recovery": self.server["in_recovery"]},
+                pg_dump_version=_tool_version(self.pg_dump),
+                format=opts["format"], compression=opts["compression"],
+                compression_level=opts["compression_level"],
+                database_size_bytes=self.database_size,
+                tables=tables, row_count_method=opts["row_counts"], snapshot_consistent=snapshot_used,
+            )
+            manifest_path = os.path.join(partial, manifest_lib.MANIFEST_NAME)
+            with open(manifest_path, "x") as handle:
+                handle.write(manifest_lib.dumps(document))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(partial, final_dir)
+            _fsync_dir(self.db_root)
+            return document
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+
+    def _dump(self, partial):
+        """pg_dump | compressor > file, with row counts taken in pg_dump's own snapshot."""
+        opts = self.opts
+        snap_conn = None
+        snapshot = None
+        if opts["row_counts"] != "none":
+            snap_conn = connect(opts, self.database, autocommit=False)
+            with snap_conn.cursor() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                try:
+                    cur.execute("SELECT pg_export_snapshot()")
+                    snapshot = cur.fetchone()[0]
+                except Exception:  # noqa: BLE001 - older servers or standbys: counts without a shared snapshot
+                    snap_conn.rollback()
+                    snap_conn.autocommit = True
+        args = [self.pg_dump, "--no-password", "--format=" + opts["format"], "--dbname", self.database]
+        if opts["format"] == "custom":
+            args.append("--compress=0")
+        if snapshot:
+            args.append("--snapshot=" + snapshot)
+        stages = [("pg_dump", args)] + ([self.compressor] if self.compressor else [])
+        counts = {}
+        failure = []
+
+        def count_rows():
+            try:
+                counts.update(table_row_counts(snap_conn, exact=opts["row_counts"] == "exact"))
+            except Exception as error:  # noqa: BLE001 - reported after the dump, with the dump's own errors first
+                failure.append(error)
+
+        counter = threading.Thread(target=count_rows) if snap_conn is not None else None
+        try:
+            if counter:
+                counter.start()
+            self.log("dumping {0} with {1}".format(self.database, " | ".join(s[0] for s in stages)))
+            size, digest = run_to_file(stages, os.path.join(partial, self.dump_name),
+                                       env=libpq_environment(opts, self.database, TOOL))
+        finally:
+            if counter:
+                counter.join()
+            if snap_conn is not None:
+                try:
+                    snap_conn.rollback()
+                finally:
+                    snap_conn.close()
+        if failure:
+            raise RunbookError("Counting the rows of {0} failed: {1}".format(self.database, failure[0]),
+                               cause="row_counts")
+        files = [{"name": self.dump_name, "role": "dump", "size": size, "sha256": digest}]
+        return files, counts, bool(snapshot)
+
+    def _upload(self, final_dir, document):
+        """Upload every file, then the manifest; on failure remove what this run uploaded."""
+        uploaded = []
+        try:
+            for entry in document["files"]:
+                key = self.store.key(self.database, self.backup_id, entry["name"])
+                self.log("uploading {0} to s3://{1}/{2}".format(entry["name"], self.store.bucket, key))
+                self.store.upload_file(os.path.join(final_dir, entry["name"]), key,
+                                       metadata={"sha256": entry["sha256"], "backup-id": self.backup_id})
+                uploaded.append(key)
+            key = self.store.key(self.database, self.backup_id, manifest_lib.MANIFEST_NAME)
+            self.store.upload_file(os.path.join(final_dir, manifest_lib.MANIFEST_NAME), key)
+            uploaded.append(key)
+            return uploaded
+        except BaseException as error:
+            if uploaded:
+                try:
+                    self.store.delete_keys(uploaded)
+                except RunbookError:
+                    pass  # without a manifest these objects never count as a backup
+            if isinstance(error, RunbookError):
+                error.message = "{0} The local backup set {1} is complete and was kept.".format(
+                    error.message, final_dir)
+            raise
+
+    def _apply_retention(self):
+        opts = self.opts
+        now = utc_now()
+        complete, _ = local_sets(self.db_root, self.database)
+        doomed = select_for_deletion(complete, now, opts["keep_days"], opts["keep_count"])
+        for set_id in doomed:
+            self.log("retention: deleting local set {0}".format(set_id))
+            shutil.rmtree(os.path.join(self.db_root, set_id))
+        result = {"local_deleted": doomed}
+        if self.store:
+            sets = s3_sets(self.store, self.database)
+            complete = [(k, v["started_at"]) for k, v in sets.items() if v["complete"]]
+            s3_doomed = select_for_deletion(complete, now, opts["s3_keep_days"], opts["s3_keep_count"])
+            for set_id in s3_doomed:
+                self.log("retention: deleting S3 set {0}".format(set_id))
+                keys = sets[set_id]["keys"]
+                manifest_key = [k for k in keys if k.endswith("/" + manifest_lib.MANIFEST_NAME)]
+                # The manifest goes first: a half-deleted set must never look complete.
+                self.store.delete_keys(manifest_key)
+                self.store.delete_keys([k for k in keys if k not in manifest_key])
+            result["s3_deleted"] = s3_doomed
+            result["s3_incomplete"] = sorted(k for k, v in sets.items() if not v["complete"])
+        return result
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def run_backup(options, check_mode=False, log=None, now=None):
+    """Back up one database; in check mode, report what would happen."""
+    job = BackupJob(options, log=log, now=now)
+    return job.plan() if check_mode else job.run()

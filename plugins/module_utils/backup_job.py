@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The scheduled backup on a host: the same engine as the pg_backup module.
+
+Installed by the pg_backup role as /usr/local/bin/ops-runbook-pg-backup.
+Reads a JSON config ({"jobs": [options, ...]} or one options object) and a
+JSON credentials file kept apart (mode 0600), runs each job, prints one JSON
+line per job on stdout and progress on stderr, and exits 1 if any job failed.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import argparse
+import json
+import sys
+import time
+
+from .backup import SECRET_OPTIONS, run_backup
+from .common import RunbookError
+
+DEFAULT_CONFIG = "/etc/ops-runbook/pg_backup.json"
+DEFAULT_CREDENTIALS = "/etc/ops-runbook/pg_backup.credentials.json"
+
+
+def _stamp():
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _load(path, what, required=True):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (IOError, OSError) as error:
+        if not required:
+            return {}
+        raise RunbookError("Cannot read the {0} file {1}: {2}".format(what, path, error.strerror or error))
+    except ValueError as error:
+        raise RunbookError("The {0} file {1} is not valid JSON: {2}".format(what, path, error))
+
+
+def _summary(result):
+    keys = ("backup_id", "database", "local_path", "s3_uri", "size_bytes", "sha256", "duration_seconds", "retention")
+    return dict((k, result[k]) for k in keys if k in result)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="ops-runbook-pg-backup", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=DEFAULT_CONFIG)
+    parser.add_argument("--credentials", default=DEFAULT_CREDENTIALS)
+    parser.add_argument("--check", action="store_true", help="report what would be done; change nothing")
+    args = parser.parse_args(argv)
+
+    def log(message):
+        sys.stderr.write("{0} {1}\n".format(_stamp(), message))
+        sys.stderr.flush()
+
+    try:
+        config = _load(args.config, "config")
+        secrets = _load(args.credentials, "credentials", required=False)
+    except RunbookError as error:
+        log("pg_backup failed: {0}".format(error))
+        return 1
+    jobs = config.get("jobs", [config])
+    failed = 0
+    for options in jobs:
+        options = dict(options)
+        for name in SECRET_OPTIONS + ("aws_access_key",):
+            if secrets.get(name) is not None:
+                options[name] = secrets[name]
+        name = options.get("database", "?")
+        log("pg_backup of {0} started{1}".format(name, " (check mode)" if args.check else ""))
+        try:
+            result = run_backup(options, check_mode=args.check, log=log)
+        except RunbookError as error:
+            failed += 1
+            log("pg_backup of {0} failed: {1}".format(name, error))
+            print(json.dumps({"database": name, "failed": True, "msg": str(error)}, sort_keys=True))
+            continue
+        log("pg_backup of {0} succeeded: {1}".format(name, result["msg"]))
+        print(json.dumps(_summary(result), sort_keys=True))
+    sys.stdout.flush()
+    return 1 if failed else 0

@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Errors and small helpers shared by every engine of the collection.
+
+Plain Python: no Ansible imports, so the same code runs inside a module, in the
+scheduled job on a host, in tests and in benchmarks.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+
+class RunbookError(Exception):
+    """A failure an operator can act on: what happened, and what to do.
+
+    `details` carries structured facts (a stage's stderr, a key) that modules
+    return beside the message.
+    """
+
+    def __init__(self, message, hint=None, **details):
+        super(RunbookError, self).__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+    def __str__(self):
+        if self.hint:
+            return "{0} {1}".format(self.message, self.hint)
+        return self.message
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def isoformat(moment):
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def human_size(num_bytes):
+    value = float(num_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return "{0:.1f} {1}".format(value, unit) if unit != "B" else "{0} B".format(int(value))
+        value /= 1024
+    return "{0} B".format(num_bytes)

@@ -1,0 +1,129 @@
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run `producer | filter | ...` into a file, hashing the bytes on the way.
+
+Unlike a shell pipeline under `set -e`, every stage's exit status counts: the
+output is good only if every process succeeded, and a failure names the stage
+that caused it with that stage's stderr.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import hashlib
+import os
+import signal
+import subprocess
+import tempfile
+
+from .common import RunbookError
+
+CHUNK = 1024 * 1024
+
+
+class PipelineError(RunbookError):
+    pass
+
+
+def _decode(data):
+    return data.decode("utf-8", "replace").strip()
+
+
+def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
+    """Run `stages` (a list of (name, argv)) as a pipeline into `dest_path`.
+
+    Returns (size, sha256 hex). `dest_path` must not exist; on failure it is
+    removed and PipelineError (or RunbookError for a local write problem) is
+    raised. Only one chunk is ever held in memory.
+    """
+    procs = []
+    stderr_files = []
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        upstream = subprocess.DEVNULL
+        for index, (name, argv) in enumerate(stages):
+            err = tempfile.TemporaryFile()
+            stderr_files.append(err)
+            try:
+                proc = subprocess.Popen(argv, stdin=upstream, stdout=subprocess.PIPE, stderr=err, env=env,
+                                        close_fds=True)
+            except OSError as error:
+                raise PipelineError("Cannot start {0} ({1}): {2}".format(name, argv[0], error.strerror),
+                                    hint="Install it or set its path.", stage=name)
+            if index > 0:
+                upstream.close()
+            upstream = proc.stdout
+            procs.append((name, proc))
+        source = procs[-1][1].stdout
+        with open(dest_path, "xb") as out:
+            while True:
+                data = source.read(chunk_size)
+                if not data:
+                    break
+                digest.update(data)
+                out.write(data)
+                size += len(data)
+            out.flush()
+            os.fsync(out.fileno())
+        source.close()
+        statuses = [(name, proc.wait()) for name, proc in procs]
+        failed = [(name, rc) for name, rc in statuses if rc != 0]
+        if failed:
+            # A stage killed by SIGPIPE only saw its reader die: blame the reader.
+            cause = [f for f in failed if f[1] != -signal.SIGPIPE] or failed
+            name, rc = cause[0]
+            index = [n for n, _ in statuses].index(name)
+            stderr_files[index].seek(0)
+            detail = _decode(stderr_files[index].read()[-4000:])
+            status = "was killed by signal {0}".format(-rc) if rc < 0 else "exited with status {0}".format(rc)
+            raise PipelineError("{0} {1}: {2}".format(name, status, detail or "(no error output)"),
+                                stage=name, returncode=rc, stderr=detail)
+        return size, digest.hexdigest()
+    except BaseException as error:
+        for _, proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        for _, proc in procs:
+            proc.wait()
+        if os.path.exists(dest_path):
+            os.unlink(dest_path)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise RunbookError("No space left on the device writing {0} (after {1} bytes).".format(dest_path, size),
+                               hint="Free space there or set backup_dir to a larger file system; "
+                                    "the partial file was removed.", cause="disk_full")
+        if isinstance(error, OSError) and not isinstance(error, RunbookError):
+            raise RunbookError("Cannot write {0}: {1}".format(dest_path, error.strerror or error), cause="io")
+        raise
+    finally:
+        for err in stderr_files:
+            err.close()
+        for _, proc in procs:
+            if proc.stdout and not proc.stdout.closed:
+                proc.stdout.close()
+
+
+def copy_to_file(source_path, dest_path, chunk_size=CHUNK):
+    """Copy a file, returning (size, sha256 hex); same guarantees as run_to_file."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(source_path, "rb") as src, open(dest_path, "xb") as out:
+            while True:
+                data = src.read(chunk_size)
+                if not data:
+                    break
+                digest.update(data)
+                out.write(data)
+                size += len(data)
+        return size, digest.hexdigest()
+    except OSError as error:
+        if os.path.exists(dest_path):
+            os.unlink(dest_path)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise RunbookError("No space left on the device writing {0}.".format(dest_path),
+                               hint="Free space there or set backup_dir to a larger file system.", cause="disk_full")
+        raise RunbookError("Cannot copy {0}: {1}".format(source_path, error.strerror or error), cause="io")

@@ -1,0 +1,257 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: pg_backup
+short_description: Back up a PostgreSQL database to a local directory and S3, with a manifest
+version_added: 0.1.0
+description:
+  - Dumps one database with C(pg_dump), streamed through compression and SHA-256 into a set
+    written under a partial name and renamed only when every process of the pipeline succeeded.
+  - Writes a manifest (C(manifest.json)) beside the dump with the database, host, server and
+    C(pg_dump) versions, format, compression, size, SHA-256, start and end times and the row count
+    of every table, counted in the same snapshot C(pg_dump) dumps.
+  - Optionally adds the cluster's globals (roles, tablespaces) and named config files to the set.
+  - Uploads the set to S3 as streamed multipart uploads with SHA-256 checksums, the manifest last;
+    an upload that fails leaves no set that looks complete.
+  - Applies retention locally and in S3 and never deletes the newest complete backup.
+  - Holds a host-wide lock so two runs never interleave.
+  - The same engine runs as the scheduled job the C(ops.runbook.pg_backup) role installs.
+author:
+  - ops.runbook contributors
+extends_documentation_fragment:
+  - ops.runbook.postgres
+  - ops.runbook.s3
+options:
+  database:
+    description: Database to back up.
+    type: str
+    required: true
+    aliases: [db]
+  format:
+    description:
+      - C(custom) is restored with C(pg_restore) and allows selective restores; C(plain) is SQL for C(psql).
+    type: str
+    default: custom
+    choices: [custom, plain]
+  compression:
+    description: Compression of the dump stream (custom-format dumps are taken uncompressed and compressed here).
+    type: str
+    default: zstd
+    choices: [zstd, gzip, none]
+  compression_level:
+    description: Compression level; 3 for zstd and 6 for gzip when unset.
+    type: int
+  compression_threads:
+    description: Threads zstd may use (C(0) means one per core). Keep it low on a busy database host.
+    type: int
+    default: 1
+  globals:
+    description: Also dump the cluster's roles and tablespaces (C(pg_dumpall --globals-only)) into the set.
+    type: bool
+    default: false
+  backup_dir:
+    description: Local directory of backup sets (C(BACKUP_DIR/DATABASE/BACKUP_ID/)); created when missing.
+    type: path
+    default: /var/backups/postgresql
+  config_files:
+    description: Files to copy into the set, such as the nginx site and the application's systemd unit.
+    type: list
+    elements: path
+    default: []
+  keep_days:
+    description:
+      - Local sets younger than this many days are kept.
+      - With O(keep_count) also set, a set is deleted only when both limits say it is old.
+      - The newest complete set is never deleted.
+    type: int
+    default: 7
+  keep_count:
+    description: Number of newest local sets always kept. Unset means only O(keep_days) applies.
+    type: int
+  s3_keep_days:
+    description: Like O(keep_days), for the sets in S3. Unset (and O(s3_keep_count) unset) deletes nothing in S3.
+    type: int
+  s3_keep_count:
+    description: Like O(keep_count), for the sets in S3.
+    type: int
+  lock_timeout:
+    description: Seconds to wait for another backup run on this host to finish before failing.
+    type: int
+    default: 300
+  row_counts:
+    description:
+      - How the manifest records each table's rows. C(exact) counts inside the dump's snapshot,
+        C(estimate) takes the planner's statistics, C(none) records none.
+      - Verification and restore compare against exact counts only.
+    type: str
+    default: exact
+    choices: [exact, estimate, none]
+  pg_bin_dir:
+    description: Directory of C(pg_dump)/C(pg_dumpall), for example C(/usr/lib/postgresql/16/bin). Default is E(PATH).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Connects, checks the bucket and reports what would be dumped, where, and what retention would delete.
+  diff_mode:
+    support: none
+notes:
+  - The database password is passed to C(pg_dump) in its environment, never on its command line.
+  - Run as a user that can write O(backup_dir) (with C(become)), or as the database's OS user for peer authentication.
+seealso:
+  - name: Backup and restore architecture
+    description: The layout of a backup set and how the scheduled job shares this engine.
+    link: https://github.com/ops-runbook/ops.runbook/blob/main/docs/architecture.md
+"""
+
+EXAMPLES = r"""
+- name: Back up bmidb to S3, keeping 7 days locally and 30 days in the bucket
+  ops.runbook.pg_backup:
+    database: bmidb
+    login_user: postgres
+    globals: true
+    config_files:
+      - /etc/nginx/sites-available/bmi-health-tracker
+      - /etc/systemd/system/bmi-backend.service
+    s3_bucket: batch09-ostad
+    s3_prefix: backups/bmi-app
+    s3_sse: AES256
+    keep_days: 7
+    s3_keep_days: 30
+  become: true
+  become_user: postgres
+
+- name: Back up to an S3-compatible store with explicit credentials
+  ops.runbook.pg_backup:
+    database: bmidb
+    login_host: db.internal
+    login_user: backup
+    login_password: "{{ vault_backup_password }}"
+    s3_bucket: backups
+    s3_endpoint_url: https://minio.internal:9000
+    aws_access_key: "{{ vault_minio_access_key }}"
+    aws_secret_key: "{{ vault_minio_secret_key }}"
+
+- name: Show what a backup would do, without doing it
+  ops.runbook.pg_backup:
+    database: bmidb
+  check_mode: true
+"""
+
+RETURN = r"""
+backup_id:
+  description: Name of the backup set, C(DATABASE-YYYYmmddTHHMMSSZ) (UTC start time).
+  returned: always
+  type: str
+  sample: bmidb-20260224T020000Z
+local_path:
+  description: Directory of the backup set (in check mode, the directory it would have).
+  returned: always
+  type: str
+  sample: /var/backups/postgresql/bmidb/bmidb-20260224T020000Z
+dump_path:
+  description: The dump file.
+  returned: success
+  type: str
+size_bytes:
+  description: Size of the (compressed) dump file.
+  returned: success
+  type: int
+sha256:
+  description: SHA-256 of the dump file.
+  returned: success
+  type: str
+duration_seconds:
+  description: Wall time of the whole backup, upload and retention included.
+  returned: success
+  type: float
+files:
+  description: Files of the set with their role (dump, globals, config), size and SHA-256 (names only in check mode).
+  returned: always
+  type: list
+  elements: raw
+tables:
+  description: Row count of every table, keyed C(schema.table).
+  returned: success
+  type: dict
+manifest:
+  description: The manifest written beside the dump.
+  returned: success
+  type: dict
+s3_uri:
+  description: S3 location of the set.
+  returned: when s3_bucket is set
+  type: str
+  sample: s3://batch09-ostad/backups/bmi-app/bmidb/bmidb-20260224T020000Z/
+s3_keys:
+  description: Keys uploaded, the manifest last.
+  returned: success, when s3_bucket is set
+  type: list
+  elements: str
+retention:
+  description:
+    - What retention deleted (C(local_deleted), C(s3_deleted), C(local_partial_removed)) and incomplete S3 sets seen
+      (C(s3_incomplete)); in check mode what it would delete (C(local_would_delete), C(s3_would_delete)).
+  returned: always
+  type: dict
+database_size_bytes:
+  description: Size of the database on the server.
+  returned: check mode
+  type: int
+server_version:
+  description: Version of the PostgreSQL server.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ops.runbook.plugins.module_utils.backup import DEFAULTS, run_backup
+from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
+from ansible_collections.ops.runbook.plugins.module_utils.s3 import s3_common_argument_spec
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(s3_common_argument_spec())
+    spec.update(
+        database=dict(type="str", required=True, aliases=["db"]),
+        format=dict(type="str", default=DEFAULTS["format"], choices=["custom", "plain"]),
+        compression=dict(type="str", default=DEFAULTS["compression"], choices=["zstd", "gzip", "none"]),
+        compression_level=dict(type="int"),
+        compression_threads=dict(type="int", default=DEFAULTS["compression_threads"]),
+        globals=dict(type="bool", default=DEFAULTS["globals"]),
+        backup_dir=dict(type="path", default=DEFAULTS["backup_dir"]),
+        config_files=dict(type="list", elements="path", default=[]),
+        keep_days=dict(type="int", default=DEFAULTS["keep_days"]),
+        keep_count=dict(type="int"),
+        s3_keep_days=dict(type="int"),
+        s3_keep_count=dict(type="int"),
+        lock_timeout=dict(type="int", default=DEFAULTS["lock_timeout"]),
+        row_counts=dict(type="str", default=DEFAULTS["row_counts"], choices=["exact", "estimate", "none"]),
+        pg_bin_dir=dict(type="path"),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    progress = []
+    try:
+        result = run_backup(module.params, check_mode=module.check_mode, log=progress.append)
+    except RunbookError as error:
+        module.fail_json(msg=str(error), log=progress, **error.details)
+    result["log"] = progress
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
