@@ -290,7 +290,7 @@ class BackupJob(object):
             finished = utc_now()
             document = manifest_lib.build(
                 self.backup_id, self.database, isoformat(self.started), isoformat(finished), files,
-                tool=TOOL, host=socket.getfqdn(),
+                duration_seconds=round((finished - self.started).total_seconds(), 3), tool=TOOL, host=socket.getfqdn(),
                 server={"host": opts.get("login_host") or "local socket", "port": opts.get("login_port") or 5432,
                         "version": self.server["version"], "version_num": self.server["version_num"],
                         "in_recovery": self.server["in_recovery"]},
@@ -421,7 +421,12 @@ def _fsync_dir(path):
         os.close(fd)
 
 
+SUMMARY_KEYS = ("backup_id", "database", "local_path", "s3_uri", "size_bytes", "sha256", "duration_seconds")
+
+
 def run_backup(options, check_mode=False, log=None, now=None):
     """Back up one database; in check mode, report what would happen."""
     job = BackupJob(options, log=log, now=now)
-    return job.plan() if check_mode else job.run()
+    result = job.plan() if check_mode else job.run()
+    result["summary"] = dict((k, result[k]) for k in SUMMARY_KEYS if k in result)
+    return result

@@ -41,11 +41,6 @@ def _load(path, what, required=True):
         raise RunbookError("The {0} file {1} is not valid JSON: {2}".format(what, path, error))
 
 
-def _summary(result):
-    keys = ("backup_id", "database", "local_path", "s3_uri", "size_bytes", "sha256", "duration_seconds", "retention")
-    return dict((k, result[k]) for k in keys if k in result)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ops-runbook-pg-backup", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=DEFAULT_CONFIG)
@@ -80,6 +75,6 @@ def main(argv=None):
             print(json.dumps({"database": name, "failed": True, "msg": str(error)}, sort_keys=True))
             continue
         log("pg_backup of {0} succeeded: {1}".format(name, result["msg"]))
-        print(json.dumps(_summary(result), sort_keys=True))
+        print(json.dumps(dict(result["summary"], retention=result["retention"]), sort_keys=True))
     sys.stdout.flush()
     return 1 if failed else 0

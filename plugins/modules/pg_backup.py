@@ -205,6 +205,12 @@ database_size_bytes:
   description: Size of the database on the server.
   returned: check mode
   type: int
+summary:
+  description: The key facts of the backup in one small dictionary, for reports and AWX C(set_stats).
+  returned: always
+  type: dict
+  sample: {"backup_id": "bmidb-20260224T020000Z", "database": "bmidb", "sha256": "9f2c...", "size_bytes": 14023312,
+           "s3_uri": "s3://batch09-ostad/backups/bmi-app/bmidb/bmidb-20260224T020000Z/"}
 server_version:
   description: Version of the PostgreSQL server.
   returned: always
