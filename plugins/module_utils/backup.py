@@ -353,10 +353,7 @@ class BackupJob(object):
             if counter:
                 counter.join()
             if snap_conn is not None:
-                try:
-                    snap_conn.rollback()
-                finally:
-                    snap_conn.close()
+                _close_quietly(snap_conn)
         if failure:
             raise RunbookError("Counting the rows of {0} failed: {1}".format(self.database, failure[0]),
                                cause="row_counts")
@@ -411,6 +408,16 @@ class BackupJob(object):
             result["s3_deleted"] = s3_doomed
             result["s3_incomplete"] = sorted(k for k, v in sets.items() if not v["complete"])
         return result
+
+
+def _close_quietly(conn):
+    """End the snapshot transaction; a dead server must not hide the dump's own error."""
+    try:
+        conn.rollback()
+    except Exception:  # noqa: BLE001 - the connection may be gone with the server
+        pass
+    finally:
+        conn.close()
 
 
 def _fsync_dir(path):

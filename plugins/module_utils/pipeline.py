@@ -43,6 +43,7 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
     stderr_files = []
     digest = hashlib.sha256()
     size = 0
+    created = False
     try:
         upstream = subprocess.DEVNULL
         for index, (name, argv) in enumerate(stages):
@@ -60,6 +61,7 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
             procs.append((name, proc))
         source = procs[-1][1].stdout
         with open(dest_path, "xb") as out:
+            created = True
             while True:
                 data = source.read(chunk_size)
                 if not data:
@@ -89,13 +91,13 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
                 proc.kill()
         for _, proc in procs:
             proc.wait()
-        if os.path.exists(dest_path):
+        if created:
             os.unlink(dest_path)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise RunbookError("No space left on the device writing {0} (after {1} bytes).".format(dest_path, size),
                                hint="Free space there or set backup_dir to a larger file system; "
                                     "the partial file was removed.", cause="disk_full")
-        if isinstance(error, OSError) and not isinstance(error, RunbookError):
+        if isinstance(error, OSError):
             raise RunbookError("Cannot write {0}: {1}".format(dest_path, error.strerror or error), cause="io")
         raise
     finally:
@@ -110,8 +112,10 @@ def copy_to_file(source_path, dest_path, chunk_size=CHUNK):
     """Copy a file, returning (size, sha256 hex); same guarantees as run_to_file."""
     digest = hashlib.sha256()
     size = 0
+    created = False
     try:
         with open(source_path, "rb") as src, open(dest_path, "xb") as out:
+            created = True
             while True:
                 data = src.read(chunk_size)
                 if not data:
@@ -121,7 +125,7 @@ def copy_to_file(source_path, dest_path, chunk_size=CHUNK):
                 size += len(data)
         return size, digest.hexdigest()
     except OSError as error:
-        if os.path.exists(dest_path):
+        if created:
             os.unlink(dest_path)
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise RunbookError("No space left on the device writing {0}.".format(dest_path),

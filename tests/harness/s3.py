@@ -54,7 +54,7 @@ class SeaweedS3:
             }]}, handle)
         args = [
             weed_binary(), "server", "-dir=" + data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-master.telemetry=false", "-master.volumeSizeLimitMB=256", "-volume.max=32",
+            "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=1000",
             "-master.port={}".format(self.master), "-master.port.grpc={}".format(self.master_grpc),
             "-volume.port={}".format(self.volume), "-volume.port.grpc={}".format(self.volume_grpc),
             "-filer.port={}".format(self.filer), "-filer.port.grpc={}".format(self.filer_grpc),

@@ -1,0 +1,93 @@
+"""Real PostgreSQL and real S3 (SeaweedFS), started once per session by the harness."""
+import json
+import os
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+
+from harness.postgres import PostgresServer
+from harness.s3 import SeaweedS3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DATABASE = "bmidb"
+BACKUP_ROLE = "backup_operator"
+BACKUP_PASSWORD = "Secr3t-" + uuid.uuid4().hex
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def pg():
+    # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
+    server = PostgresServer(tempfile.mkdtemp(prefix="ops-runbook-it-pg-")).start()
+    server.create_database(DATABASE)
+    server.load_sample_data(DATABASE, scale=1, incompressible_mb=4)
+    server.create_role(BACKUP_ROLE, BACKUP_PASSWORD, superuser=True)
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def s3():
+    store = SeaweedS3(tempfile.mkdtemp(prefix="ops-runbook-it-s3-")).start()
+    yield store
+    store.destroy()
+
+
+@pytest.fixture
+def bucket(s3):
+    return s3.create_bucket("it-" + uuid.uuid4().hex[:12])
+
+
+@pytest.fixture
+def options(pg, s3, bucket, tmp_path):
+    """pg_backup options for bmidb, backing up to tmp_path and the test's own bucket."""
+    opts = pg.conn_params(DATABASE, user=BACKUP_ROLE, password=BACKUP_PASSWORD)
+    opts.update(s3.s3_params(bucket, "it"))
+    opts.update(database=DATABASE, backup_dir=str(tmp_path / "backups"))
+    return opts
+
+
+def s3_keys(s3, bucket, prefix=""):
+    listing = s3.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def local_entries(backup_dir, database=DATABASE):
+    path = os.path.join(backup_dir, database)
+    return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+def ansible_playbook(playbook, extra_vars, *args, check=False):
+    """Run a playbook of this checkout with the local inventory; returns CompletedProcess."""
+    handle, path = tempfile.mkstemp(suffix=".json")
+    with os.fdopen(handle, "w") as out:
+        json.dump(extra_vars, out)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0")
+    env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env["PATH"]
+    try:
+        return subprocess.run(
+            [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i",
+             os.path.join(ROOT, "inventories", "local", "hosts.yml"),
+             os.path.join(ROOT, "playbooks", playbook), "-e", "@" + path] + list(args),
+            cwd=ROOT, env=env, capture_output=True, text=True, check=check)
+    finally:
+        os.unlink(path)
+
+
+def playbook_vars(options):
+    """The pg_backup_* variables backup.yml takes, from engine options."""
+    names = {"login_host", "login_port", "login_user", "login_password", "s3_bucket", "s3_prefix",
+             "s3_endpoint_url", "s3_region", "aws_access_key", "aws_secret_key", "keep_days", "keep_count",
+             "s3_keep_days", "s3_keep_count", "format", "compression", "globals", "config_files"}
+    extra = {"pg_backup_" + k: v for k, v in options.items() if k in names}
+    extra["pg_backup_databases"] = [options["database"]]
+    extra["pg_backup_dir"] = options["backup_dir"]
+    return extra

@@ -1,0 +1,61 @@
+import hashlib
+import os
+
+import pytest
+
+from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils.pipeline import PipelineError, copy_to_file, run_to_file
+
+
+def sh(script):
+    return ["sh", "-c", script]
+
+
+def test_output_size_and_hash_match_the_bytes(tmp_path):
+    dest = tmp_path / "out"
+    size, digest = run_to_file([("producer", sh("printf 'hello world'")), ("upper", ["tr", "a-z", "A-Z"])], str(dest))
+    assert dest.read_bytes() == b"HELLO WORLD"
+    assert (size, digest) == (11, hashlib.sha256(b"HELLO WORLD").hexdigest())
+
+
+def test_failing_producer_fails_even_though_the_last_stage_succeeds(tmp_path):
+    # The runbook's `pg_dump | gzip > file` under `set -e` reports success here.
+    dest = tmp_path / "out.gz"
+    with pytest.raises(PipelineError) as caught:
+        run_to_file([("pg_dump", sh("echo 'connection lost' >&2; exit 1")), ("gzip", ["gzip", "-c"])], str(dest))
+    assert caught.value.details["stage"] == "pg_dump"
+    assert "connection lost" in str(caught.value)
+    assert not dest.exists()
+
+
+def test_failing_filter_is_blamed_not_the_producer_it_broke(tmp_path):
+    dest = tmp_path / "out"
+    with pytest.raises(PipelineError) as caught:
+        run_to_file([("producer", ["yes"]), ("filter", sh("head -c 10 >/dev/null; echo 'bad level' >&2; exit 3"))],
+                    str(dest))
+    assert caught.value.details["stage"] == "filter"
+    assert caught.value.details["returncode"] == 3
+    assert not dest.exists()
+
+
+def test_missing_program_is_named(tmp_path):
+    with pytest.raises(PipelineError) as caught:
+        run_to_file([("zstd", ["/nonexistent/zstd"])], str(tmp_path / "out"))
+    assert "Cannot start zstd" in str(caught.value)
+
+
+def test_existing_destination_is_never_overwritten(tmp_path):
+    dest = tmp_path / "out"
+    dest.write_bytes(b"good backup")
+    with pytest.raises(RunbookError):
+        run_to_file([("producer", sh("printf new"))], str(dest))
+    assert dest.read_bytes() == b"good backup"
+
+
+def test_copy_to_file_hashes_and_refuses_overwrite(tmp_path):
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(3 * 1024 * 1024 + 7))
+    size, digest = copy_to_file(str(src), str(tmp_path / "copy"))
+    assert (size, digest) == (src.stat().st_size, hashlib.sha256(src.read_bytes()).hexdigest())
+    with pytest.raises(RunbookError):
+        copy_to_file(str(src), str(tmp_path / "copy"))
