@@ -190,6 +190,10 @@ class BackupJob(object):
         self._preflight()
         existing, partial = local_sets(self.db_root, self.database)
         existing.append((self.backup_id, self.started))
+        files = [self.dump_name]
+        if self.opts["globals"]:
+            files.append(manifest_lib.globals_file_name(self.opts["compression"]))
+        files.extend(manifest_lib.config_file_name(p) for p in self.opts["config_files"])
         result = {
             "changed": True,
             "backup_id": self.backup_id,
@@ -197,9 +201,7 @@ class BackupJob(object):
             "database_size_bytes": self.database_size,
             "server_version": self.server["version"],
             "local_path": os.path.join(self.db_root, self.backup_id),
-            "files": [self.dump_name] + ([manifest_lib.globals_file_name(self.opts["compression"])]
-                                        if self.opts["globals"] else [])
-                     + [manifest_lib.config_file_name(p) for p in self.opts["config_files"]],
+            "files": files,
             "retention": {
                 "local_would_delete": select_for_deletion(existing, self.started, self.opts["keep_days"],
                                                           self.opts["keep_count"]),
@@ -261,7 +263,7 @@ class BackupJob(object):
 
     def _remove_stale_partials(self):
         """Partial sets left by a run that died. We hold the lock, so none is in progress."""
-        _, partial = local_sets(self.db_root, self.database)
+        partial = local_sets(self.db_root, self.database)[1]
         for path in partial:
             self.log("removing partial set {0} left by an interrupted run".format(path))
             shutil.rmtree(path, ignore_errors=True)
@@ -388,7 +390,7 @@ class BackupJob(object):
     def _apply_retention(self):
         opts = self.opts
         now = utc_now()
-        complete, _ = local_sets(self.db_root, self.database)
+        complete = local_sets(self.db_root, self.database)[0]
         doomed = select_for_deletion(complete, now, opts["keep_days"], opts["keep_count"])
         for set_id in doomed:
             self.log("retention: deleting local set {0}".format(set_id))

@@ -41,8 +41,13 @@ def _load(path, what, required=True):
         raise RunbookError("The {0} file {1} is not valid JSON: {2}".format(what, path, error))
 
 
+def _emit(document):
+    """One JSON line on stdout per job: what a log shipper or a wrapper script parses."""
+    sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="ops-runbook-pg-backup", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="ops-runbook-pg-backup", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--config", default=DEFAULT_CONFIG)
     parser.add_argument("--credentials", default=DEFAULT_CREDENTIALS)
     parser.add_argument("--check", action="store_true", help="report what would be done; change nothing")
@@ -72,9 +77,9 @@ def main(argv=None):
         except RunbookError as error:
             failed += 1
             log("pg_backup of {0} failed: {1}".format(name, error))
-            print(json.dumps({"database": name, "failed": True, "msg": str(error)}, sort_keys=True))
+            _emit({"database": name, "failed": True, "msg": str(error)})
             continue
         log("pg_backup of {0} succeeded: {1}".format(name, result["msg"]))
-        print(json.dumps(dict(result["summary"], retention=result["retention"]), sort_keys=True))
+        _emit(dict(result["summary"], retention=result["retention"]))
     sys.stdout.flush()
     return 1 if failed else 0

@@ -39,7 +39,7 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
     removed and PipelineError (or RunbookError for a local write problem) is
     raised. Only one chunk is ever held in memory.
     """
-    procs = []
+    names, procs = [], []
     stderr_files = []
     digest = hashlib.sha256()
     size = 0
@@ -58,8 +58,9 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
             if index > 0:
                 upstream.close()
             upstream = proc.stdout
-            procs.append((name, proc))
-        source = procs[-1][1].stdout
+            names.append(name)
+            procs.append(proc)
+        source = procs[-1].stdout
         with open(dest_path, "xb") as out:
             created = True
             while True:
@@ -72,13 +73,12 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
             out.flush()
             os.fsync(out.fileno())
         source.close()
-        statuses = [(name, proc.wait()) for name, proc in procs]
-        failed = [(name, rc) for name, rc in statuses if rc != 0]
+        statuses = [proc.wait() for proc in procs]
+        failed = [index for index, rc in enumerate(statuses) if rc != 0]
         if failed:
             # A stage killed by SIGPIPE only saw its reader die: blame the reader.
-            cause = [f for f in failed if f[1] != -signal.SIGPIPE] or failed
-            name, rc = cause[0]
-            index = [n for n, _ in statuses].index(name)
+            index = ([i for i in failed if statuses[i] != -signal.SIGPIPE] or failed)[0]
+            name, rc = names[index], statuses[index]
             stderr_files[index].seek(0)
             detail = _decode(stderr_files[index].read()[-4000:])
             status = "was killed by signal {0}".format(-rc) if rc < 0 else "exited with status {0}".format(rc)
@@ -86,10 +86,10 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
                                 stage=name, returncode=rc, stderr=detail)
         return size, digest.hexdigest()
     except BaseException as error:
-        for _, proc in procs:
+        for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-        for _, proc in procs:
+        for proc in procs:
             proc.wait()
         if created:
             os.unlink(dest_path)
@@ -103,7 +103,7 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
     finally:
         for err in stderr_files:
             err.close()
-        for _, proc in procs:
+        for proc in procs:
             if proc.stdout and not proc.stdout.closed:
                 proc.stdout.close()
 

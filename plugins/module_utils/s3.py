@@ -267,8 +267,7 @@ class S3Store(object):
             if token:
                 kwargs["ContinuationToken"] = token
             page = self._call("list_objects_v2", key=prefix, **kwargs)
-            for item in page.get("Contents", []):
-                yield item
+            yield from page.get("Contents", [])
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")

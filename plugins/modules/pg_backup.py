@@ -24,7 +24,7 @@ description:
   - Holds a host-wide lock so two runs never interleave.
   - The same engine runs as the scheduled job the C(ops.runbook.pg_backup) role installs.
 author:
-  - ops.runbook contributors
+  - ops.runbook maintainers (@ops-runbook)
 extends_documentation_fragment:
   - ops.runbook.postgres
   - ops.runbook.s3
@@ -102,6 +102,7 @@ attributes:
     description: Connects, checks the bucket and reports what would be dumped, where, and what retention would delete.
   diff_mode:
     support: none
+    description: A backup has no meaningful diff.
 notes:
   - The database password is passed to C(pg_dump) in its environment, never on its command line.
   - Run as a user that can write O(backup_dir) (with C(become)), or as the database's OS user for peer authentication.

@@ -36,7 +36,7 @@ def run_playbook(extra_vars_path, extra_args):
             "-i", os.path.join(ROOT, "inventories", "local", "hosts.yml"),
             os.path.join(ROOT, "playbooks", "backup.yml"), "-e", "@" + extra_vars_path] + extra_args
     say("running: " + " ".join(os.path.relpath(a, ROOT) if a.startswith(ROOT) else a for a in args))
-    return subprocess.run(args, cwd=ROOT, env=playbook_env()).returncode
+    return subprocess.run(args, cwd=ROOT, env=playbook_env(), check=False).returncode
 
 
 def show_result(s3, prefix):
@@ -62,7 +62,7 @@ def show_result(s3, prefix):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--scale", type=int, default=5, help="pgbench scale of the sample data (5 = about 80 MB)")
     parser.add_argument("--keep-running", action="store_true",
                         help="leave PostgreSQL and S3 running after the backup, until Ctrl-C")

@@ -7,7 +7,7 @@ def free_ports(count):
     """Return `count` distinct TCP ports that are free on 127.0.0.1 right now."""
     with ExitStack() as stack:
         ports = []
-        for _ in range(count):
+        while len(ports) < count:
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
             sock.bind(("127.0.0.1", 0))
             ports.append(sock.getsockname()[1])

@@ -128,11 +128,9 @@ class PostgresServer:
         env.pop("PGPASSWORD", None)
         return env
 
-    def run_client(self, args, **kwargs):
-        kwargs.setdefault("check", True)
-        kwargs.setdefault("capture_output", True)
-        kwargs.setdefault("text", True)
-        return subprocess.run(args, env=self.client_env(), **kwargs)
+    def run_client(self, args, check=True, stdin=None):
+        return subprocess.run(args, env=self.client_env(), check=check, stdin=stdin,
+                              capture_output=True, text=True)
 
     # -- data ------------------------------------------------------------
     def create_database(self, name, owner=None):
