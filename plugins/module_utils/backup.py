@@ -19,6 +19,7 @@ import threading
 import time
 
 from . import manifest as manifest_lib
+from .catalog import PARTIAL_SUFFIX, LocalCatalog, S3Catalog, complete_sets
 from .common import RunbookError, human_size, isoformat, utc_now
 from .locking import HostLock
 from .pipeline import copy_to_file, run_to_file
@@ -28,7 +29,6 @@ from .s3 import S3Store
 
 TOOL = "ops.runbook pg_backup"
 LOCK_NAME = ".ops-runbook-pg-backup.lock"
-PARTIAL_SUFFIX = ".partial"
 SECRET_OPTIONS = ("login_password", "aws_secret_key", "aws_session_token")
 
 # The engine's own options and their defaults; the module's argument spec and
@@ -115,41 +115,6 @@ def _tool_version(path):
     return out.strip().split()[-1] if out.strip() else None
 
 
-# -- listing existing sets ---------------------------------------------------
-
-def local_sets(db_root, database):
-    """Complete local sets of `database` as (backup_id, started_at), and stale partials."""
-    complete, partial = [], []
-    if not os.path.isdir(db_root):
-        return complete, partial
-    for name in os.listdir(db_root):
-        path = os.path.join(db_root, name)
-        if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
-            partial.append(path)
-            continue
-        parsed = manifest_lib.parse_backup_id(name)
-        if parsed and parsed[0] == database and os.path.isfile(os.path.join(path, manifest_lib.MANIFEST_NAME)):
-            complete.append((name, parsed[1]))
-    return complete, partial
-
-
-def s3_sets(store, database):
-    """Sets of `database` in S3: {backup_id: {"keys": [...], "complete": bool, "started_at": dt}}."""
-    root = store.key(database) + "/"
-    found = {}
-    for item in store.list_objects(root):
-        rest = item["Key"][len(root):]
-        set_id = rest.split("/", 1)[0]
-        parsed = manifest_lib.parse_backup_id(set_id)
-        if not parsed or parsed[0] != database:
-            continue
-        entry = found.setdefault(set_id, {"keys": [], "complete": False, "started_at": parsed[1]})
-        entry["keys"].append(item["Key"])
-        if rest == set_id + "/" + manifest_lib.MANIFEST_NAME:
-            entry["complete"] = True
-    return found
-
-
 # -- the job -----------------------------------------------------------------
 
 class BackupJob(object):
@@ -161,6 +126,8 @@ class BackupJob(object):
         self.db_root = os.path.join(self.opts["backup_dir"], self.database)
         self.backup_id = manifest_lib.backup_id(self.database, self.started)
         self.store = S3Store(self.opts) if self.opts.get("s3_bucket") else None
+        self.local = LocalCatalog(self.opts["backup_dir"])
+        self.remote = S3Catalog(self.store) if self.store else None
         self.dump_name = manifest_lib.dump_file_name(self.database, self.opts["format"], self.opts["compression"])
 
     def _preflight(self):
@@ -188,8 +155,7 @@ class BackupJob(object):
     def plan(self):
         """What a run would do, for check mode. Reads, never writes."""
         self._preflight()
-        existing, partial = local_sets(self.db_root, self.database)
-        existing.append((self.backup_id, self.started))
+        existing = complete_sets(self.local, self.database) + [(self.backup_id, self.started)]
         files = [self.dump_name]
         if self.opts["globals"]:
             files.append(manifest_lib.globals_file_name(self.opts["compression"]))
@@ -205,18 +171,16 @@ class BackupJob(object):
             "retention": {
                 "local_would_delete": select_for_deletion(existing, self.started, self.opts["keep_days"],
                                                           self.opts["keep_count"]),
-                "local_partial_would_remove": partial,
+                "local_partial_would_remove": self.local.partials(self.database),
             },
             "msg": "Would back up database {0} ({1}) to {2}".format(
                 self.database, human_size(self.database_size), os.path.join(self.db_root, self.backup_id)),
         }
-        if self.store:
-            sets = s3_sets(self.store, self.database)
-            complete = [(k, v["started_at"]) for k, v in sets.items() if v["complete"]]
-            complete.append((self.backup_id, self.started))
-            result["s3_uri"] = "s3://{0}/{1}/".format(self.store.bucket, self.store.key(self.database, self.backup_id))
+        if self.remote:
+            result["s3_uri"] = self.remote.location(self.database, self.backup_id)
             result["retention"]["s3_would_delete"] = select_for_deletion(
-                complete, self.started, self.opts["s3_keep_days"], self.opts["s3_keep_count"])
+                complete_sets(self.remote, self.database) + [(self.backup_id, self.started)],
+                self.started, self.opts["s3_keep_days"], self.opts["s3_keep_count"])
             result["msg"] += " and upload it to " + result["s3_uri"]
         return result
 
@@ -255,15 +219,15 @@ class BackupJob(object):
             "msg": "Backed up database {0} to {1} ({2}, sha256 {3}) in {4:.1f} s".format(
                 self.database, final_dir, human_size(document["size_bytes"]), document["sha256"], duration),
         }
-        if self.store:
-            result["s3_uri"] = "s3://{0}/{1}/".format(self.store.bucket, self.store.key(self.database, self.backup_id))
+        if self.remote:
+            result["s3_uri"] = self.remote.location(self.database, self.backup_id)
             result["s3_keys"] = s3_keys
             result["msg"] += " and uploaded it to " + result["s3_uri"]
         return result
 
     def _remove_stale_partials(self):
         """Partial sets left by a run that died. We hold the lock, so none is in progress."""
-        partial = local_sets(self.db_root, self.database)[1]
+        partial = self.local.partials(self.database)
         for path in partial:
             self.log("removing partial set {0} left by an interrupted run".format(path))
             shutil.rmtree(path, ignore_errors=True)
@@ -388,27 +352,22 @@ class BackupJob(object):
             raise
 
     def _apply_retention(self):
+        """Prune each place the sets are kept by its own limits; the newest always stays."""
         opts = self.opts
         now = utc_now()
-        complete = local_sets(self.db_root, self.database)[0]
-        doomed = select_for_deletion(complete, now, opts["keep_days"], opts["keep_count"])
-        for set_id in doomed:
-            self.log("retention: deleting local set {0}".format(set_id))
-            shutil.rmtree(os.path.join(self.db_root, set_id))
-        result = {"local_deleted": doomed}
-        if self.store:
-            sets = s3_sets(self.store, self.database)
-            complete = [(k, v["started_at"]) for k, v in sets.items() if v["complete"]]
-            s3_doomed = select_for_deletion(complete, now, opts["s3_keep_days"], opts["s3_keep_count"])
-            for set_id in s3_doomed:
-                self.log("retention: deleting S3 set {0}".format(set_id))
-                keys = sets[set_id]["keys"]
-                manifest_key = [k for k in keys if k.endswith("/" + manifest_lib.MANIFEST_NAME)]
-                # The manifest goes first: a half-deleted set must never look complete.
-                self.store.delete_keys(manifest_key)
-                self.store.delete_keys([k for k in keys if k not in manifest_key])
-            result["s3_deleted"] = s3_doomed
-            result["s3_incomplete"] = sorted(k for k, v in sets.items() if not v["complete"])
+        places = [("local", self.local, opts["keep_days"], opts["keep_count"])]
+        if self.remote:
+            places.append(("s3", self.remote, opts["s3_keep_days"], opts["s3_keep_count"]))
+        result = {}
+        for label, catalog, keep_days, keep_count in places:
+            doomed = select_for_deletion(complete_sets(catalog, self.database), now, keep_days, keep_count)
+            for set_id in doomed:
+                self.log("retention: deleting {0}".format(catalog.location(self.database, set_id)))
+                catalog.delete_set(self.database, set_id)
+            result[label + "_deleted"] = doomed
+        if self.remote:
+            result["s3_incomplete"] = sorted(k for k, v in self.remote.sets(self.database).items()
+                                             if not v["complete"])
         return result
 
 

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 
 from .common import RunbookError
 
@@ -30,6 +31,22 @@ class PipelineError(RunbookError):
 
 def _decode(data):
     return data.decode("utf-8", "replace").strip()
+
+
+def _check_statuses(names, procs, stderr_files):
+    """Wait for every stage; raise PipelineError for the one that caused a failure."""
+    statuses = [proc.wait() for proc in procs]
+    failed = [index for index, rc in enumerate(statuses) if rc != 0]
+    if not failed:
+        return
+    # A stage killed by SIGPIPE only saw its reader die: blame the reader.
+    index = ([i for i in failed if statuses[i] != -signal.SIGPIPE] or failed)[0]
+    name, rc = names[index], statuses[index]
+    stderr_files[index].seek(0)
+    detail = _decode(stderr_files[index].read()[-4000:])
+    status = "was killed by signal {0}".format(-rc) if rc < 0 else "exited with status {0}".format(rc)
+    raise PipelineError("{0} {1}: {2}".format(name, status, detail or "(no error output)"),
+                        stage=name, returncode=rc, stderr=detail)
 
 
 def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
@@ -73,17 +90,7 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
             out.flush()
             os.fsync(out.fileno())
         source.close()
-        statuses = [proc.wait() for proc in procs]
-        failed = [index for index, rc in enumerate(statuses) if rc != 0]
-        if failed:
-            # A stage killed by SIGPIPE only saw its reader die: blame the reader.
-            index = ([i for i in failed if statuses[i] != -signal.SIGPIPE] or failed)[0]
-            name, rc = names[index], statuses[index]
-            stderr_files[index].seek(0)
-            detail = _decode(stderr_files[index].read()[-4000:])
-            status = "was killed by signal {0}".format(-rc) if rc < 0 else "exited with status {0}".format(rc)
-            raise PipelineError("{0} {1}: {2}".format(name, status, detail or "(no error output)"),
-                                stage=name, returncode=rc, stderr=detail)
+        _check_statuses(names, procs, stderr_files)
         return size, digest.hexdigest()
     except BaseException as error:
         for proc in procs:
@@ -99,6 +106,93 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
                                     "the partial file was removed.", cause="disk_full")
         if isinstance(error, OSError):
             raise RunbookError("Cannot write {0}: {1}".format(dest_path, error.strerror or error), cause="io")
+        raise
+    finally:
+        for err in stderr_files:
+            err.close()
+        for proc in procs:
+            if proc.stdout and not proc.stdout.closed:
+                proc.stdout.close()
+
+
+def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK):
+    """Feed an iterator of byte chunks through a chain of processes.
+
+    `on_output` receives the last stage's output chunk by chunk (or the input
+    itself when `stages` is empty). The input is read to its end even if the
+    processes stop early, so a caller hashing `chunks` sees every byte.
+    Returns the number of input bytes; raises PipelineError naming the stage
+    that failed, with its stderr.
+    """
+    if not stages:
+        size = 0
+        for data in chunks:
+            size += len(data)
+            on_output(data)
+        return size
+    names, procs, stderr_files = [], [], []
+    fed = {"size": 0, "error": None, "stop": False}
+    feeder = None
+    try:
+        upstream = subprocess.PIPE
+        for index, (name, argv) in enumerate(stages):
+            err = tempfile.TemporaryFile()
+            stderr_files.append(err)
+            try:
+                proc = subprocess.Popen(argv, stdin=upstream, stdout=subprocess.PIPE, stderr=err, env=env,
+                                        close_fds=True)
+            except OSError as error:
+                raise PipelineError("Cannot start {0} ({1}): {2}".format(name, argv[0], error.strerror),
+                                    hint="Install it or set its path.", stage=name)
+            if index > 0:
+                upstream.close()
+            upstream = proc.stdout
+            names.append(name)
+            procs.append(proc)
+
+        def feed():
+            sink = procs[0].stdin
+            try:
+                for data in chunks:
+                    if fed["stop"]:
+                        break
+                    fed["size"] += len(data)
+                    if sink is not None:
+                        try:
+                            sink.write(data)
+                        except (BrokenPipeError, ValueError):
+                            sink = None  # the stage stopped reading; keep consuming the input
+            except BaseException as error:  # noqa: BLE001 - re-raised in the calling thread
+                fed["error"] = error
+            finally:
+                if procs[0].stdin and not procs[0].stdin.closed:
+                    try:
+                        procs[0].stdin.close()
+                    except BrokenPipeError:
+                        pass
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        source = procs[-1].stdout
+        while True:
+            data = source.read(chunk_size)
+            if not data:
+                break
+            on_output(data)
+        feeder.join()
+        if fed["error"] is not None:
+            raise fed["error"]
+        _check_statuses(names, procs, stderr_files)
+        return fed["size"]
+    except BaseException:
+        fed["stop"] = True
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in procs:
+            proc.wait()
+        if feeder is not None:
+            feeder.join()
         raise
     finally:
         for err in stderr_files:

@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import os
 import random
 import time
@@ -283,14 +282,15 @@ class S3Store(object):
                 raise RunbookError("S3 refused to delete {0} object(s), first {1}: {2}".format(
                     len(errors), errors[0].get("Key"), errors[0].get("Message")), cause="s3_error")
 
-    def stream_sha256(self, key, chunk_size=MiB, sink=None):
-        """SHA-256 and size of an object, read as a stream (never whole in memory)."""
+    def iter_object(self, key, chunk_size=MiB):
+        """An object's bytes as a stream of chunks (never whole in memory)."""
+        from botocore.exceptions import BotoCoreError
+
         reply = self._call("get_object", key=key, Bucket=self.bucket, Key=key)
-        digest = hashlib.sha256()
-        size = 0
-        for chunk in reply["Body"].iter_chunks(chunk_size):
-            digest.update(chunk)
-            size += len(chunk)
-            if sink is not None:
-                sink(chunk)
-        return digest.hexdigest(), size
+        body = reply["Body"]
+        try:
+            yield from body.iter_chunks(chunk_size)
+        except BotoCoreError as error:
+            raise self.describe(error, "get_object (reading)", key)
+        finally:
+            body.close()

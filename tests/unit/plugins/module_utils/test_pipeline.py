@@ -4,7 +4,8 @@ import os
 import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
-from ansible_collections.ops.runbook.plugins.module_utils.pipeline import PipelineError, copy_to_file, run_to_file
+from ansible_collections.ops.runbook.plugins.module_utils.pipeline import (PipelineError, copy_to_file, run_to_file,
+                                                                        stream_through)
 
 
 def sh(script):
@@ -59,3 +60,32 @@ def test_copy_to_file_hashes_and_refuses_overwrite(tmp_path):
     assert (size, digest) == (src.stat().st_size, hashlib.sha256(src.read_bytes()).hexdigest())
     with pytest.raises(RunbookError):
         copy_to_file(str(src), str(tmp_path / "copy"))
+
+
+def collect(chunks, stages):
+    out = []
+    size = stream_through(iter(chunks), stages, out.append)
+    return size, b"".join(out)
+
+
+def test_stream_through_feeds_processes_and_returns_input_size():
+    size, out = collect([b"abc", b"def"], [("upper", ["tr", "a-z", "A-Z"]), ("rev", ["rev"])])
+    assert (size, out) == (6, b"FEDCBA")
+
+
+def test_stream_through_without_stages_passes_input_on():
+    assert collect([b"x" * 10, b"y"], []) == (11, b"x" * 10 + b"y")
+
+
+def test_stream_through_survives_a_stage_that_stops_reading():
+    chunks = [b"z" * 65536] * 64
+    with pytest.raises(PipelineError) as caught:
+        collect(chunks, [("reader", sh("head -c 1 >/dev/null; echo 'corrupt input' >&2; exit 2"))])
+    assert caught.value.details["stage"] == "reader"
+    assert "corrupt input" in str(caught.value)
+
+
+def test_stream_through_names_a_failing_decompressor():
+    with pytest.raises(PipelineError) as caught:
+        collect([b"this is not zstd"], [("zstd", ["zstd", "-dc"])])
+    assert caught.value.details["stage"] == "zstd"
