@@ -180,8 +180,9 @@ def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK):
                 break
             on_output(data)
         feeder.join()
-        if fed["error"] is not None:
-            raise fed["error"]
+        feed_error = fed["error"]
+        if feed_error is not None:
+            raise feed_error
         _check_statuses(names, procs, stderr_files)
         return fed["size"]
     except BaseException:

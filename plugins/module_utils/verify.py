@@ -179,11 +179,12 @@ class Verification(object):
             return
         drop = float(self.opts["max_size_drop"])
         if previous and size < previous["size_bytes"] * (1 - drop):
+            shrink = 1 - size / float(previous["size_bytes"])
             self.add("size", health.FAIL, size, int(previous["size_bytes"] * (1 - drop)),
                      "The dump is {0}, {1:.0%} smaller than the previous backup {2} ({3}); more than {4:.0%} "
-                     "smaller means data is missing.".format(human_size(size), 1 - size / float(previous["size_bytes"]),
-                                                            previous["backup_id"], human_size(previous["size_bytes"]),
-                                                            drop), unit="bytes")
+                     "smaller means data is missing.".format(human_size(size), shrink, previous["backup_id"],
+                                                             human_size(previous["size_bytes"]), drop),
+                     unit="bytes")
             return
         self.add("size", health.PASS, size, minimum, "The dump is {0}{1}.".format(
             human_size(size), ", in line with the previous backup" if previous else ""), unit="bytes")

@@ -4,8 +4,8 @@ import os
 import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
-from ansible_collections.ops.runbook.plugins.module_utils.pipeline import (PipelineError, copy_to_file, run_to_file,
-                                                                        stream_through)
+from ansible_collections.ops.runbook.plugins.module_utils.pipeline import (
+    PipelineError, copy_to_file, run_to_file, stream_through)
 
 
 def sh(script):
