@@ -130,8 +130,17 @@ class Verification(object):
         summary = "Backup {0} of {1}: {2}".format(target or "(none)", self.database, status)
         if failing:
             summary += " ({0} failed)".format(", ".join(failing))
+        report = {
+            "database": self.database,
+            "backup_id": target,
+            "status": status,
+            "counts": health.counts(self.checks),
+            "checks": self.checks,
+            "verified_at": self.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
         return {
             "changed": False,
+            "report": report,
             "status": status,
             "database": self.database,
             "backup_id": target,

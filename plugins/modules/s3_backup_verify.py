@@ -149,6 +149,11 @@ location:
   description: Where the set is, a local path or an C(s3://) URI.
   returned: always
   type: str
+report:
+  description: The verification as one document (database, backup_id, status, counts, checks, verified_at), as
+    the verify_backups.yml playbook writes it to its JSON report.
+  returned: always
+  type: dict
 manifest:
   description: The verified set's manifest.
   returned: when a complete set exists

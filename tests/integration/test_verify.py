@@ -160,3 +160,22 @@ def test_check_mode_runs_read_only_checks_and_creates_no_scratch_database(pg, op
     assert statuses(result)["checksum"] == "pass"
     assert "would restore" in by_name(result)["restore"]["output"]
     assert json.dumps(result)  # the whole report is JSON-serialisable
+
+
+def test_playbook_writes_the_report_and_fails_the_job_on_a_failed_check(s3, options, tmp_path):
+    from conftest import ansible_playbook, playbook_vars
+
+    run_backup(options)
+    extra = playbook_vars(options)
+    extra["pg_verify_report_dir"] = str(tmp_path / "reports")
+    passed = ansible_playbook("verify_backups.yml", extra)
+    assert passed.returncode == 0, passed.stdout[-3000:]
+    report = json.loads((tmp_path / "reports" / "backup-verification-localhost.json").read_text())
+    assert report[0]["status"] == "pass" and report[0]["database"] == DATABASE
+
+    extra["pg_verify_max_age_hours"] = 0.0001
+    failed = ansible_playbook("verify_backups.yml", extra)
+    assert failed.returncode != 0
+    assert "Backup verification failed" in failed.stdout and "freshness failed" in failed.stdout
+    report = json.loads((tmp_path / "reports" / "backup-verification-localhost.json").read_text())
+    assert {c["name"]: c["status"] for c in report[0]["checks"]}["freshness"] == "fail"
