@@ -21,6 +21,7 @@ import time
 from . import manifest as manifest_lib
 from .catalog import PARTIAL_SUFFIX, LocalCatalog, S3Catalog, complete_sets
 from .common import RunbookError, human_size, isoformat, utc_now
+from .dumpfile import pg_tool, program
 from .locking import HostLock
 from .pipeline import copy_to_file, run_to_file
 from .postgres import connect, libpq_environment, server_info, table_row_counts
@@ -47,6 +48,7 @@ DEFAULTS = {
     "s3_keep_days": None,
     "s3_keep_count": None,
     "lock_timeout": 300,
+    "retention": True,
     "row_counts": "exact",
     "pg_bin_dir": None,
 }
@@ -78,30 +80,12 @@ def normalize(options):
     return opts
 
 
-def _tool(opts, name):
-    if opts.get("pg_bin_dir"):
-        path = os.path.join(opts["pg_bin_dir"], name)
-        if os.access(path, os.X_OK):
-            return path
-        raise RunbookError("{0} was not found in pg_bin_dir {1}.".format(name, opts["pg_bin_dir"]), cause="missing_tool")
-    path = shutil.which(name)
-    if not path:
-        raise RunbookError("{0} is not installed on this host.".format(name),
-                           hint="Install the PostgreSQL client package (postgresql-client) or set pg_bin_dir.",
-                           cause="missing_tool")
-    return path
-
-
 def _compressor(opts):
     """The compression stage of the pipeline, or None."""
     kind, level = opts["compression"], opts["compression_level"]
     if kind == "none":
         return None
-    path = shutil.which(kind)
-    if not path:
-        raise RunbookError("The compressor {0} is not installed on this host.".format(kind),
-                           hint="Install the {0} package or choose another compression.".format(kind),
-                           cause="missing_tool")
+    path = program(kind)
     if kind == "zstd":
         return ("zstd", [path, "-q", "-c", "-{0}".format(level), "-T{0}".format(opts["compression_threads"])])
     return ("gzip", [path, "-c", "-{0}".format(level)])
@@ -133,8 +117,8 @@ class BackupJob(object):
     def _preflight(self):
         """Everything that can fail before a byte is dumped, with its own message."""
         opts = self.opts
-        self.pg_dump = _tool(opts, "pg_dump")
-        self.pg_dumpall = _tool(opts, "pg_dumpall") if opts["globals"] else None
+        self.pg_dump = pg_tool(opts, "pg_dump")
+        self.pg_dumpall = pg_tool(opts, "pg_dumpall") if opts["globals"] else None
         self.compressor = _compressor(opts)
         for path in opts["config_files"]:
             if not os.path.isfile(path) or not os.access(path, os.R_OK):
@@ -199,7 +183,7 @@ class BackupJob(object):
             self.log("backup set {0} complete: {1}, sha256 {2}".format(
                 final_dir, human_size(document["size_bytes"]), document["sha256"]))
             s3_keys = self._upload(final_dir, document) if self.store else []
-            retention = self._apply_retention()
+            retention = self._apply_retention() if self.opts["retention"] else {}
         retention["local_partial_removed"] = removed_partials
         duration = round(time.monotonic() - clock, 3)
         result = {

@@ -15,7 +15,6 @@ __metaclass__ = type
 
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -24,8 +23,9 @@ import uuid
 from . import health
 from .catalog import LocalCatalog, S3Catalog
 from .common import RunbookError, human_size, utc_now
+from .dumpfile import decompress_stages, pg_tool, restore_into
 from .pipeline import PipelineError, stream_through
-from .postgres import connect, libpq_environment, quote_ident, table_row_counts
+from .postgres import connect, quote_ident, table_row_counts
 from .s3 import S3Store
 
 DEFAULTS = {
@@ -44,7 +44,6 @@ DEFAULTS = {
     "maintenance_db": "postgres",
 }
 PLAIN_TRAILER = b"PostgreSQL database dump complete"
-DECOMPRESSORS = {"zstd": ["zstd", "-q", "-dc"], "gzip": ["gzip", "-dc"]}
 
 
 def normalize(options):
@@ -60,24 +59,6 @@ def catalog_for(opts):
     if opts.get("s3_bucket"):
         return S3Catalog(S3Store(opts))
     return LocalCatalog(os.path.abspath(opts["backup_dir"]))
-
-
-def _tool(opts, name):
-    path = os.path.join(opts["pg_bin_dir"], name) if opts.get("pg_bin_dir") else shutil.which(name)
-    if not path or not os.access(path, os.X_OK):
-        raise RunbookError("{0} is not installed on this host.".format(name),
-                           hint="Install the PostgreSQL client package or set pg_bin_dir.", cause="missing_tool")
-    return path
-
-
-def decompress_stage(compression):
-    if compression == "none":
-        return []
-    argv = list(DECOMPRESSORS[compression])
-    path = shutil.which(argv[0])
-    if not path:
-        raise RunbookError("{0} is not installed on this host.".format(argv[0]), cause="missing_tool")
-    return [(argv[0], [path] + argv[1:])]
 
 
 class Verification(object):
@@ -202,7 +183,7 @@ class Verification(object):
         """One streamed read of the dump: its SHA-256, full decompression, and its table of contents."""
         opts = self.opts
         digest = hashlib.sha256()
-        inspector = _Inspector(manifest["format"], _tool(opts, "pg_restore") if manifest["format"] == "custom"
+        inspector = _Inspector(manifest["format"], pg_tool(opts, "pg_restore") if manifest["format"] == "custom"
                                else None)
 
         def hashed(chunks):
@@ -211,7 +192,7 @@ class Verification(object):
                 yield data
 
         chunks = hashed(self.catalog.chunks(self.database, target, manifest["dump_file"]))
-        stages = decompress_stage(manifest["compression"]) if opts["integrity"] else []
+        stages = decompress_stages(manifest["compression"]) if opts["integrity"] else []
         sink = inspector.feed if opts["integrity"] else (lambda data: None)
         started = time.monotonic()
         problem = None
@@ -250,7 +231,8 @@ class Verification(object):
                 cur.execute("CREATE DATABASE {0}".format(quote_ident(scratch)))
             self.log("restoring {0} into scratch database {1}".format(target, scratch))
             try:
-                seconds = restore_into(self.opts, self.catalog, self.database, target, manifest, scratch)
+                seconds = restore_into(self.opts, self.catalog, self.database, target, manifest, scratch,
+                                       keep_owners=False)
                 conn = connect(self.opts, scratch)
                 try:
                     counts = table_row_counts(conn)
@@ -338,21 +320,6 @@ class _Inspector(object):
         if self.format == "custom":
             return "pg_restore lists {0} entries".format(self.entries)
         return "the SQL ends with pg_dump's closing line"
-
-
-def restore_into(opts, catalog, database, set_id, manifest, target):
-    """Load a set's dump into the existing, empty database `target`; returns seconds."""
-    stages = decompress_stage(manifest["compression"])
-    env = libpq_environment(opts, target, "ops.runbook restore")
-    if manifest["format"] == "custom":
-        stages.append(("pg_restore", [_tool(opts, "pg_restore"), "--no-password", "--exit-on-error", "--no-owner",
-                                      "--dbname", target]))
-    else:
-        stages.append(("psql", [_tool(opts, "psql"), "--no-password", "--no-psqlrc", "--quiet",
-                                "--set", "ON_ERROR_STOP=1", "--dbname", target]))
-    started = time.monotonic()
-    stream_through(catalog.chunks(database, set_id, manifest["dump_file"]), stages, lambda data: None, env=env)
-    return time.monotonic() - started
 
 
 def _run_smoke_sql(conn, statements):

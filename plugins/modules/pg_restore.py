@@ -1,0 +1,191 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: pg_restore
+short_description: Restore a PostgreSQL backup set safely, or list the sets available
+version_added: 0.1.0
+description:
+  - Restores a set written by M(ops.runbook.pg_backup), from S3 (when O(s3_bucket) is set) or a local directory.
+  - Chooses O(backup_id), or the newest complete set that passes verification (size, checksum, integrity);
+    sets that fail are skipped and reported.
+  - Restores into a staging database and compares every table's row count with the manifest before anything
+    else is touched; on any difference it fails and the target is left as it was.
+  - Refuses to replace an existing database unless O(overwrite=true). Then it first backs the database up
+    (to the same place the backups are kept), closes it to new connections, ends its sessions, and swaps the
+    staging copy in by renaming. The replaced database is dropped, or kept with O(keep_previous=true).
+  - With O(list_only=true), lists the sets and changes nothing.
+author:
+  - ops.runbook maintainers (@ops-runbook)
+extends_documentation_fragment:
+  - ops.runbook.postgres
+  - ops.runbook.s3
+options:
+  database:
+    description: Name of the backed-up database, as in the backup sets.
+    type: str
+    required: true
+    aliases: [db]
+  target:
+    description: Database to restore into. Default is O(database).
+    type: str
+  backup_id:
+    description: Set to restore. Unset means the newest complete set that verifies.
+    type: str
+  overwrite:
+    description: Allow replacing an existing O(target). Without it, an existing target fails the task before anything is changed.
+    type: bool
+    default: false
+  pre_restore_backup:
+    description: Back up an existing O(target) before replacing it. Turning this off needs a reason.
+    type: bool
+    default: true
+  keep_previous:
+    description: Keep the replaced database under the name C(TARGET_pre_restore_TIMESTAMP) instead of dropping it.
+    type: bool
+    default: false
+  list_only:
+    description: List the backup sets of O(database) and change nothing.
+    type: bool
+    default: false
+  backup_dir:
+    description: Local directory of backup sets, used when O(s3_bucket) is not set.
+    type: path
+    default: /var/backups/postgresql
+  maintenance_db:
+    description: Database to connect to while creating, renaming and dropping databases.
+    type: str
+    default: postgres
+  pg_bin_dir:
+    description: Directory of C(pg_restore), C(psql) and C(pg_dump). Default is E(PATH).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Verifies and chooses the set and reports the plan (which set, which target, whether it is replaced); changes nothing.
+  diff_mode:
+    support: none
+    description: Not applicable.
+notes:
+  - The login needs the CREATEDB privilege; replacing a database owned by another role, or restoring objects with
+    their original owners, needs a superuser such as C(postgres).
+  - Stop the applications that use O(target) first; the restore.yml playbook does this for you.
+"""
+
+EXAMPLES = r"""
+- name: List the backups of bmidb in S3
+  ops.runbook.pg_restore:
+    database: bmidb
+    s3_bucket: batch09-ostad
+    s3_prefix: backups/bmi-app
+    list_only: true
+
+- name: Restore last night's backup into a copy for inspection
+  ops.runbook.pg_restore:
+    database: bmidb
+    target: bmidb_inspect
+    s3_bucket: batch09-ostad
+    s3_prefix: backups/bmi-app
+
+- name: Replace bmidb with a chosen backup (after backing it up)
+  ops.runbook.pg_restore:
+    database: bmidb
+    backup_id: bmidb-20260224T020000Z
+    overwrite: true
+    s3_bucket: batch09-ostad
+    s3_prefix: backups/bmi-app
+  become: true
+  become_user: postgres
+"""
+
+RETURN = r"""
+backups:
+  description: With O(list_only), the sets newest first (backup_id, complete, location, size_bytes, format, compression, finished_at, tables).
+  returned: when list_only
+  type: list
+  elements: dict
+backup_id:
+  description: The set restored (or that would be restored).
+  returned: unless list_only
+  type: str
+target:
+  description: The database restored into.
+  returned: unless list_only
+  type: str
+target_exists:
+  description: Whether the target existed before.
+  returned: unless list_only
+  type: bool
+skipped:
+  description: Newer sets that failed verification and were not restored, with the reason.
+  returned: unless list_only
+  type: list
+  elements: dict
+verification:
+  description: The checks the chosen set passed.
+  returned: unless list_only
+  type: list
+  elements: dict
+tables:
+  description: Row count of every restored table (equal to the manifest's).
+  returned: success, unless list_only or check mode
+  type: dict
+pre_restore_backup:
+  description: Summary of the backup taken of the replaced database (backup_id, sha256, location), or null.
+  returned: success, unless list_only
+  type: dict
+previous_database:
+  description: Name the replaced database was kept under, with O(keep_previous).
+  returned: success, unless list_only
+  type: str
+duration_seconds:
+  description: Wall time of restore, proof, pre-restore backup and swap.
+  returned: success, unless list_only or check mode
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
+from ansible_collections.ops.runbook.plugins.module_utils.restore import DEFAULTS, run_restore
+from ansible_collections.ops.runbook.plugins.module_utils.s3 import s3_common_argument_spec
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(s3_common_argument_spec())
+    spec.update(
+        database=dict(type="str", required=True, aliases=["db"]),
+        target=dict(type="str"),
+        backup_id=dict(type="str"),
+        overwrite=dict(type="bool", default=DEFAULTS["overwrite"]),
+        pre_restore_backup=dict(type="bool", default=DEFAULTS["pre_restore_backup"]),
+        keep_previous=dict(type="bool", default=DEFAULTS["keep_previous"]),
+        list_only=dict(type="bool", default=DEFAULTS["list_only"]),
+        backup_dir=dict(type="path", default=DEFAULTS["backup_dir"]),
+        maintenance_db=dict(type="str", default=DEFAULTS["maintenance_db"]),
+        pg_bin_dir=dict(type="path"),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    progress = []
+    try:
+        result = run_restore(module.params, check_mode=module.check_mode, log=progress.append)
+    except RunbookError as error:
+        module.fail_json(msg=str(error), log=progress, **error.details)
+    result["log"] = progress
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
