@@ -111,3 +111,32 @@ def test_list_only_lists_sets_newest_first(options, scratch):
     listing = run_restore(restore_options(options, source, list_only=True))
     assert [row["backup_id"] for row in listing["backups"]] == [second["backup_id"], first["backup_id"]]
     assert listing["changed"] is False and listing["backups"][0]["size_bytes"] > 0
+
+
+def test_restore_playbook_lists_plans_refuses_then_restores(pg, options, scratch):
+    from conftest import ansible_playbook, playbook_vars
+
+    source = scratch("src_playbook")
+    backup = run_backup(dict(options, database=source))
+    pg.execute("DELETE FROM measurements", database=source)
+    extra = playbook_vars(options)
+    extra["pg_restore_database"] = source
+
+    listing = ansible_playbook("restore.yml", dict(extra, pg_restore_list=True))
+    assert listing.returncode == 0, listing.stdout[-3000:]
+    assert backup["backup_id"] + " complete=True" in listing.stdout
+
+    planned = ansible_playbook("restore.yml", dict(extra, pg_restore_overwrite=True), "--check")
+    assert planned.returncode == 0, planned.stdout[-3000:]
+    assert "Would restore " + backup["backup_id"] in planned.stdout
+    assert pg.execute("SELECT count(*) FROM measurements", database=source)[0][0] == 0
+
+    refused = ansible_playbook("restore.yml", extra)
+    assert refused.returncode != 0 and "refusing to replace it" in refused.stdout
+    assert pg.execute("SELECT count(*) FROM measurements", database=source)[0][0] == 0
+
+    restored = ansible_playbook("restore.yml", dict(extra, pg_restore_overwrite=True), "-vvv")
+    output = restored.stdout + restored.stderr
+    assert restored.returncode == 0, output[-3000:]
+    assert pg.execute("SELECT count(*) FROM measurements", database=source)[0][0] == 5000
+    assert options["login_password"] not in output and options["aws_secret_key"] not in output
