@@ -1,0 +1,341 @@
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Every rendering of a health report, from one list of checks (health.py).
+
+- `build_report`: the report as JSON in the IETF health-check vocabulary
+  (draft-inadarei-api-health-check: status, checks keyed by component, with
+  observedValue, observedUnit, status, time, output);
+- `render_prometheus`: text for node_exporter's textfile collector;
+- `render_nagios`: one status line with perfdata, and the plugin exit code;
+- `render_markdown` and `render_html`: summaries a person reads, worst first;
+- `write_atomic`: how every rendering reaches disk, so a reader (node_exporter,
+  a web server) never sees half a file.
+
+Plain Python, no Ansible imports: a module, a filter, a scheduled job on a host
+and the tests render the same data the same way.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import html
+import json
+import math
+import os
+import re
+import tempfile
+
+from . import health
+from .common import isoformat, utc_now
+
+NAGIOS_CODES = {health.PASS: 0, health.WARN: 1, health.FAIL: 2}
+NAGIOS_WORDS = {health.PASS: "OK", health.WARN: "WARNING", health.FAIL: "CRITICAL"}
+STATUS_VALUE = {health.PASS: 0, health.WARN: 1, health.FAIL: 2}
+_SEVERITY = {health.FAIL: 0, health.WARN: 1, health.PASS: 2}
+
+
+def _number(value):
+    """`value` as a float when it is a plain number (not a bool), else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def _thresholds(threshold):
+    """(warn, fail) numbers of a check's threshold, each None when it has none.
+
+    A threshold is a number (the one limit), a dict with `warn` and/or `fail`,
+    or anything else (a string such as "decompresses and lists"), which has no
+    numbers.
+    """
+    if isinstance(threshold, dict):
+        return _number(threshold.get("warn")), _number(threshold.get("fail"))
+    single = _number(threshold)
+    return None, single
+
+
+def _component(item):
+    return item.get("component") or item["name"]
+
+
+def worst_first(checks):
+    """Checks ordered for a reader: failures, then warnings, then passes; stable within each."""
+    return sorted(checks, key=lambda item: _SEVERITY[item["status"]])
+
+
+def build_report(checks, service_id="ops.runbook", description=None, now=None, **facts):
+    """The report as a dict shaped like the IETF health-check response.
+
+    Checks are grouped under "component:measurement" keys (a check's `component`
+    defaults to its host when it has one); every original field stays on the
+    check, so nothing observed is lost in the rendering.
+    """
+    moment = isoformat(now or utc_now())
+    grouped = {}
+    for item in checks:
+        key = "{0}:{1}".format(item.get("host") or _component(item), item["name"]) if item.get("host") \
+            else item["name"]
+        entry = {
+            "componentId": item.get("host") or _component(item),
+            "status": item["status"],
+            "observedValue": item.get("observed_value"),
+            "output": item.get("output"),
+            "time": item.get("time") or moment,
+            "threshold": item.get("threshold"),
+        }
+        if item.get("observed_unit"):
+            entry["observedUnit"] = item["observed_unit"]
+        if item.get("component_type"):
+            entry["componentType"] = item["component_type"]
+        grouped.setdefault(key, []).append(entry)
+    tally = health.counts(checks)
+    report = {
+        "status": health.worst(checks),
+        "serviceId": service_id,
+        "description": description or "ops.runbook health report",
+        "time": moment,
+        "counts": tally,
+        "checks": grouped,
+        "notes": ["{0} fail, {1} warn, {2} pass".format(
+            tally[health.FAIL], tally[health.WARN], tally[health.PASS])],
+    }
+    report.update(facts)
+    return report
+
+
+# -- Prometheus ------------------------------------------------------------
+
+_METRIC_NAME = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def _label_value(value):
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(pairs):
+    return "{" + ",".join('{0}="{1}"'.format(k, _label_value(v)) for k, v in pairs if v not in (None, "")) + "}"
+
+
+def _sample(value):
+    if math.isnan(value):
+        return "NaN"
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def render_prometheus(checks, prefix="ops_runbook", now=None):
+    """Prometheus text exposition format, one family per kind of figure.
+
+    `<prefix>_check_status` is 0 (pass), 1 (warn) or 2 (fail) for every check;
+    numeric observed values and thresholds get their own families, labelled
+    alike, so alerts can be written on either.
+    """
+    prefix = _METRIC_NAME.sub("_", prefix)
+    families = [
+        ("check_status", "Status of a health check: 0 pass, 1 warn, 2 fail.", []),
+        ("check_observed_value", "Observed value of a health check, in the check's unit.", []),
+        ("check_threshold", "Threshold a health check's observed value is held against.", []),
+    ]
+    seen = set()
+    for item in checks:
+        labels = [("check", item["name"]), ("host", item.get("host")), ("component", item.get("component")),
+                  ("unit", item.get("observed_unit"))]
+        key = tuple(labels)
+        if key in seen:
+            continue  # a duplicate series would make the whole file unreadable to Prometheus
+        seen.add(key)
+        families[0][2].append((labels, STATUS_VALUE[item["status"]]))
+        observed = _number(item.get("observed_value"))
+        if observed is not None:
+            families[1][2].append((labels, observed))
+        warn, fail = _thresholds(item.get("threshold"))
+        for level, limit in (("warn", warn), ("fail", fail)):
+            if limit is not None:
+                families[2][2].append((labels + [("level", level)], limit))
+    lines = []
+    for name, text, samples in families:
+        if not samples:
+            continue
+        metric = "{0}_{1}".format(prefix, name)
+        lines.append("# HELP {0} {1}".format(metric, text))
+        lines.append("# TYPE {0} gauge".format(metric))
+        for labels, value in samples:
+            lines.append("{0}{1} {2}".format(metric, _labels(labels), _sample(value)))
+    metric = "{0}_report_timestamp_seconds".format(prefix)
+    moment = now or utc_now()
+    lines.append("# HELP {0} When this report was written (Unix time).".format(metric))
+    lines.append("# TYPE {0} gauge".format(metric))
+    lines.append("{0} {1}".format(metric, int(moment.timestamp())))
+    return "\n".join(lines) + "\n"
+
+
+# -- Nagios ----------------------------------------------------------------
+
+_PERF_LABEL = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+def render_nagios(checks, service="OPS_RUNBOOK"):
+    """(line, exit code) in the Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL.
+
+    The line names every check that is not passing, worst first, and carries
+    perfdata (`label=value;warn;crit`) for every numeric check.
+    """
+    status = health.worst(checks)
+    tally = health.counts(checks)
+    problems = [item for item in worst_first(checks) if item["status"] != health.PASS]
+    if problems:
+        summary = "; ".join("{0}: {1}".format(item.get("host") + " " + item["name"] if item.get("host")
+                                              else item["name"], item["output"]) for item in problems)
+    else:
+        summary = "all {0} checks pass".format(tally[health.PASS])
+    perf = []
+    for item in checks:
+        observed = _number(item.get("observed_value"))
+        if observed is None:
+            continue
+        qualified = item["name"] if not item.get("host") else item["host"] + "_" + item["name"]
+        label = _PERF_LABEL.sub("_", qualified)
+        warn, fail = _thresholds(item.get("threshold"))
+        limits = ["" if limit is None else _sample(limit) for limit in (warn, fail)]
+        perf.append("{0}={1};{2};{3}".format(label, _sample(observed), *limits).rstrip(";"))
+    line = "{0} {1} - {2}".format(service, NAGIOS_WORDS[status], " ".join(summary.split()))
+    if perf:
+        line += " | " + " ".join(perf)
+    return line, NAGIOS_CODES[status]
+
+
+# -- for people --------------------------------------------------------------
+
+def _display(value):
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ", ".join("{0} {1}".format(k, _display(v)) for k, v in sorted(value.items()))
+    if isinstance(value, float):
+        return "{0:g}".format(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_display(v) for v in value)
+    return str(value)
+
+
+def _rows(checks):
+    for item in worst_first(checks):
+        observed = _display(item.get("observed_value"))
+        if observed and item.get("observed_unit"):
+            observed += " " + item["observed_unit"]
+        yield (item["status"], item.get("host") or "", item["name"], observed,
+               _display(item.get("threshold")), item.get("output") or "")
+
+
+def render_markdown(checks, title="Health report", now=None):
+    tally = health.counts(checks)
+    status = health.worst(checks)
+    lines = [
+        "# {0}: {1}".format(title, status.upper()),
+        "",
+        "{0} fail, {1} warn, {2} pass; written {3}.".format(tally[health.FAIL], tally[health.WARN],
+                                                            tally[health.PASS], isoformat(now or utc_now())),
+        "",
+        "| Status | Host | Check | Observed | Threshold | Detail |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in _rows(checks):
+        cells = [" ".join(cell.split()).replace("|", "\\|") for cell in row]
+        cells[0] = "**{0}**".format(cells[0].upper()) if row[0] != health.PASS else cells[0]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_HTML = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}: {status_word}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #1d1d1f; }}
+h1 {{ margin-bottom: .25rem; }}
+.summary {{ margin: 0 0 1.5rem; color: #555; }}
+.badge {{ display: inline-block; padding: .1rem .6rem; border-radius: .8rem; font-weight: 600; color: #fff; }}
+.pass .badge, .badge.pass {{ background: #1a7f37; }}
+.warn .badge, .badge.warn {{ background: #b35900; }}
+.fail .badge, .badge.fail {{ background: #c62828; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #ddd; vertical-align: top; }}
+tr.fail {{ background: #fdecea; }}
+tr.warn {{ background: #fff4e5; }}
+</style>
+</head>
+<body>
+<h1>{title} <span class="badge {status}" id="overall-status">{status_word}</span></h1>
+<p class="summary" id="summary">{fail} fail, {warn} warn, {passed} pass &middot; written {written}</p>
+<table id="checks">
+<thead><tr><th>Status</th><th>Host</th><th>Check</th><th>Observed</th><th>Threshold</th><th>Detail</th></tr></thead>
+<tbody>
+{rows}
+</tbody>
+</table>
+</body>
+</html>
+"""
+
+
+def render_html(checks, title="Health report", now=None):
+    """A self-contained page (no scripts, no outside resources), worst checks first."""
+    tally = health.counts(checks)
+    status = health.worst(checks)
+    rows = []
+    for row in _rows(checks):
+        cells = "".join("<td>{0}</td>".format(html.escape(cell)) for cell in row[1:])
+        rows.append('<tr class="{0}"><td><span class="badge {0}">{1}</span></td>{2}</tr>'.format(
+            row[0], row[0].upper(), cells))
+    return _HTML.format(title=html.escape(title), status=status, status_word=status.upper(),
+                        fail=tally[health.FAIL], warn=tally[health.WARN], passed=tally[health.PASS],
+                        written=isoformat(now or utc_now()), rows="\n".join(rows))
+
+
+def render_json(checks, **kwargs):
+    return json.dumps(build_report(checks, **kwargs), indent=2, sort_keys=True, default=str) + "\n"
+
+
+RENDERERS = {
+    "json": render_json,
+    "prometheus": render_prometheus,
+    "markdown": render_markdown,
+    "html": render_html,
+}
+
+
+def write_atomic(path, text, mode=0o644):
+    """Write `text` to `path` so readers see the old file or the new one, never a mix.
+
+    The text goes to a temporary file in the same directory (same file system),
+    is flushed to disk, then renamed over `path`. Returns True when the content
+    changed.
+    """
+    data = text.encode("utf-8")
+    try:
+        with open(path, "rb") as handle:
+            if handle.read() == data:
+                return False
+    except (IOError, OSError):
+        pass
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, mode)
+        os.rename(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return True
