@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import fcntl
 import hashlib
 import os
 import signal
@@ -25,8 +26,24 @@ from .common import RunbookError
 CHUNK = 1024 * 1024
 
 
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# Linux's default pipe holds 64 KiB: a writer of 1 MiB chunks then waits for
+# the reader to drain nearly all of it, so hashing one chunk and decompressing
+# the previous one never overlap. A pipe as large as a chunk lets them.
+# 1 MiB is the largest an unprivileged process may ask for by default.
+PIPE_SIZE = CHUNK
+
+
 class PipelineError(RunbookError):
     pass
+
+
+def _widen(pipe):
+    """Give a pipe room for a whole chunk; where the kernel refuses, keep its size."""
+    try:
+        fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+    except (OSError, ValueError):
+        pass
 
 
 def _decode(data):
@@ -74,6 +91,7 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
                                     hint="Install it or set its path.", stage=name)
             if index > 0:
                 upstream.close()
+            _widen(proc.stdout)
             upstream = proc.stdout
             names.append(name)
             procs.append(proc)
@@ -144,8 +162,11 @@ def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK):
             except OSError as error:
                 raise PipelineError("Cannot start {0} ({1}): {2}".format(name, argv[0], error.strerror),
                                     hint="Install it or set its path.", stage=name)
-            if index > 0:
+            if index == 0:
+                _widen(proc.stdin)
+            else:
                 upstream.close()
+            _widen(proc.stdout)
             upstream = proc.stdout
             names.append(name)
             procs.append(proc)

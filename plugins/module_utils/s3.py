@@ -65,6 +65,21 @@ def import_boto3():
     return boto3
 
 
+# botocore reads and parses its JSON service models (about 0.2 s) once per
+# loader; every store of a process shares one, so a restore that verifies
+# several candidate sets, or a report over many databases, pays it once.
+_SHARED = {}
+
+
+def _botocore_session():
+    import botocore.session
+
+    session = botocore.session.get_session()
+    loader = _SHARED.setdefault("data_loader", session.get_component("data_loader"))
+    session.register_component("data_loader", loader)
+    return session
+
+
 def join_key(*parts):
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
@@ -107,7 +122,7 @@ class S3Store(object):
             s3={"addressing_style": "path"} if self.endpoint_url else {},
         )
         try:
-            session = boto3.session.Session(**session_args)
+            session = boto3.session.Session(botocore_session=_botocore_session(), **session_args)
             self.client = session.client("s3", endpoint_url=self.endpoint_url,
                                          region_name=params.get("s3_region") or None, config=config)
         except Exception as error:  # botocore raises several unrelated types for bad settings

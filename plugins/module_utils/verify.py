@@ -284,7 +284,7 @@ class _Inspector(object):
 
     def feed(self, data):
         self.bytes_out += len(data)
-        self.tail = (self.tail + data)[-256:]
+        self.tail = (self.tail + data[-256:])[-256:]
         if self.proc is not None and self.proc.stdin is not None:
             try:
                 self.proc.stdin.write(data)
