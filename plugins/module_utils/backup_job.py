@@ -1,12 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: ops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The scheduled backup on a host: the same engine as the pg_backup module.
+"""The scheduled backup and verification on a host: the engines the modules run.
 
 Installed by the pg_backup role as /usr/local/bin/ops-runbook-pg-backup.
-Reads a JSON config ({"jobs": [options, ...]} or one options object) and a
-JSON credentials file kept apart (mode 0600), runs each job, prints one JSON
-line per job on stdout and progress on stderr, and exits 1 if any job failed.
+Reads a JSON config ({"jobs": [options, ...], "verify": {...}} or one options
+object) and a JSON credentials file kept apart (mode 0600), runs each job,
+prints one JSON line per job on stdout and progress on stderr, and exits 1 if
+any job failed.
+
+With --verify it backs nothing up: it verifies the newest backup of each job's
+database where that job writes it (s3_backup_verify's engine, with the
+config's "verify" options on top of the job's), and a failed check fails the
+run, so the timer's unit shows as failed and the log says which check.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,8 +24,10 @@ import json
 import sys
 import time
 
+from . import health
 from .backup import SECRET_OPTIONS, run_backup
 from .common import RunbookError
+from .verify import verify_backup
 
 DEFAULT_CONFIG = "/etc/ops-runbook/pg_backup.json"
 DEFAULT_CREDENTIALS = "/etc/ops-runbook/pg_backup.credentials.json"
@@ -51,6 +59,8 @@ def main(argv=None):
     parser.add_argument("--config", default=DEFAULT_CONFIG)
     parser.add_argument("--credentials", default=DEFAULT_CREDENTIALS)
     parser.add_argument("--check", action="store_true", help="report what would be done; change nothing")
+    parser.add_argument("--verify", action="store_true",
+                        help="verify the newest backup of each database instead of backing up")
     args = parser.parse_args(argv)
 
     def log(message):
@@ -64,22 +74,47 @@ def main(argv=None):
         log("pg_backup failed: {0}".format(error))
         return 1
     jobs = config.get("jobs", [config])
+    run_job = _verify_job if args.verify else _backup_job
     failed = 0
     for options in jobs:
         options = dict(options)
         for name in SECRET_OPTIONS + ("aws_access_key",):
             if secrets.get(name) is not None:
                 options[name] = secrets[name]
-        name = options.get("database", "?")
-        log("pg_backup of {0} started{1}".format(name, " (check mode)" if args.check else ""))
-        try:
-            result = run_backup(options, check_mode=args.check, log=log)
-        except RunbookError as error:
+        if args.verify:
+            options.update(config.get("verify") or {})
+        if not run_job(options, args.check, log):
             failed += 1
-            log("pg_backup of {0} failed: {1}".format(name, error))
-            _emit({"database": name, "failed": True, "msg": str(error)})
-            continue
-        log("pg_backup of {0} succeeded: {1}".format(name, result["msg"]))
-        _emit(dict(result["summary"], retention=result["retention"]))
     sys.stdout.flush()
     return 1 if failed else 0
+
+
+def _backup_job(options, check_mode, log):
+    name = options.get("database", "?")
+    log("pg_backup of {0} started{1}".format(name, " (check mode)" if check_mode else ""))
+    try:
+        result = run_backup(options, check_mode=check_mode, log=log)
+    except RunbookError as error:
+        log("pg_backup of {0} failed: {1}".format(name, error))
+        _emit({"database": name, "failed": True, "msg": str(error)})
+        return False
+    log("pg_backup of {0} succeeded: {1}".format(name, result["msg"]))
+    _emit(dict(result["summary"], retention=result["retention"]))
+    return True
+
+
+def _verify_job(options, check_mode, log):
+    name = options.get("database", "?")
+    log("verification of {0} started{1}".format(name, " (check mode)" if check_mode else ""))
+    try:
+        result = verify_backup(options, check_mode=check_mode, log=log)
+    except RunbookError as error:
+        log("verification of {0} failed: {1}".format(name, error))
+        _emit({"database": name, "failed": True, "msg": str(error)})
+        return False
+    passed = result["status"] != health.FAIL
+    log("verification of {0} {1}: {2}".format(name, "passed" if passed else "failed", result["msg"]))
+    _emit({"database": name, "backup_id": result["backup_id"], "status": result["status"],
+           "counts": result["counts"], "failed": not passed,
+           "problems": [c["output"] for c in result["checks"] if c["status"] != health.PASS]})
+    return passed

@@ -179,3 +179,32 @@ def test_playbook_writes_the_report_and_fails_the_job_on_a_failed_check(s3, opti
     assert "Backup verification failed" in failed.stdout and "freshness failed" in failed.stdout
     report = json.loads((tmp_path / "reports" / "backup-verification-localhost.json").read_text())
     assert {c["name"]: c["status"] for c in report[0]["checks"]}["freshness"] == "fail"
+
+
+def test_host_job_verifies_with_the_same_engine_and_fails_on_a_bad_backup(s3, options, tmp_path, capsys):
+    from ansible_collections.ops.runbook.plugins.module_utils import backup_job
+
+    backup = run_backup(options)
+    secrets = {k: options.pop(k) for k in ("login_password", "aws_secret_key")}
+    config = tmp_path / "pg_backup.json"
+    config.write_text(json.dumps({"jobs": [options], "verify": {"max_age_hours": 1}}))
+    credentials = tmp_path / "pg_backup.credentials.json"
+    credentials.write_text(json.dumps(secrets))
+    argv = ["--verify", "--config", str(config), "--credentials", str(credentials)]
+
+    assert backup_job.main(argv) == 0
+    captured = capsys.readouterr()
+    line = json.loads(captured.out.strip().splitlines()[-1])
+    assert line["backup_id"] == backup["backup_id"] and line["status"] == "pass" and not line["failed"]
+    assert "verification of bmidb passed" in captured.err
+    assert secrets["aws_secret_key"] not in captured.out + captured.err
+
+    key = backup["s3_keys"][0]
+    body = s3.client().get_object(Bucket=options["s3_bucket"], Key=key)["Body"].read()
+    s3.client().put_object(Bucket=options["s3_bucket"], Key=key, Body=body[: len(body) // 2])
+    assert backup_job.main(argv) == 1
+    captured = capsys.readouterr()
+    line = json.loads(captured.out.strip().splitlines()[-1])
+    assert line["failed"] and line["status"] == "fail"
+    assert any("altered or truncated" in problem for problem in line["problems"])
+    assert "verification of bmidb failed" in captured.err

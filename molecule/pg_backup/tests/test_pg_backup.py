@@ -24,6 +24,8 @@ CREDENTIALS = "/etc/ops-runbook/pg_backup.credentials.json"
 LOG = "/var/log/ops-runbook/pg_backup.log"
 SERVICE = "ops-runbook-pg-backup.service"
 TIMER = "ops-runbook-pg-backup.timer"
+VERIFY_SERVICE = "ops-runbook-pg-verify.service"
+VERIFY_TIMER = "ops-runbook-pg-verify.timer"
 CONFIG_FILES = ["/etc/nginx/sites-available/bmi-health-tracker", "/etc/hostname"]
 
 
@@ -48,8 +50,19 @@ def test_timer_enabled_and_active(host):
     assert "02:00:00" in host.check_output("systemctl show -p TimersCalendar --value %s", TIMER)
 
 
+def test_weekly_verification_timer_enabled_and_active(host):
+    timer = host.service(VERIFY_TIMER)
+    assert timer.is_enabled
+    assert timer.is_running
+    assert "Sun *-*-* 04:00:00" in host.check_output("systemctl show -p TimersCalendar --value %s", VERIFY_TIMER)
+    unit = host.file("/etc/systemd/system/" + VERIFY_SERVICE).content_string
+    assert "ExecStart=/usr/local/bin/ops-runbook-pg-backup --verify --config {} --credentials {}".format(
+        CONFIG, CREDENTIALS) in unit
+
+
 def test_units_pass_systemd_verification(host):
-    host.run_expect([0], "systemd-analyze verify /etc/systemd/system/%s /etc/systemd/system/%s", SERVICE, TIMER)
+    host.run_expect([0], "systemd-analyze verify /etc/systemd/system/%s /etc/systemd/system/%s "
+                    "/etc/systemd/system/%s /etc/systemd/system/%s", SERVICE, TIMER, VERIFY_SERVICE, VERIFY_TIMER)
 
 
 def test_service_runs_as_backup_user_and_logs_to_file(host):
@@ -77,6 +90,8 @@ def test_config_file(host):
     assert (job["format"], job["compression"], job["keep_days"]) == ("custom", "zstd", 7)
     assert None not in job.values()
     assert not {"login_password", "aws_secret_key", "aws_session_token", "aws_access_key"} & set(job)
+    verify = json.loads(config.content_string)["verify"]
+    assert (verify["max_age_hours"], verify["restore_test"]) == (26, True)
 
 
 def test_credentials_file(host):
@@ -178,3 +193,17 @@ def test_log_has_the_run(scheduled_run):
         except ValueError:
             continue
     assert [r.get("backup_id") for r in results if isinstance(r, dict)] == [scheduled_run["backup_id"]]
+
+
+def test_weekly_verification_restores_the_backup_and_passes(host, scheduled_run):
+    """The verification unit, started as its timer would, proves the new set restores with its row counts."""
+    log_lines_before = len(host.file(LOG).content_string.splitlines())
+    started = host.run("systemctl start %s", VERIFY_SERVICE)
+    log_lines = host.file(LOG).content_string.splitlines()[log_lines_before:]
+    assert started.rc == 0, "{} failed:\n{}".format(VERIFY_SERVICE, "\n".join(log_lines))
+    results = [json.loads(line) for line in log_lines if line.startswith("{")]
+    assert [(r["backup_id"], r["status"]) for r in results] == [(scheduled_run["backup_id"], "pass")]
+    assert any("restore: pass" in line for line in log_lines), log_lines
+    assert "verification of {} passed".format(DATABASE) in "\n".join(log_lines)
+    leftovers = psql(host, "SELECT count(*) FROM pg_database WHERE datname LIKE 'ops_runbook_verify_%'", "postgres")
+    assert leftovers == "0"
