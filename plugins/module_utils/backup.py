@@ -11,7 +11,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -171,8 +173,7 @@ class BackupJob(object):
     def run(self):
         clock = time.monotonic()
         self._preflight()
-        if not os.path.isdir(self.db_root):
-            os.makedirs(self.db_root, 0o750)
+        self._make_db_root()
         with HostLock(os.path.join(self.opts["backup_dir"], LOCK_NAME), self.opts["lock_timeout"]):
             removed_partials = self._remove_stale_partials()
             final_dir = os.path.join(self.db_root, self.backup_id)
@@ -208,6 +209,21 @@ class BackupJob(object):
             result["s3_keys"] = s3_keys
             result["msg"] += " and uploaded it to " + result["s3_uri"]
         return result
+
+    def _make_db_root(self):
+        """Create <backup_dir>/<database>, or say whose permissions stand in the way."""
+        try:
+            if not os.path.isdir(self.db_root):
+                os.makedirs(self.db_root, 0o750)
+            if not os.access(self.db_root, os.W_OK | os.X_OK):
+                raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+        except OSError as error:
+            raise RunbookError(
+                "Cannot write backups to {0} as user {1}: {2}.".format(
+                    self.db_root, _current_user(), error.strerror or error),
+                hint="Give that user write access to backup_dir (or its parent), run the backup as a user "
+                     "who has it (pg_backup_user with pg_backup_become), or set backup_dir elsewhere.",
+                cause="backup_dir")
 
     def _remove_stale_partials(self):
         """Partial sets left by a run that died. We hold the lock, so none is in progress."""
@@ -353,6 +369,13 @@ class BackupJob(object):
             result["s3_incomplete"] = sorted(k for k, v in self.remote.sets(self.database).items()
                                              if not v["complete"])
         return result
+
+
+def _current_user():
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def _close_quietly(conn):

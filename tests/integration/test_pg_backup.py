@@ -259,6 +259,24 @@ def test_full_disk_fails_clearly_and_removes_the_partial_set(options, tmp_path):
         subprocess.run(["umount", str(small)], check=True)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs needs root")
+def test_unwritable_backup_dir_fails_clearly_before_dumping(s3, options, tmp_path):
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=256k", "tmpfs", str(readonly)], check=True)
+    try:
+        options["backup_dir"] = str(readonly)
+        with pytest.raises(RunbookError) as caught:
+            run_backup(options)
+        assert caught.value.details["cause"] == "backup_dir"
+        message = str(caught.value)
+        assert "Cannot write backups to {}/bmidb as user root: Read-only file system".format(readonly) in message
+        assert "pg_backup_user" in message
+        assert s3_keys(s3, options["s3_bucket"]) == []
+    finally:
+        subprocess.run(["umount", str(readonly)], check=True)
+
+
 def test_host_job_runs_the_same_engine(options, tmp_path, capsys):
     secrets = {k: options.pop(k) for k in ("login_password", "aws_secret_key")}
     config = tmp_path / "pg_backup.json"
