@@ -104,7 +104,10 @@ def main(argv=None):
         if rc != 0:
             print("backup.yml failed (exit {})".format(rc), file=sys.stderr)
             return rc
-        rc = show_result(s3, prefix + "/" + DATABASE)
+        if "--check" in playbook_args or "-C" in playbook_args:
+            say("check mode: backup.yml reported its plan above and wrote nothing")
+        else:
+            rc = show_result(s3, prefix + "/" + DATABASE)
         if args.keep_running:
             print("\nPostgreSQL: psql 'host=127.0.0.1 port={} user=postgres dbname={}' (password in {})".format(
                 pg.port, DATABASE, extra_path))
