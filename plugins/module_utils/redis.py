@@ -157,8 +157,8 @@ def describe_error(params, error, command=None):
             "Redis at {0} does not know the command {1}: {2}".format(where, command or "", text),
             hint="It may be renamed or disabled (rename-command), or the server may be too old.",
             cause="unknown_command")
-    tls_words = ("certificate verify failed", "ssl", "tls", "wrong version number", "unknown protocol")
-    if any(word in lowered for word in tls_words):
+    tls_words = ("[ssl", "_ssl.c", "certificate", "handshake", "wrong version number", "unknown protocol")
+    if any(word in lowered for word in tls_words) or "SSLError" in names:
         return RunbookError(
             "TLS with Redis at {0} failed: {1}".format(where, text),
             hint="Check tls (it must match the port: plain or tls-port), tls_ca_cert, tls_cert/tls_key "
@@ -176,7 +176,7 @@ def describe_error(params, error, command=None):
                  "or login_unix_socket are right, and whether the server expects TLS.", cause="unreachable")
     return RunbookError(
         "Redis at {0} answered {1} with an error: {2}".format(where, command or "a command", text),
-        cause="command_error")
+        hint="The server refused it; its log (logfile in redis.conf) may say more.", cause="command_error")
 
 
 def _raw_reply(response, **options):
