@@ -135,6 +135,11 @@ def describe_error(params, error, command=None):
             "Redis at {0} does not allow {1} to run {2}: {3}".format(where, who, command or "this command", text),
             hint="Grant the command to the user (ACL SETUSER ... +{0}) or connect as another user.".format(
                 (command or "COMMAND").split()[0].lower()), cause="permission")
+    if lowered.startswith("misconf") or "unable to persist to disk" in lowered:
+        return RunbookError(
+            "Redis at {0} refuses writes because its last RDB snapshot failed: {1}".format(where, text),
+            hint="Fix the snapshot (free space, permissions of dir; see the Redis log), then BGSAVE; "
+                 "stop-writes-on-bgsave-error no would keep writes flowing without snapshots.", cause="misconf")
     if "max number of clients reached" in lowered:
         return RunbookError(
             "Redis at {0} refused the connection: it already serves maxclients clients.".format(where),
@@ -192,8 +197,16 @@ def connect(params, db=None):
         client.set_response_callback("INFO", _raw_reply)
         client.ping()
     except redis.RedisError as error:
-        raise describe_error(params, error, "PING")
+        described = describe_error(params, error, "PING")
+        # A server whose snapshots fail refuses even PING, but it is up and its INFO tells why.
+        if described.details["cause"] != "misconf":
+            raise described
     return client
+
+
+def disconnect(client):
+    """Close the client's connections now: on a crowded server every connection counts against maxclients."""
+    client.connection_pool.disconnect()
 
 
 def command(client, params, *args):

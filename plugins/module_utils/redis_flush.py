@@ -46,8 +46,15 @@ def _describe(keyspace):
 def run_flush(params, check_mode=False):
     """Flush as `params` say; returns the module's result."""
     scope, db = plan(params)
-    where = redis_lib.endpoint(params)
     client = redis_lib.connect(params, db=db or 0)
+    try:
+        return _flush(client, params, scope, db, check_mode)
+    finally:
+        redis_lib.disconnect(client)
+
+
+def _flush(client, params, scope, db, check_mode):
+    where = redis_lib.endpoint(params)
     info = redis_lib.info(client, params)
     if info.get("role") == "slave":
         master = "{0}:{1}".format(info.get("master_host"), info.get("master_port"))

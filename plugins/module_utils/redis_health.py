@@ -493,10 +493,13 @@ def run_health(params, check_mode=False, now=None):
     warnings = []
     try:
         client = redis_lib.connect(params)
-        info = redis_lib.info(client, params)
-        config = {"save": redis_lib.config_value(client, params, "save")}
-        if not info.get("maxclients"):
-            config["maxclients"] = redis_lib.config_value(client, params, "maxclients")
+        try:
+            info = redis_lib.info(client, params)
+            config = {"save": redis_lib.config_value(client, params, "save")}
+            if not info.get("maxclients"):
+                config["maxclients"] = redis_lib.config_value(client, params, "maxclients")
+        finally:
+            redis_lib.disconnect(client)
     except RunbookError as error:
         if not settings["report_only"]:
             raise
