@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: redis_flush
 short_description: Empty one Redis database with FLUSHDB ASYNC, counting keys before and after
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Empties the database O(db) with C(FLUSHDB ASYNC) (runbook "Redis Cache Flush"). The keys are gone at once;
     the server frees their memory in the background and keeps answering clients meanwhile.

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: redis_health
 short_description: Check a Redis server's memory, hit rate, evictions, clients, persistence and replication
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Reads C(INFO) (and C(CONFIG GET save) and C(maxclients) where allowed) from one Redis server and returns
     one health check per concern, each C(pass), C(warn) or C(fail) with the observed value, the threshold and
