@@ -88,7 +88,7 @@ keys_before:
   returned: success
   type: int
 keys_after:
-  description: Keys there after the flush; clients may have written new ones at once. In check mode, O(keys_before).
+  description: Keys there after the flush; clients may have written new ones at once. In check mode, RV(keys_before).
   returned: success
   type: int
 keyspace_before:

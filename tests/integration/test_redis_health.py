@@ -32,7 +32,7 @@ def fill_to(client, percent, value=b"x" * 512):
     written = 0
     while used_percent(client) < percent:
         pipe = client.pipeline(transaction=False)
-        for _ in range(10):
+        for _slot in range(10):
             pipe.set("fill:{0}".format(written), value)
             written += 1
         pipe.execute()
@@ -45,7 +45,7 @@ def write_until_refused(client, extra_refusals=5, value=b"x" * 1024):
     written = 0
     while refused < extra_refusals:
         pipe = client.pipeline(transaction=False)
-        for _ in range(50):
+        for _slot in range(50):
             pipe.set("oom:{0}".format(written), value)
             written += 1
         refused += sum(1 for reply in pipe.execute(raise_on_error=False)
@@ -76,6 +76,15 @@ def test_a_fresh_server_passes_and_describes_itself(start_redis):
     assert "too few to judge" in checks["redis_hit_rate"]["output"]
     assert checks["redis_clients"]["maxclients"] == 10000
     assert all(item["component"] == "127.0.0.1:{0}".format(server.port) for item in result["checks"])
+
+
+def test_check_mode_writes_no_state(start_redis, tmp_path):
+    server = start_redis()
+    state_file = tmp_path / "redis.json"
+    assert run_health(server.params(state_file=str(state_file)), check_mode=True)["status"] == "pass"
+    assert not state_file.exists()
+    run_health(server.params(state_file=str(state_file)))
+    assert json.loads(state_file.read_text())["run_id"] == server.client().info("server")["run_id"]
 
 
 def test_memory_past_90_percent_warns_and_refused_writes_fail(start_redis, tmp_path):
@@ -145,7 +154,7 @@ def test_misses_push_the_hit_rate_below_80_percent(start_redis, tmp_path):
     for number in range(10):
         client.set("key:{0}".format(number), number)
 
-    for _ in range(17):
+    for _round in range(17):
         for number in range(10):
             client.get("key:{0}".format(number))
     for number in range(30):
@@ -155,7 +164,7 @@ def test_misses_push_the_hit_rate_below_80_percent(start_redis, tmp_path):
     assert checks["redis_hit_rate"]["observed_value"] == 85.0
 
     # Judged since the previous check: 60 hits and 40 misses is 60 %, although the lifetime rate is higher.
-    for _ in range(6):
+    for _round in range(6):
         for number in range(10):
             client.get("key:{0}".format(number))
     for number in range(40):
@@ -182,7 +191,7 @@ def test_crowded_clients_warn_then_rejected_connections_fail(start_redis, tmp_pa
     server = start_redis(settings={"maxclients": "20"})
     state_file = str(tmp_path / "redis.json")
     run_health(server.params(state_file=state_file))
-    held = [server.client(single_connection_client=True) for _ in range(15)]
+    held = [server.client(single_connection_client=True) for _slot in range(15)]
     for client in held:
         client.ping()
     checks = by_name(run_health(server.params(state_file=state_file)))
@@ -190,7 +199,7 @@ def test_crowded_clients_warn_then_rejected_connections_fail(start_redis, tmp_pa
     assert checks["redis_clients"]["observed_value"] == 80.0  # 15 held + the check's own of 20
 
     extra, rejected = [], 0
-    for _ in range(8):
+    for _attempt in range(8):
         try:
             client = server.client(single_connection_client=True)
             client.ping()
@@ -362,7 +371,7 @@ def ansible_module(module, args, env=None, check=False):
         command.append("--check")
     environment = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                        ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json", **(env or {}))
-    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
     output = json.loads(done.stdout)
     return done.returncode, output["plays"][0]["tasks"][0]["hosts"]["localhost"]
 

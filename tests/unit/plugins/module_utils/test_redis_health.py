@@ -207,10 +207,13 @@ def test_replica_link_up_down_and_lag():
                    master_last_io_seconds_ago=2, master_sync_in_progress=0)
     checks, _w, _s = run(base_info(**replica))
     assert checks["redis_replication"]["status"] == "pass" and checks["redis_replication"]["role"] == "replica"
-    checks, _w, _s = run(base_info(**dict(replica, master_last_io_seconds_ago=40)))
+    lagging = base_info(**replica)
+    lagging["master_last_io_seconds_ago"] = 40
+    checks, _w, _s = run(lagging)
     assert checks["redis_replication"]["status"] == "warn"
-    checks, _w, _s = run(base_info(**dict(replica, master_link_status="down", master_last_io_seconds_ago=-1,
-                                          master_link_down_since_seconds=120)))
+    broken = base_info(**replica)
+    broken.update(master_link_status="down", master_last_io_seconds_ago=-1, master_link_down_since_seconds=120)
+    checks, _w, _s = run(broken)
     link = checks["redis_replication"]
     assert link["status"] == "fail" and "down for 2 min" in link["output"] and "10.0.0.1:6379" in link["output"]
 
