@@ -1,4 +1,4 @@
-"""Real PostgreSQL and real S3 (SeaweedFS), started once per session by the harness."""
+"""Real PostgreSQL and real S3 (SeaweedFS), started once per session by the harness; Redis servers per test."""
 import json
 import os
 import subprocess
@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from harness.postgres import PostgresServer
+from harness.redis_server import RedisServer
 from harness.s3 import SeaweedS3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -91,3 +92,19 @@ def playbook_vars(options):
     extra["pg_backup_databases"] = [options["database"]]
     extra["pg_backup_dir"] = options["backup_dir"]
     return extra
+
+
+@pytest.fixture
+def start_redis():
+    """Start throwaway redis-servers (keywords of harness.redis_server.RedisServer); all stop after the test."""
+    started = []
+
+    def start(**kwargs):
+        # Short paths: a Unix socket path must stay under 108 bytes.
+        server = RedisServer(tempfile.mkdtemp(prefix="ops-rb-redis-"), **kwargs)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in reversed(started):
+        server.destroy()
