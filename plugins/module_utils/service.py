@@ -330,7 +330,7 @@ def run_service(options, check_mode=False, runner=run, clock=time.monotonic, sle
         result["status"] = health.worst(result["checks"])
         result["finished_at"] = isoformat(utc_now())
         result["duration_seconds"] = round(clock() - started, 3)
-        if with_journal and hasattr(target, "logs"):
+        if with_journal:
             try:
                 result["journal"] = target.logs(opts["journal_lines"])
             except RunbookError as error:
@@ -382,8 +382,7 @@ def run_service(options, check_mode=False, runner=run, clock=time.monotonic, sle
             result["checks"].append(health.check(verb, health.FAIL, outcome.rc, 0, "`{0}` failed: {1}".format(
                 target.describe_action(verb), outcome.output(800)), component=target.label))
             return done("`{0}` failed (exit status {1}): {2}".format(
-                target.describe_action(verb), outcome.rc, outcome.output(800)),
-                        failed=True, with_journal=True)
+                target.describe_action(verb), outcome.rc, outcome.output(800)), failed=True, with_journal=True)
 
     verification = Verification(target, opts, clock=clock, sleep=sleep, tcp=tcp, http=http)
     checks, downtime, after, reason = verification.run(action_started=action_started)
@@ -392,9 +391,9 @@ def run_service(options, check_mode=False, runner=run, clock=time.monotonic, sle
     if verb == "restart":
         result["downtime_seconds"] = downtime
     if reason:
-        return done("{0} was {1} but is not healthy: {2}.".format(target.label, verb + "ed" if verb else "checked",
-                                                                  reason),
-                    failed=True, with_journal=True)
+        what = verb + "ed" if verb else "checked"
+        return done("{0} was {1} but is not healthy: {2}.".format(target.label, what, reason), failed=True,
+                    with_journal=True)
     if verb == "restart":
         summary = "{0} was restarted and verified".format(target.label)
         if downtime is not None:

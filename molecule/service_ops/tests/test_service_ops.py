@@ -160,9 +160,12 @@ def test_the_rollout_stops_at_the_first_host_that_does_not_come_back(host, tmp_p
         "app1": alias(container, service_restart_services=[{"name": "flaky-app", "port": 3001}]),
         "app2": alias(container, service_restart_services=[{"name": "canary-app", "port": 3002}]),
     }}}
-    result = playbook("service_restart.yml", inventory, tmp_path,
-                      "-e", json.dumps({"service_restart_hosts": "all", "service_restart_settle_seconds": 4,
-                                        "service_restart_timeout": 20}))
+    try:
+        result = playbook("service_restart.yml", inventory, tmp_path,
+                          "-e", json.dumps({"service_restart_hosts": "all", "service_restart_settle_seconds": 4,
+                                            "service_restart_timeout": 20}))
+    finally:
+        host.run_expect([0], "systemctl stop flaky-app")
     assert result.returncode != 0
     assert "flaky-app.service did not stay up" in result.stdout
     assert "[app2]" not in result.stdout, result.stdout
