@@ -65,8 +65,8 @@ def test_snapshot_of_a_running_service():
 
 def test_snapshot_of_a_restarting_replica_is_not_active():
     containers = compose.parse_ps(PS_V2_LINES)
-    inspected = compose.parse_inspect(json.dumps([inspect("abc123"),
-                                                   inspect("def456", status="restarting", restarts=5)]))
+    replicas = [inspect("abc123"), inspect("def456", status="restarting", restarts=5)]
+    inspected = compose.parse_inspect(json.dumps(replicas))
     snap = compose.snapshot_from_containers(containers, inspected)
     assert not snap["active"] and not snap["terminal"]
     assert snap["restarts"] == 5
