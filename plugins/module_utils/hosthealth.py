@@ -1,0 +1,561 @@
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The runbooks' Morning Health Check of one host, as pass / warn / fail checks.
+
+`systemctl status bmi-backend nginx postgresql`, errors in the journal over the
+last 24 hours, `df -h` (alert above 80 %), `free -h` (alert above 85 %), CPU and
+load, failed units, OOM kills, a pending reboot and pending (security) updates.
+Every finding is a health.check with its observed value and threshold; nothing
+is changed on the host. The parse_* and grade functions are pure and tested
+without a host; `collect` reads /proc, statvfs, systemctl, journalctl and apt.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import os
+import re
+import socket
+import time
+
+from . import health
+from .commands import run
+from .common import RunbookError, human_size, isoformat, utc_now
+from .systemd import SystemdUnit, failed_units, journal_entries, unit_name
+
+CATEGORIES = ("services", "failed_units", "journal", "disk", "inodes", "memory", "swap", "cpu", "load", "oom",
+              "reboot", "updates")
+# The runbooks' "Alert Thresholds": warn at or above the first number, fail at or above the second.
+DEFAULT_THRESHOLDS = {
+    "disk_used_percent": {"warn": 80, "fail": 95},
+    "inode_used_percent": {"warn": 80, "fail": 95},
+    "memory_used_percent": {"warn": 85, "fail": 95},
+    "swap_used_percent": {"warn": 50, "fail": 90},
+    "cpu_used_percent": {"warn": 80, "fail": 95},
+    "load_per_core": {"warn": 1.0, "fail": 2.0},
+    "journal_errors": {"warn": 1, "fail": None},
+    "failed_units": {"warn": 1, "fail": None},
+    "oom_kills": {"warn": 1, "fail": None},
+    "security_updates": {"warn": 1, "fail": None},
+}
+# Filesystems `df` users never mean: kernel interfaces, RAM-backed, images.
+PSEUDO_FSTYPES = ("proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup", "cgroup2", "securityfs", "pstore",
+                  "debugfs", "tracefs", "configfs", "fusectl", "mqueue", "hugetlbfs", "bpf", "autofs",
+                  "binfmt_misc", "nsfs", "squashfs", "ramfs", "efivarfs", "rpc_pipefs", "iso9660",
+                  "fuse.lxcfs", "fuse.snapfuse", "selinuxfs", "nfsd")
+DEFAULTS = {
+    "services": [],
+    "journal_units": None,
+    "journal_since": "24 hours ago",
+    "journal_pattern": "error",
+    "journal_max_priority": 3,
+    "journal_quote_lines": 5,
+    "mounts": [],
+    "exclude_fstypes": list(PSEUDO_FSTYPES),
+    "thresholds": {},
+    "cpu_sample_seconds": 1.0,
+    "categories": list(CATEGORIES),
+    "apt_lists_max_age_days": 7,
+    "host_label": None,
+}
+OOM_KERNEL = re.compile(r"Out of memory: Killed process|Memory cgroup out of memory: Killed process|oom_reaper")
+OOM_KERNEL_KILL = re.compile(r"Killed process (\d+) \(([^)]*)\)")
+
+
+# -- thresholds ------------------------------------------------------------
+
+def _limit(value, name, level):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise RunbookError("thresholds.{0}.{1} must be a number, not {2!r}.".format(name, level, value),
+                               cause="invalid")
+    return value
+
+
+def merge_thresholds(given):
+    """DEFAULT_THRESHOLDS updated with `given` (e.g. the inventory's runbook_thresholds).
+
+    A value is {warn: x, fail: y} (either may be null) or one number, the fail
+    limit. Keys this module does not use (api_response_ms, ...) are ignored, so
+    the whole runbook_thresholds mapping can be passed.
+    """
+    merged = dict((name, dict(limits)) for name, limits in DEFAULT_THRESHOLDS.items())
+    for name, value in (given or {}).items():
+        if name not in merged:
+            continue
+        if isinstance(value, dict):
+            unknown = set(value) - {"warn", "fail"}
+            if unknown:
+                raise RunbookError("thresholds.{0} has unknown keys {1}: use warn and fail.".format(
+                    name, ", ".join(sorted(unknown))), cause="invalid")
+            limits = dict(merged[name])
+            limits.update(dict((level, _limit(value[level], name, level)) for level in value))
+        else:
+            limits = {"warn": None, "fail": _limit(value, name, "fail")}
+        if limits["warn"] is not None and limits["fail"] is not None and limits["warn"] > limits["fail"]:
+            raise RunbookError("thresholds.{0}: warn ({1}) is above fail ({2}).".format(
+                name, limits["warn"], limits["fail"]), cause="invalid")
+        merged[name] = limits
+    return merged
+
+
+def grade(value, limits):
+    """fail at or above limits['fail'], warn at or above limits['warn'], else pass."""
+    if limits.get("fail") is not None and value >= limits["fail"]:
+        return health.FAIL
+    if limits.get("warn") is not None and value >= limits["warn"]:
+        return health.WARN
+    return health.PASS
+
+
+def _threshold(limits):
+    return dict((level, value) for level, value in limits.items() if value is not None)
+
+
+# -- parsers ---------------------------------------------------------------
+
+def _unescape_mount(field):
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+
+
+def parse_mounts(text):
+    """(device, mount point, fstype, options) of each line of /proc/mounts."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 4:
+            mounts.append((_unescape_mount(fields[0]), _unescape_mount(fields[1]), fields[2], fields[3].split(",")))
+    return mounts
+
+
+def select_mounts(mounts, exclude_fstypes):
+    """Mount points worth checking: writable, real filesystems, one per device (the shortest path)."""
+    chosen = {}
+    for device, point, fstype, options in mounts:
+        if fstype in exclude_fstypes or "ro" in options:
+            continue
+        key = device if device not in ("none", "") else point
+        if key not in chosen or len(point) < len(chosen[key][1]):
+            chosen[key] = (device, point, fstype)
+    return sorted(chosen.values(), key=lambda item: item[1])
+
+
+def usage_from_statvfs(stats):
+    """Disk and inode use of a filesystem as `df` computes them (space reserved for root excluded)."""
+    used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+    available = stats.f_bavail * stats.f_frsize
+    usage = {
+        "size_bytes": stats.f_blocks * stats.f_frsize,
+        "used_bytes": used,
+        "available_bytes": available,
+        "used_percent": round(100.0 * used / (used + available), 1) if used + available else 0.0,
+        "inodes_total": stats.f_files,
+        "inodes_used": stats.f_files - stats.f_ffree,
+        "inodes_used_percent": None,
+    }
+    if stats.f_files:
+        inodes_used = stats.f_files - stats.f_ffree
+        usage["inodes_used_percent"] = round(100.0 * inodes_used / (inodes_used + stats.f_favail), 1) \
+            if inodes_used + stats.f_favail else 0.0
+    return usage
+
+
+def parse_meminfo(text):
+    """Memory and swap figures in bytes from /proc/meminfo."""
+    values = {}
+    for line in text.splitlines():
+        key, _sep, rest = line.partition(":")
+        words = rest.split()
+        if words and words[0].isdigit():
+            values[key.strip()] = int(words[0]) * (1024 if len(words) > 1 and words[1] == "kB" else 1)
+    total = values.get("MemTotal", 0)
+    available = values.get("MemAvailable")
+    if available is None:
+        available = values.get("MemFree", 0) + values.get("Buffers", 0) + values.get("Cached", 0)
+    swap_total = values.get("SwapTotal", 0)
+    swap_used = swap_total - values.get("SwapFree", 0)
+    return {
+        "total_bytes": total,
+        "available_bytes": available,
+        "used_percent": round(100.0 * (total - available) / total, 1) if total else 0.0,
+        "swap_total_bytes": swap_total,
+        "swap_used_bytes": swap_used,
+        "swap_used_percent": round(100.0 * swap_used / swap_total, 1) if swap_total else 0.0,
+    }
+
+
+def parse_cpu_times(text):
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            values = [int(value) for value in fields[1:9]]
+            idle = values[3] + (values[4] if len(values) > 4 else 0)
+            return sum(values) - idle, sum(values)
+    raise RunbookError("/proc/stat has no cpu line.", cause="proc")
+
+
+def cpu_percent(first, second):
+    busy = second[0] - first[0]
+    total = second[1] - first[1]
+    return round(100.0 * busy / total, 1) if total > 0 else 0.0
+
+
+def parse_loadavg(text):
+    return [float(value) for value in text.split()[:3]]
+
+
+def parse_apt_simulation(text):
+    """(all, security) package counts of `apt-get -s dist-upgrade` output."""
+    total = security = 0
+    for line in text.splitlines():
+        if not line.startswith("Inst "):
+            continue
+        total += 1
+        origin = line[line.find("("):] if "(" in line else ""
+        if re.search(r"security", origin, re.IGNORECASE):
+            security += 1
+    return total, security
+
+
+def parse_apt_check(text):
+    """(all, security) from Ubuntu's update-notifier `apt-check` ("12;3" on stderr)."""
+    match = re.search(r"(\d+);(\d+)", text)
+    if not match:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def journal_error_lines(entries, pattern, max_priority):
+    """Entries that are errors: at or above the priority (err = 3) or matching the pattern (`grep -i error`)."""
+    regex = re.compile(pattern, re.IGNORECASE) if pattern else None
+    found = []
+    for entry in entries:
+        by_priority = entry["priority"] is not None and max_priority is not None and entry["priority"] <= max_priority
+        if by_priority or (regex is not None and regex.search(entry["message"])):
+            found.append(entry)
+    return found
+
+
+def oom_events(entries):
+    """OOM kills in kernel and systemd journal entries.
+
+    Returns (kernel kills [{pid, process, time}], {unit: {"kills": n, "last": epoch seconds}}) where
+    the units are those systemd reported as "killed by the OOM killer".
+    """
+    kernel_kills = []
+    units = {}
+    for entry in entries:
+        message = entry["message"]
+        if entry["transport"] == "kernel":
+            match = OOM_KERNEL_KILL.search(message)
+            if match and OOM_KERNEL.search(message):
+                kernel_kills.append({"pid": int(match.group(1)), "process": match.group(2),
+                                     "time": entry["time"] / 1e6})
+        elif "killed by the OOM killer" in message:
+            unit = entry["subject_unit"] or message.split(":", 1)[0]
+            seen = units.setdefault(unit, {"kills": 0, "last": 0})
+            seen["kills"] += 1
+            seen["last"] = max(seen["last"], entry["time"] / 1e6)
+    return kernel_kills, units
+
+
+def _quote(entry):
+    moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(entry["time"] / 1e6)) if entry["time"] else ""
+    return "{0} {1}: {2}".format(moment, entry["identifier"] or entry["unit"], " ".join(entry["message"].split()))
+
+
+# -- the checks ------------------------------------------------------------
+
+class HostHealth:
+    """Collects the checks of one host. Every method appends to self.checks and self.facts."""
+
+    def __init__(self, opts, runner=run, proc_root="/proc", sleep=time.sleep):
+        self.opts = opts
+        self.thresholds = merge_thresholds(opts.get("thresholds"))
+        self.run = runner
+        self.proc = proc_root
+        self.sleep = sleep
+        self.host = opts.get("host_label") or socket.gethostname()
+        self.checks = []
+        self.facts = {}
+
+    def _read(self, name):
+        with open(os.path.join(self.proc, name)) as handle:
+            return handle.read()
+
+    def add(self, name, status, observed, threshold, output, unit=None, **facts):
+        self.checks.append(health.check(name, status, observed, threshold, output, unit=unit, host=self.host,
+                                        **facts))
+
+    def _graded(self, name, key, value, output, unit="percent", **facts):
+        limits = self.thresholds[key]
+        self.add(name, grade(value, limits), value, _threshold(limits), output, unit=unit, **facts)
+
+    def services(self):
+        states = {}
+        for name in self.opts["services"]:
+            unit = SystemdUnit(name, runner=self.run)
+            snap = unit.snapshot()
+            if snap["since"]:
+                # ActiveEnterTimestampMonotonic is CLOCK_MONOTONIC, the clock time.monotonic() reads.
+                snap["active_since_epoch"] = round(time.time() - (time.monotonic() - snap["since"] / 1e6), 3)
+            states[unit.name] = snap
+            if snap["active"]:
+                status, verdict = health.PASS, "is active ({0}) since {1}".format(snap["detail"], snap["since_text"])
+            elif not snap["exists"]:
+                status, verdict = health.FAIL, "does not exist"
+            elif snap["state"] in ("activating", "reloading", "deactivating"):
+                status, verdict = health.WARN, "is {0} ({1})".format(snap["state"], snap["detail"])
+            else:
+                status = health.FAIL
+                verdict = "is {0} ({1}), result {2}".format(snap["state"], snap["detail"], snap["result"] or "?")
+            self.add("service:" + unit.name, status, snap["state"], "active", "{0} {1}.".format(unit.name, verdict),
+                     unit_name=unit.name, sub_state=snap["detail"], result=snap["result"],
+                     restarts=snap["restarts"], main_pid=snap["pid"])
+        self.facts["services"] = states
+
+    def failed_units(self):
+        names = failed_units(self.run)
+        self.facts["failed_units"] = names
+        listed = ", ".join(names[:10]) + (" and {0} more".format(len(names) - 10) if len(names) > 10 else "")
+        self._graded("failed_units", "failed_units", len(names),
+                     "Failed units: {0}.".format(listed) if names else "No failed systemd units.", unit="units",
+                     units=names)
+
+    def journal(self):
+        units = self.opts["journal_units"] if self.opts["journal_units"] is not None else self.opts["services"]
+        since = self.opts["journal_since"]
+        found = {}
+        for name in units:
+            unit = unit_name(name)
+            errors = journal_error_lines(journal_entries(since, units=[unit], runner=self.run),
+                                         self.opts["journal_pattern"], self.opts["journal_max_priority"])
+            quoted = [_quote(entry) for entry in errors[-self.opts["journal_quote_lines"]:]]
+            found[unit] = {"count": len(errors), "newest": quoted}
+            if errors:
+                output = "{0} error lines from {1} since {2}; newest: {3}".format(
+                    len(errors), unit, since, " | ".join(reversed(quoted)))
+            else:
+                output = "No error lines from {0} since {1}.".format(unit, since)
+            self._graded("journal_errors:" + unit, "journal_errors", len(errors), output, unit="lines",
+                         unit_name=unit, lines=list(reversed(quoted)))
+        self.facts["journal_errors"] = found
+
+    def _filesystems(self):
+        if self.opts["mounts"]:
+            return [(None, path, None) for path in self.opts["mounts"]]
+        return select_mounts(parse_mounts(self._read("mounts")), set(self.opts["exclude_fstypes"]))
+
+    def disks(self, inodes=True, space=True):
+        disks = []
+        for device, point, fstype in self._filesystems():
+            try:
+                usage = usage_from_statvfs(os.statvfs(point))
+            except OSError as error:
+                self.add("disk:" + point, health.FAIL, None, None, "Cannot read {0}: {1}.".format(
+                    point, error.strerror or error), mount=point)
+                continue
+            usage.update(mount=point, device=device, fstype=fstype)
+            disks.append(usage)
+            if space:
+                self._graded("disk:" + point, "disk_used_percent", usage["used_percent"],
+                             "{0} is {1:g}% full ({2} of {3} used, {4} free).".format(
+                                 point, usage["used_percent"], human_size(usage["used_bytes"]),
+                                 human_size(usage["size_bytes"]), human_size(usage["available_bytes"])),
+                             mount=point, available_bytes=usage["available_bytes"])
+            if inodes and usage["inodes_used_percent"] is not None:
+                self._graded("inodes:" + point, "inode_used_percent", usage["inodes_used_percent"],
+                             "{0} uses {1:g}% of its inodes ({2} of {3}).".format(
+                                 point, usage["inodes_used_percent"], usage["inodes_used"], usage["inodes_total"]),
+                             mount=point)
+        self.facts["disks"] = disks
+
+    def memory(self, memory=True, swap=True):
+        info = parse_meminfo(self._read("meminfo"))
+        self.facts["memory"] = info
+        if memory:
+            self._graded("memory", "memory_used_percent", info["used_percent"],
+                         "Memory is {0:g}% used ({1} of {2} available).".format(
+                             info["used_percent"], human_size(info["available_bytes"]),
+                             human_size(info["total_bytes"])))
+        if swap:
+            if info["swap_total_bytes"]:
+                output = "Swap is {0:g}% used ({1} of {2}).".format(info["swap_used_percent"],
+                                                                    human_size(info["swap_used_bytes"]),
+                                                                    human_size(info["swap_total_bytes"]))
+            else:
+                output = "No swap is configured."
+            self._graded("swap", "swap_used_percent", info["swap_used_percent"], output)
+
+    def cpu(self):
+        first = parse_cpu_times(self._read("stat"))
+        self.sleep(self.opts["cpu_sample_seconds"])
+        second = parse_cpu_times(self._read("stat"))
+        busy = cpu_percent(first, second)
+        self.facts["cpu_used_percent"] = busy
+        self._graded("cpu", "cpu_used_percent", busy, "CPU was {0:g}% busy over {1:g} s.".format(
+            busy, self.opts["cpu_sample_seconds"]))
+
+    def load(self):
+        averages = parse_loadavg(self._read("loadavg"))
+        cores = os.cpu_count() or 1
+        per_core = round(averages[1] / cores, 2)
+        self.facts["load"] = {"averages": averages, "cores": cores, "per_core_5min": per_core}
+        self._graded("load", "load_per_core", per_core, "Load average {0} on {1} cores ({2:g} per core over 5 "
+                     "minutes).".format(" ".join("{0:g}".format(a) for a in averages), cores, per_core),
+                     unit="per core")
+
+    def oom(self):
+        since = self.opts["journal_since"]
+        entries = journal_entries(since, matches=["_TRANSPORT=kernel", "_PID=1"], runner=self.run)
+        kernel_kills, units = oom_events(entries)
+        for name, snap in (self.facts.get("services") or {}).items():
+            if snap.get("result") == "oom-kill" and name not in units:
+                units[name] = {"kills": 1, "last": None}
+        count = max(len(kernel_kills), sum(seen["kills"] for seen in units.values()))
+        self.facts["oom"] = {"kernel_kills": kernel_kills, "units": units}
+        if count:
+            parts = []
+            if units:
+                parts.append("units killed: " + ", ".join("{0} ({1}x)".format(unit, seen["kills"])
+                                                          for unit, seen in sorted(units.items())))
+            if kernel_kills:
+                parts.append("processes killed: " + ", ".join(
+                    "{0} (PID {1})".format(kill["process"], kill["pid"]) for kill in kernel_kills[-5:]))
+            output = "{0} OOM kill(s) since {1}; {2}.".format(count, since, "; ".join(parts))
+        else:
+            output = "No OOM kills since {0}.".format(since)
+        self._graded("oom_kills", "oom_kills", count, output, unit="kills", units=sorted(units))
+
+    def reboot(self):
+        flag = "/var/run/reboot-required"
+        if os.path.exists(flag):
+            packages = []
+            try:
+                with open(flag + ".pkgs") as handle:
+                    packages = sorted(set(line.strip() for line in handle if line.strip()))
+            except (IOError, OSError):
+                packages = []
+            output = "A reboot is required ({0} exists){1}.".format(
+                flag, "; packages: " + ", ".join(packages) if packages else "")
+            self.add("reboot_required", health.WARN, True, False, output, packages=packages)
+            self.facts["reboot_required"] = True
+        else:
+            self.add("reboot_required", health.PASS, False, False, "No reboot is required ({0} is absent).".format(flag))
+            self.facts["reboot_required"] = False
+
+    def _apt_lists_age_days(self, lists_dir="/var/lib/apt/lists"):
+        stamps = [os.path.getmtime(path) for path in glob.glob(os.path.join(lists_dir, "*Release"))]
+        if not stamps:
+            return None
+        return round((time.time() - max(stamps)) / 86400.0, 1)
+
+    def updates(self):
+        known = None
+        reason = None
+        age = self._apt_lists_age_days()
+        apt_check = "/usr/lib/update-notifier/apt-check"
+        if age is None:
+            reason = "the package lists were never downloaded (run apt-get update)" if os.path.exists(
+                "/usr/bin/apt-get") else "this host has no apt"
+        elif os.path.exists(apt_check):
+            result = self.run([apt_check], timeout=300)
+            known = parse_apt_check(result.stderr + result.stdout) if result.ok else None
+            reason = None if known else "apt-check failed: {0}".format(result.output(300))
+        else:
+            result = self.run(["apt-get", "-s", "-o", "Debug::NoLocking=true", "dist-upgrade"], timeout=300)
+            if result.ok:
+                known = parse_apt_simulation(result.stdout)
+            else:
+                reason = "apt-get -s dist-upgrade failed: {0}".format(result.output(300))
+        self.facts["updates"] = {"pending": known[0] if known else "unknown",
+                                 "security": known[1] if known else "unknown", "lists_age_days": age}
+        if known is None:
+            output = "Pending updates are unknown: {0}.".format(reason)
+            self.add("pending_updates", health.WARN, "unknown", None, output)
+            self.add("security_updates", health.WARN, "unknown", _threshold(self.thresholds["security_updates"]),
+                     output)
+            return
+        stale = age > self.opts["apt_lists_max_age_days"]
+        as_of = " as of package lists {0:g} days old".format(age)
+        if stale:
+            as_of += " (older than {0} days: run apt-get update for a true count)".format(
+                self.opts["apt_lists_max_age_days"])
+        self.add("pending_updates", health.WARN if stale else health.PASS, known[0], None,
+                 "{0} package updates pending{1}.".format(known[0], as_of), unit="packages")
+        limits = self.thresholds["security_updates"]
+        status = grade(known[1], limits)
+        if stale and status == health.PASS:
+            status = health.WARN
+        self.add("security_updates", status, known[1], _threshold(limits),
+                 "{0} security updates pending{1}.".format(known[1], as_of), unit="packages")
+
+
+def normalize(options):
+    opts = dict(DEFAULTS)
+    opts.update(dict((key, value) for key, value in options.items() if value is not None))
+    unknown = set(opts["categories"]) - set(CATEGORIES)
+    if unknown:
+        raise RunbookError("Unknown check categories {0}; choose from {1}.".format(
+            ", ".join(sorted(unknown)), ", ".join(CATEGORIES)), cause="invalid")
+    if opts["journal_pattern"]:
+        try:
+            re.compile(opts["journal_pattern"])
+        except re.error as error:
+            raise RunbookError("journal_pattern is not a valid regular expression: {0}.".format(error),
+                               cause="invalid")
+    if float(opts["cpu_sample_seconds"]) <= 0:
+        raise RunbookError("cpu_sample_seconds must be above 0.", cause="invalid")
+    opts["cpu_sample_seconds"] = float(opts["cpu_sample_seconds"])
+    merge_thresholds(opts["thresholds"])
+    return opts
+
+
+def collect(options, runner=run, proc_root="/proc", sleep=time.sleep):
+    """Run the chosen categories of checks; returns {checks, status, counts, facts, host, time}.
+
+    A category that cannot be read (no journal access, no systemd) becomes a
+    warn check saying why, so one missing tool never hides the other findings.
+    """
+    opts = normalize(options)
+    probe = HostHealth(opts, runner=runner, proc_root=proc_root, sleep=sleep)
+    chosen = set(opts["categories"])
+    steps = [
+        ("services", probe.services),
+        ("failed_units", probe.failed_units),
+        ("journal", probe.journal),
+        ("disk", lambda: probe.disks(inodes="inodes" in chosen, space="disk" in chosen)),
+        ("memory", lambda: probe.memory(memory="memory" in chosen, swap="swap" in chosen)),
+        ("cpu", probe.cpu),
+        ("load", probe.load),
+        ("oom", probe.oom),
+        ("reboot", probe.reboot),
+        ("updates", probe.updates),
+    ]
+    grouped = {"disk": ("disk", "inodes"), "memory": ("memory", "swap")}
+    for category, step in steps:
+        if not chosen & set(grouped.get(category, (category,))):
+            continue
+        try:
+            step()
+        except RunbookError as error:
+            probe.add(category, health.WARN, "unknown", None, "Could not check {0}: {1}".format(category, error))
+        except (IOError, OSError) as error:
+            probe.add(category, health.WARN, "unknown", None, "Could not check {0}: {1}.".format(
+                category, error.strerror or error))
+    return {
+        "checks": probe.checks,
+        "status": health.worst(probe.checks),
+        "counts": health.counts(probe.checks),
+        "facts": probe.facts,
+        "host": probe.host,
+        "time": isoformat(utc_now()),
+    }

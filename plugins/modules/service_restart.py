@@ -1,0 +1,274 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: service_restart
+short_description: Restart, reload or only verify a service, and prove it came back healthy
+version_added: 0.2.0
+description:
+  - Restarts or reloads a systemd unit, or a docker compose service, and then proves that it works. With
+    O(state=verified) it only proves it, for playbooks that changed something else (packages, a password).
+  - Runs the service's config test first when O(config_test) is given (for nginx C(nginx -t)); when the test fails
+    the service is never touched and keeps running with its current configuration.
+  - After the action the service must become active and stay active for O(settle_seconds) with the same main PID, the
+    same restart counter (C(NRestarts)) and the same activation time. A service that exits two seconds after start, or
+    one that systemd keeps restarting, fails here even though a single look would find it C(active).
+  - Then O(port) must accept connections and O(health_url) must answer 2xx with JSON that matches O(health_expect)
+    (by default a healthy top-level C(status) and a healthy C(status) of every entry of C(dependencies)), all within
+    O(timeout).
+  - Reports the downtime (from the restart to the first healthy answer), each verification as a pass / fail health
+    check, and on failure the service's last journal (or compose log) lines.
+  - The docker compose path runs the C(docker compose) CLI (C(restart), C(kill -s HUP) to reload, C(ps), C(logs)) and
+    C(docker inspect) for the restart counter and start time.
+author:
+  - ops.runbook maintainers (@ops-runbook)
+options:
+  name:
+    description: systemd unit, e.g. C(nginx) or C(bmi-backend.service). Exactly one of O(name) and O(compose_service).
+    type: str
+    aliases: [unit]
+  state:
+    description:
+      - C(restarted) restarts (and starts a stopped unit); C(reloaded) reloads a running one (C(systemctl reload), or
+        SIGHUP for compose); C(verified) changes nothing and runs only the verification.
+    type: str
+    choices: [restarted, reloaded, verified]
+    default: restarted
+  config_test:
+    description:
+      - Command that validates the service's configuration, as a list of arguments or one string split like a shell
+        would (no shell runs it), e.g. C([nginx, -t]) or C(sshd -t). A non-zero exit refuses the action.
+    type: raw
+  config_test_in_check_mode:
+    description: Run O(config_test) in check mode too. Config tests only read; set false for one that does not.
+    type: bool
+    default: true
+  port:
+    description: TCP port that must accept connections on O(host) once the service is up.
+    type: int
+  host:
+    description: Address O(port) is checked on.
+    type: str
+    default: 127.0.0.1
+  health_url:
+    description: URL that must answer 2xx with the expected JSON, e.g. C(http://127.0.0.1:3000/health).
+    type: str
+  health_expect:
+    description:
+      - JSON the health answer must match. A mapping's keys must be present and match; the key C(*) matches every
+        other entry of an object (or element of a list) and accepts an absent one; a list means one of these values;
+        strings are compared without regard to case.
+      - 'Unset means C({"status": [healthy, ok, pass, up], "dependencies": {"*": {"status": [healthy, ok, pass, up]}}}).'
+    type: dict
+  health_validate_certs:
+    description: Validate the TLS certificate of an C(https) O(health_url).
+    type: bool
+    default: true
+  health_request_timeout:
+    description: Seconds one health request (or port connection) may take.
+    type: float
+    default: 5
+  settle_seconds:
+    description: How long the service must stay active, unchanged, after it is first seen active.
+    type: float
+    default: 5
+  timeout:
+    description: Seconds from the action until everything must be proven; longer than O(settle_seconds).
+    type: float
+    default: 60
+  poll_interval:
+    description: Seconds between two looks at the service.
+    type: float
+    default: 0.5
+  journal_lines:
+    description: Number of the service's last log lines returned on failure.
+    type: int
+    default: 20
+  compose_service:
+    description: Service of a docker compose project to act on instead of a systemd unit.
+    type: str
+  compose_project_dir:
+    description: The compose project's directory (C(--project-directory)).
+    type: path
+  compose_files:
+    description: Compose files (C(-f)); unset means compose's own lookup in O(compose_project_dir).
+    type: list
+    elements: path
+    default: []
+  compose_project_name:
+    description: Compose project name (C(-p)).
+    type: str
+  compose_command:
+    description: The compose CLI, e.g. C(docker compose) or C(docker-compose).
+    type: str
+    default: docker compose
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Runs the config test (unless O(config_test_in_check_mode=false)) and reports what would be done and the
+        service's current state. With O(state=verified) the whole verification runs.
+  diff_mode:
+    support: none
+    description: A restart has no diff.
+notes:
+  - The downtime is measured from issuing the restart to the first healthy answer (health URL, else port, else the
+    unit's activation); it is reported for O(state=restarted) only.
+  - The docker compose path was unit-tested for its commands and output parsing only; the machines this collection
+    is tested on have no Docker engine.
+seealso:
+  - module: ops.runbook.host_health
+"""
+
+EXAMPLES = r"""
+- name: Restart the backend and prove it is healthy
+  ops.runbook.service_restart:
+    name: bmi-backend
+    port: 3000
+    health_url: http://127.0.0.1:3000/health
+  become: true
+
+- name: Reload nginx only if its configuration passes nginx -t
+  ops.runbook.service_restart:
+    name: nginx
+    state: reloaded
+    config_test: [nginx, -t]
+    port: 80
+  become: true
+
+- name: Prove the API still works after patching, changing nothing
+  ops.runbook.service_restart:
+    name: bmi-backend
+    state: verified
+    health_url: http://127.0.0.1:3000/health
+    health_expect:
+      status: healthy
+      dependencies:
+        database: {status: healthy}
+    settle_seconds: 3
+
+- name: Restart the backend container of a compose project
+  ops.runbook.service_restart:
+    compose_service: backend
+    compose_project_dir: /opt/formula-pm
+    compose_files: [/opt/formula-pm/docker-compose.prod.yml]
+    health_url: https://api.example.com/health
+"""
+
+RETURN = r"""
+target:
+  description: The service acted on, e.g. C(nginx.service) or C(compose service backend).
+  returned: always
+  type: str
+kind:
+  description: C(systemd) or C(compose).
+  returned: always
+  type: str
+state:
+  description: The requested state.
+  returned: always
+  type: str
+checks:
+  description:
+    - The verifications as health checks (C(name), C(status), C(observed_value), C(threshold), C(output),
+      C(component)); names are C(config_test), C(restart)/C(reload) (only when the command failed), C(active),
+      C(stable), C(port), C(health).
+  returned: always
+  type: list
+  elements: dict
+status:
+  description: Worst status of the checks.
+  returned: always
+  type: str
+downtime_seconds:
+  description: Seconds from the restart to the first healthy answer; null when not measured.
+  returned: always
+  type: float
+  sample: 1.8
+before:
+  description: The service before the action (C(state), C(detail), C(pid), C(restarts), C(since), C(result), ...).
+  returned: always
+  type: dict
+after:
+  description: The service at the end of the verification.
+  returned: when verified
+  type: dict
+config_test:
+  description: The config test's C(command), exit status C(rc) and C(output).
+  returned: when it ran
+  type: dict
+journal:
+  description: The service's last log lines.
+  returned: on failure
+  type: list
+  elements: str
+plan:
+  description: What the run does after the config test, in order.
+  returned: always
+  type: list
+  elements: str
+started_at:
+  description: When the run started (UTC, ISO 8601).
+  returned: always
+  type: str
+finished_at:
+  description: When the run finished (UTC, ISO 8601).
+  returned: always
+  type: str
+duration_seconds:
+  description: Wall time of the run.
+  returned: always
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils.service import ACTIONS, DEFAULTS, run_service
+
+
+def argument_spec():
+    return dict(
+        name=dict(type="str", aliases=["unit"]),
+        state=dict(type="str", choices=sorted(ACTIONS), default=DEFAULTS["state"]),
+        config_test=dict(type="raw"),
+        config_test_in_check_mode=dict(type="bool", default=DEFAULTS["config_test_in_check_mode"]),
+        port=dict(type="int"),
+        host=dict(type="str", default=DEFAULTS["host"]),
+        health_url=dict(type="str"),
+        health_expect=dict(type="dict"),
+        health_validate_certs=dict(type="bool", default=DEFAULTS["health_validate_certs"]),
+        health_request_timeout=dict(type="float", default=DEFAULTS["health_request_timeout"]),
+        settle_seconds=dict(type="float", default=DEFAULTS["settle_seconds"]),
+        timeout=dict(type="float", default=DEFAULTS["timeout"]),
+        poll_interval=dict(type="float", default=DEFAULTS["poll_interval"]),
+        journal_lines=dict(type="int", default=DEFAULTS["journal_lines"]),
+        compose_service=dict(type="str"),
+        compose_project_dir=dict(type="path"),
+        compose_files=dict(type="list", elements="path", default=[]),
+        compose_project_name=dict(type="str"),
+        compose_command=dict(type="str", default=DEFAULTS["compose_command"]),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_one_of=[("name", "compose_service")],
+                           mutually_exclusive=[("name", "compose_service")])
+    try:
+        result = run_service(module.params, check_mode=module.check_mode)
+    except RunbookError as error:
+        module.fail_json(msg=str(error), **error.details)
+    if result.pop("failed"):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
