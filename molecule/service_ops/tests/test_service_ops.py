@@ -109,7 +109,7 @@ def test_the_incident_timeline_records_what_was_found_done_and_the_result(incide
     assert all(event["time"] for event in record["events"])
     assert record["plan"]["restart"][0]["unit"] == "bmi-backend.service"
     assert [disk["mount"] for disk in record["plan"]["full_disks"]] == ["/srv/fill"]
-    assert markdown.startswith("# Incident on service-ops-debian12: RESOLVED")
+    assert markdown.startswith("# Incident on {0}: RESOLVED".format(CONTAINERS[0]))
     assert "| Time (UTC) | Phase | What | Result | Detail |" in markdown
 
 
