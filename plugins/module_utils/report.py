@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import html
 import json
 import math
@@ -28,7 +29,7 @@ import re
 import tempfile
 
 from . import health
-from .common import isoformat, utc_now
+from .common import RunbookError, isoformat, utc_now
 
 NAGIOS_CODES = {health.PASS: 0, health.WARN: 1, health.FAIL: 2}
 NAGIOS_WORDS = {health.PASS: "OK", health.WARN: "WARNING", health.FAIL: "CRITICAL"}
@@ -273,7 +274,7 @@ tr.warn {{ background: #fff4e5; }}
 </head>
 <body>
 <h1>{title} <span class="badge {status}" id="overall-status">{status_word}</span></h1>
-<p class="summary" id="summary">{fail} fail, {warn} warn, {passed} pass &middot; written {written}</p>
+<p class="summary" id="summary">{fail} fail, {warn} warn, {passed} pass &middot; written <time id="written" datetime="{written}">{written}</time></p>
 <table id="checks">
 <thead><tr><th>Status</th><th>Host</th><th>Check</th><th>Observed</th><th>Threshold</th><th>Detail</th></tr></thead>
 <tbody>
@@ -309,6 +310,77 @@ RENDERERS = {
     "markdown": render_markdown,
     "html": render_html,
 }
+# Which keyword of each renderer names the report (title, service, metric prefix).
+RENDER_OPTIONS = {
+    "json": ("service_id", "description"),
+    "prometheus": ("prefix",),
+    "markdown": ("title",),
+    "html": ("title",),
+}
+
+_ISO_SECOND = r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)"
+_WRITTEN = {
+    "markdown": re.compile(r"; written " + _ISO_SECOND + r"\.$", re.MULTILINE),
+    "html": re.compile(r'<time id="written" datetime="' + _ISO_SECOND + r'">'),
+}
+
+
+def render(fmt, checks, now=None, **options):
+    """The report in format `fmt`; `options` not meant for that format are ignored."""
+    if fmt not in RENDERERS:
+        raise ValueError("unknown report format {0!r}".format(fmt))
+    wanted = dict((k, v) for k, v in options.items() if k in RENDER_OPTIONS[fmt] and v is not None)
+    return RENDERERS[fmt](checks, now=now, **wanted)
+
+
+def written_at(fmt, text):
+    """The moment a rendering says it was written, or None when it says none this code wrote."""
+    try:
+        if fmt == "json":
+            stamp = json.loads(text).get("time")
+        elif fmt == "prometheus":
+            match = re.search(r"^[a-zA-Z_:][a-zA-Z0-9_:]*_report_timestamp_seconds (\d+)$", text, re.MULTILINE)
+            return datetime.datetime.fromtimestamp(int(match.group(1)), datetime.timezone.utc) if match else None
+        else:
+            match = _WRITTEN[fmt].search(text)
+            stamp = match.group(1) if match else None
+        if not isinstance(stamp, str):
+            return None
+        return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    except (ValueError, AttributeError):
+        return None
+
+
+def write_report(path, fmt, checks, now=None, mode=0o644, check_mode=False, **options):
+    """Write one rendering to `path` atomically; say whether its findings changed.
+
+    Every rendering carries the time it was written, so a report rewritten
+    each run always differs from the last. The new text is therefore compared
+    with the old file re-rendered at the old file's own time: `changed` is
+    true only when a check, a status, a value or the file's mode differs.
+    The file is still rewritten with the new time (so node_exporter's and a
+    reader's "how old is this report" stay true); in check mode nothing is
+    written. Returns {"path", "format", "changed", "written"}.
+    """
+    now = now or utc_now()
+    text = render(fmt, checks, now=now, **options)
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            old = handle.read()
+        old_mode = os.stat(path).st_mode & 0o7777
+    except (IOError, OSError, UnicodeDecodeError):
+        old, old_mode = None, None
+    same = old == text
+    if old is not None and not same:
+        stamp = written_at(fmt, old)
+        same = stamp is not None and render(fmt, checks, now=stamp, **options) == old
+    changed = not same or old_mode != mode
+    written = False
+    if not check_mode:
+        written = write_atomic(path, text, mode)
+        if not written and old_mode != mode:
+            os.chmod(path, mode)
+    return {"path": path, "format": fmt, "changed": changed, "written": written}
 
 
 def write_atomic(path, text, mode=0o644):
@@ -339,3 +411,61 @@ def write_atomic(path, text, mode=0o644):
             os.unlink(temporary)
         raise
     return True
+
+
+def _checked(checks):
+    """The checks, or a RunbookError naming the first one that is not a health check."""
+    for index, item in enumerate(checks or []):
+        if not isinstance(item, dict) or not item.get("name") or item.get("status") not in NAGIOS_CODES:
+            raise RunbookError("Item {0} of checks is not a health check: {1!r}.".format(index, item)[:400],
+                               hint="Pass the 'checks' lists the collection's modules return (each with name and "
+                                    "status pass, warn or fail).")
+    return list(checks or [])
+
+
+def _moment(value):
+    if value is None or isinstance(value, datetime.datetime):
+        return value
+    text = str(value).strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise RunbookError("now must be an ISO 8601 time such as 2026-02-24T02:00:00Z, not {0!r}.".format(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def _file_mode(value):
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        raise RunbookError("mode must be octal, such as '0644', not {0!r}.".format(value))
+
+
+def publish(checks, paths, now=None, mode=0o644, check_mode=False, nagios_service="OPS_RUNBOOK", **options):
+    """Write the report in every format `paths` names ({format: path}); the health_report job.
+
+    Returns the overall status, counts, the Nagios line and exit code, and per
+    file whether its findings changed (see write_report).
+    """
+    checks = _checked(checks)
+    moment = _moment(now) or utc_now()
+    file_mode = _file_mode(mode)
+    files = []
+    for fmt in sorted(paths):
+        path = paths[fmt]
+        if not path:
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise RunbookError("The directory {0} for the {1} report does not exist.".format(directory, fmt),
+                               hint="Create it first (ansible.builtin.file with state: directory).")
+        try:
+            files.append(write_report(path, fmt, checks, now=moment, mode=file_mode, check_mode=check_mode, **options))
+        except (IOError, OSError) as error:
+            raise RunbookError("The {0} report cannot be written to {1}: {2}.".format(
+                fmt, path, error.strerror or error), hint="Check the directory's permissions, or use become.")
+    line, code = render_nagios(checks, service=nagios_service)
+    return {"status": health.worst(checks), "counts": health.counts(checks), "nagios": line, "nagios_exit_code": code,
+            "files": files, "changed": any(item["changed"] for item in files), "time": isoformat(moment)}
