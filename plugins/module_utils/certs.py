@@ -392,11 +392,11 @@ def expiry_check(name, certificate, now, warn_days=DEFAULT_WARN_DAYS, fail_days=
     elif days_left < fail_days:
         status = health.FAIL
         output = "{0} expires in {1} days ({2}), under the {3}-day limit. Renew it now.".format(
-            who, _days(days_left), expires, fail_days)
+            who, _days(days_left), expires, _days(fail_days))
     elif days_left < warn_days:
         status = health.WARN
         output = "{0} expires in {1} days ({2}), under the {3}-day warning; renewal should have happened.".format(
-            who, _days(days_left), expires, warn_days)
+            who, _days(days_left), expires, _days(warn_days))
     else:
         status = health.PASS
         output = "{0} is valid for {1} more days (until {2}).".format(who, _days(days_left), expires)

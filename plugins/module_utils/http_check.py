@@ -55,10 +55,6 @@ DEFAULTS = {
     "host": None,
     "max_workers": 8,
 }
-# Options an endpoint entry may set for itself; the rest apply to every endpoint.
-ENDPOINT_OPTIONS = ("url", "name", "method", "headers", "timeout", "latency_warn_ms", "latency_fail_ms",
-                    "expect_status", "expect_json", "check_dependencies", "check_certificate", "warn_days",
-                    "fail_days", "validate_certs", "ca_path", "follow_redirects")
 _MISSING = object()
 
 
@@ -70,10 +66,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def endpoint_settings(spec, defaults):
-    """One endpoint's settings: the module's defaults overridden by the entry's own."""
+    """One endpoint's settings: the module-wide options, overridden by those the entry sets itself."""
     if isinstance(spec, str):
         spec = {"url": spec}
-    settings = dict((k, defaults[k]) for k in ENDPOINT_OPTIONS if k in defaults)
+    settings = dict((k, v) for k, v in defaults.items() if k != "endpoints")
     settings.update(dict((k, v) for k, v in spec.items() if v is not None))
     url = settings.get("url")
     parsed = urllib.parse.urlsplit(url or "")
@@ -293,11 +289,11 @@ def _latency_check(settings, answer, facts):
     warn, fail = settings["latency_warn_ms"], settings["latency_fail_ms"]
     elapsed = answer.elapsed_ms
     if elapsed > fail:
-        status, words = health.FAIL, "over the {0} ms limit".format(fail)
+        status, words = health.FAIL, "over the {0:g} ms limit".format(fail)
     elif elapsed > warn:
-        status, words = health.WARN, "over the {0} ms warning".format(warn)
+        status, words = health.WARN, "over the {0:g} ms warning".format(warn)
     else:
-        status, words = health.PASS, "within {0} ms".format(warn)
+        status, words = health.PASS, "within {0:g} ms".format(warn)
     return health.check("{0}:latency".format(settings["name"]), status, round(elapsed, 1), {"warn": warn, "fail": fail},
                         "{0} answered in {1:.0f} ms, {2}.".format(settings["name"], elapsed, words), unit="ms", **facts)
 
@@ -357,8 +353,6 @@ def run_http_health(options, now=None):
         raise RunbookError("No endpoints to check.", hint="Set endpoints to a list of URLs, such as "
                                                           "[https://api.example.com/health].")
     settings = [endpoint_settings(spec, defaults) for spec in defaults["endpoints"]]
-    for item in settings:
-        item.update(dict((k, defaults[k]) for k in DEFAULTS if k not in ENDPOINT_OPTIONS))
     names = [item["name"] for item in settings]
     duplicates = sorted(set(name for name in names if names.count(name) > 1))
     if duplicates:

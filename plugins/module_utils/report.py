@@ -318,11 +318,9 @@ RENDER_OPTIONS = {
     "html": ("title",),
 }
 
-_ISO_SECOND = r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)"
-_WRITTEN = {
-    "markdown": re.compile(r"; written " + _ISO_SECOND + r"\.$", re.MULTILINE),
-    "html": re.compile(r'<time id="written" datetime="' + _ISO_SECOND + r'">'),
-}
+_MARKDOWN_HEADER = "| Status | Host | Check | Observed | Threshold | Detail |"
+_HTML_ROW = re.compile(r'<tr class="(pass|warn|fail)"><td>.*?</td><td>(.*?)</td><td>(.*?)</td>')
+_PROMETHEUS_STATUS = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*_check_status(\{.*\}) ([012])$", re.MULTILINE)
 
 
 def render(fmt, checks, now=None, **options):
@@ -333,34 +331,47 @@ def render(fmt, checks, now=None, **options):
     return RENDERERS[fmt](checks, now=now, **wanted)
 
 
-def written_at(fmt, text):
-    """The moment a rendering says it was written, or None when it says none this code wrote."""
-    try:
-        if fmt == "json":
-            stamp = json.loads(text).get("time")
-        elif fmt == "prometheus":
-            match = re.search(r"^[a-zA-Z_:][a-zA-Z0-9_:]*_report_timestamp_seconds (\d+)$", text, re.MULTILINE)
-            return datetime.datetime.fromtimestamp(int(match.group(1)), datetime.timezone.utc) if match else None
-        else:
-            match = _WRITTEN[fmt].search(text)
-            stamp = match.group(1) if match else None
-        if not isinstance(stamp, str):
+def findings(fmt, text):
+    """Which checks a rendering holds and their statuses, as a sorted list; None when it is not one of ours.
+
+    This is what "changed" means for a report: a check appeared, went, or
+    changed status. Measured values (a latency, days left) move on every run
+    and the time stamp always does; neither is a change an operator acts on.
+    """
+    if fmt == "json":
+        try:
+            grouped = json.loads(text).get("checks")
+        except (ValueError, AttributeError):
             return None
-        return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-    except (ValueError, AttributeError):
-        return None
+        if not isinstance(grouped, dict):
+            return None
+        return sorted((key, entry.get("status")) for key, entries in grouped.items() for entry in entries)
+    if fmt == "prometheus":
+        if "_report_timestamp_seconds " not in text:
+            return None
+        return sorted(_PROMETHEUS_STATUS.findall(text))
+    if fmt == "markdown":
+        lines = text.splitlines()
+        if _MARKDOWN_HEADER not in lines:
+            return None
+        rows = lines[lines.index(_MARKDOWN_HEADER) + 2:]
+        cells = [re.split(r"(?<!\\)\|", row)[1:4] for row in rows if row.startswith("| ")]
+        return sorted((status.strip(" *").lower(), host.strip(), name.strip()) for status, host, name in cells)
+    if fmt == "html":
+        if 'id="checks"' not in text:
+            return None
+        return sorted(_HTML_ROW.findall(text))
+    raise ValueError("unknown report format {0!r}".format(fmt))
 
 
 def write_report(path, fmt, checks, now=None, mode=0o644, check_mode=False, **options):
     """Write one rendering to `path` atomically; say whether its findings changed.
 
-    Every rendering carries the time it was written, so a report rewritten
-    each run always differs from the last. The new text is therefore compared
-    with the old file re-rendered at the old file's own time: `changed` is
-    true only when a check, a status, a value or the file's mode differs.
-    The file is still rewritten with the new time (so node_exporter's and a
-    reader's "how old is this report" stay true); in check mode nothing is
-    written. Returns {"path", "format", "changed", "written"}.
+    The file is rewritten on every run, so its time stamp (and its mtime, which
+    node_exporter exports) says when the checks last ran; `changed` is true only
+    when the findings (see `findings`) or the file's mode differ from the file
+    it replaces. In check mode nothing is written. Returns {"path", "format",
+    "changed", "written"}.
     """
     now = now or utc_now()
     text = render(fmt, checks, now=now, **options)
@@ -370,11 +381,8 @@ def write_report(path, fmt, checks, now=None, mode=0o644, check_mode=False, **op
         old_mode = os.stat(path).st_mode & 0o7777
     except (IOError, OSError, UnicodeDecodeError):
         old, old_mode = None, None
-    same = old == text
-    if old is not None and not same:
-        stamp = written_at(fmt, old)
-        same = stamp is not None and render(fmt, checks, now=stamp, **options) == old
-    changed = not same or old_mode != mode
+    before = findings(fmt, old) if old is not None else None
+    changed = before is None or before != findings(fmt, text) or old_mode != mode
     written = False
     if not check_mode:
         written = write_atomic(path, text, mode)
