@@ -526,8 +526,9 @@ def run_cert_check(options, now=None):
             endpoint["server_name"] = opts["server_names"][spec]
         checks.extend(endpoint_checks(endpoint["name"], endpoint, opts, now,
                                       dict(facts, component=endpoint["name"], component_type="certificate")))
-    certificates = [dict((k, item.get(k)) for k in ("name", "status", "observed_value", "subject", "not_after",
-                                                     "path", "endpoint", "serial", "sha256_fingerprint"))
+    summary_keys = ("name", "status", "observed_value", "subject", "not_after", "path", "endpoint", "serial",
+                    "sha256_fingerprint")
+    certificates = [dict((k, item.get(k)) for k in summary_keys)
                     for item in checks if item["name"].endswith(":certificate")]
     return {"status": health.worst(checks), "checks": checks, "counts": health.counts(checks),
             "certificates": certificates}

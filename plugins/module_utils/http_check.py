@@ -305,6 +305,17 @@ def _decode_json(answer):
         return _MISSING
 
 
+def proxied(settings, parsed):
+    """True when the request goes through a proxy (https_proxy, not bypassed by no_proxy).
+
+    The certificate is read in a direct TLS handshake, which a proxied network
+    may not allow, and which would show the proxy's certificate if it did.
+    """
+    if not settings.get("use_proxy", True):
+        return False
+    return bool(urllib.request.getproxies().get(parsed.scheme)) and not urllib.request.proxy_bypass(parsed.hostname)
+
+
 def check_endpoint(settings, host, now):
     """Every check of one endpoint, and a summary of what it answered."""
     parsed = urllib.parse.urlsplit(settings["url"])
@@ -312,7 +323,7 @@ def check_endpoint(settings, host, now):
     summary = {"name": settings["name"], "url": settings["url"], "status_code": None, "latency_ms": None,
                "days_to_expiry": None}
     checks = []
-    if parsed.scheme == "https" and settings["check_certificate"]:
+    if parsed.scheme == "https" and settings["check_certificate"] and not proxied(settings, parsed):
         endpoint = {"host": parsed.hostname, "port": parsed.port or 443, "server_name": parsed.hostname}
         tls = certs.endpoint_checks(settings["name"], endpoint, settings, now, facts)
         if tls[0]["observed_value"] is None:

@@ -20,9 +20,9 @@ description:
     O(latency_fail_ms) fails.
   - C(NAME:health) - when the answer is JSON with a top-level C(status), it is one of O(healthy_values) (pass),
     O(degraded_values) (warn) or anything else (fail).
-  - C(NAME:dependency:DEP) - with O(endpoints[].check_dependencies), each entry of the objects named in
-    O(dependency_keys) (C({"dependencies": {"database": "healthy"}}), C({"database": {"status": "up"}}), or the
-    IETF health-check C(checks) lists) is judged the same way.
+  - "C(NAME:dependency:DEP) - with O(check_dependencies), each entry of the objects named in O(dependency_keys) is
+    judged the same way; an entry is a status word (C(\"database\": \"healthy\")), an object with a C(status)
+    (C(\"database\": {\"status\": \"up\"})), or an IETF health-check list of such objects."
   - C(NAME:json:PATH) - each of O(endpoints[].expect_json) holds.
   - C(NAME:trust) and C(NAME:certificate) - over https, the certificate verifies and has more than O(warn_days)
     (warn) and O(fail_days) (fail) days left; the same judgement as M(ops.runbook.cert_check).
@@ -151,7 +151,9 @@ attributes:
 notes:
   - Latency is the wall time from opening the connection to the last byte of the body, as C(curl -w %{time_total})
     reports it, measured from where the task runs.
-  - Over https the certificate is read in its own TLS handshake before the request.
+  - Over https the certificate is read in its own, direct TLS handshake before the request. When the request goes
+    through a proxy (O(use_proxy) and E(https_proxy) set, the host not in E(no_proxy)), the certificate is not
+    checked; run M(ops.runbook.cert_check) from a host that reaches the endpoint directly.
 seealso:
   - module: ops.runbook.cert_check
   - module: ops.runbook.health_report

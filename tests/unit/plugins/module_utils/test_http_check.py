@@ -105,3 +105,18 @@ def test_expectations_match(value, expected, good):
 def test_caller_expectation_of_status_replaces_the_built_in_one():
     checks = statuses(http_check.body_checks({"status": "green"}, settings(expect_json={"status": "green"}), {}))
     assert checks == {"api:json:status": "pass"}
+
+
+@pytest.mark.parametrize("environment, use_proxy, expected", [
+    ({"https_proxy": "http://proxy.example.com:3128"}, True, True),
+    ({"https_proxy": "http://proxy.example.com:3128", "no_proxy": "api.example.com"}, True, False),
+    ({"https_proxy": "http://proxy.example.com:3128"}, False, False),
+    ({}, True, False),
+])
+def test_certificate_is_only_read_directly_when_no_proxy_is_in_the_way(monkeypatch, environment, use_proxy, expected):
+    for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    parsed = http_check.urllib.parse.urlsplit("https://api.example.com/health")
+    assert http_check.proxied(settings(use_proxy=use_proxy), parsed) is expected
