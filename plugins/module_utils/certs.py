@@ -317,11 +317,18 @@ def connection_error(error, host, port, timeout):
     return RunbookError("{0} cannot be reached: {1}.".format(where, getattr(error, "strerror", None) or error))
 
 
-def _unverified_context():
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+def client_context(verify=True, ca_path=None):
+    """A TLS client context: verifying against the system's CA store or `ca_path`, or not verifying at all."""
+    if not verify:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        return ssl.create_default_context(cafile=ca_path)
+    except (IOError, OSError) as error:
+        raise RunbookError("The CA file {0} cannot be read: {1}.".format(ca_path, getattr(error, "strerror", None) or error),
+                           hint="Set ca_path to a PEM file of the CA certificates to trust.")
 
 
 def fetch_certificate(host, port, server_name=None, verify=True, ca_path=None, timeout=DEFAULT_TIMEOUT):
@@ -334,14 +341,7 @@ def fetch_certificate(host, port, server_name=None, verify=True, ca_path=None, t
     """
     server_name = server_name or host
     verify_error = None
-    attempts = []
-    if verify:
-        try:
-            attempts.append(ssl.create_default_context(cafile=ca_path))
-        except (IOError, OSError) as error:
-            raise RunbookError("The CA file {0} cannot be read: {1}.".format(ca_path, getattr(error, "strerror", error)),
-                               hint="Set ca_path to a PEM file of the CA certificates to trust.")
-    attempts.append(_unverified_context())
+    attempts = ([client_context(True, ca_path)] if verify else []) + [client_context(False)]
     for context in attempts:
         try:
             der, protocol = _handshake(host, port, server_name, context, timeout)

@@ -212,20 +212,6 @@ class Answer(object):
         self.elapsed_ms = elapsed_ms
 
 
-def _context(settings):
-    if not settings["validate_certs"]:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    try:
-        return ssl.create_default_context(cafile=settings["ca_path"])
-    except (IOError, OSError) as error:
-        raise RunbookError("The CA file {0} cannot be read: {1}.".format(
-            settings["ca_path"], getattr(error, "strerror", None) or error),
-            hint="Set ca_path to a PEM file of the CA certificates to trust.")
-
-
 def request_error(error, settings):
     """A RunbookError saying in words why the request got no answer."""
     parsed = urllib.parse.urlsplit(settings["url"])
@@ -247,7 +233,8 @@ def request_error(error, settings):
 
 def fetch(settings):
     """The endpoint's Answer; RunbookError when no HTTP answer came."""
-    handlers = [urllib.request.HTTPSHandler(context=_context(settings))]
+    handlers = [urllib.request.HTTPSHandler(context=certs.client_context(settings["validate_certs"],
+                                                                         settings["ca_path"]))]
     if not settings["follow_redirects"]:
         handlers.append(_NoRedirect())
     if not settings.get("use_proxy", True):

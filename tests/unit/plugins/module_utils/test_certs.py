@@ -176,3 +176,9 @@ def test_run_cert_check_on_files_with_a_fixed_clock(tmp_path):
     assert (check["host"], check["component"], check["source"]) == ("web1", str(path), "file")
     assert check["chain"] == [{"subject": "CN=R3, O=Example, C=DE", "not_after": "2026-05-25T02:00:00Z"}]
     assert result["certificates"][0]["observed_value"] == 20.0
+
+
+def test_a_missing_ca_file_is_named():
+    with pytest.raises(RunbookError, match="The CA file /nonexistent/ca.pem cannot be read"):
+        certs.client_context(True, "/nonexistent/ca.pem")
+    assert certs.client_context(False, "/nonexistent/ca.pem").verify_mode == certs.ssl.CERT_NONE
