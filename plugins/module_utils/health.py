@@ -42,3 +42,8 @@ def counts(checks):
     for item in checks:
         tally[item["status"]] += 1
     return tally
+
+
+def at_least(status, level):
+    """True when `status` is as bad as `level` or worse (a task's fail_on: fail, warn)."""
+    return _RANK[status] >= _RANK[level]

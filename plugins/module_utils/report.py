@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import html
 import json
 import math
@@ -28,7 +29,7 @@ import re
 import tempfile
 
 from . import health
-from .common import isoformat, utc_now
+from .common import RunbookError, isoformat, utc_now
 
 NAGIOS_CODES = {health.PASS: 0, health.WARN: 1, health.FAIL: 2}
 NAGIOS_WORDS = {health.PASS: "OK", health.WARN: "WARNING", health.FAIL: "CRITICAL"}
@@ -273,7 +274,7 @@ tr.warn {{ background: #fff4e5; }}
 </head>
 <body>
 <h1>{title} <span class="badge {status}" id="overall-status">{status_word}</span></h1>
-<p class="summary" id="summary">{fail} fail, {warn} warn, {passed} pass &middot; written {written}</p>
+<p class="summary" id="summary">{fail} fail, {warn} warn, {passed} pass &middot; written <time id="written" datetime="{written}">{written}</time></p>
 <table id="checks">
 <thead><tr><th>Status</th><th>Host</th><th>Check</th><th>Observed</th><th>Threshold</th><th>Detail</th></tr></thead>
 <tbody>
@@ -309,6 +310,85 @@ RENDERERS = {
     "markdown": render_markdown,
     "html": render_html,
 }
+# Which keyword of each renderer names the report (title, service, metric prefix).
+RENDER_OPTIONS = {
+    "json": ("service_id", "description"),
+    "prometheus": ("prefix",),
+    "markdown": ("title",),
+    "html": ("title",),
+}
+
+_MARKDOWN_HEADER = "| Status | Host | Check | Observed | Threshold | Detail |"
+_HTML_ROW = re.compile(r'<tr class="(pass|warn|fail)"><td>.*?</td><td>(.*?)</td><td>(.*?)</td>')
+_PROMETHEUS_STATUS = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*_check_status(\{.*\}) ([012])$", re.MULTILINE)
+
+
+def render(fmt, checks, now=None, **options):
+    """The report in format `fmt`; `options` not meant for that format are ignored."""
+    if fmt not in RENDERERS:
+        raise ValueError("unknown report format {0!r}".format(fmt))
+    wanted = dict((k, v) for k, v in options.items() if k in RENDER_OPTIONS[fmt] and v is not None)
+    return RENDERERS[fmt](checks, now=now, **wanted)
+
+
+def findings(fmt, text):
+    """Which checks a rendering holds and their statuses, as a sorted list; None when it is not one of ours.
+
+    This is what "changed" means for a report: a check appeared, went, or
+    changed status. Measured values (a latency, days left) move on every run
+    and the time stamp always does; neither is a change an operator acts on.
+    """
+    if fmt == "json":
+        try:
+            grouped = json.loads(text).get("checks")
+        except (ValueError, AttributeError):
+            return None
+        if not isinstance(grouped, dict):
+            return None
+        return sorted((key, entry.get("status")) for key, entries in grouped.items() for entry in entries)
+    if fmt == "prometheus":
+        if "_report_timestamp_seconds " not in text:
+            return None
+        return sorted(_PROMETHEUS_STATUS.findall(text))
+    if fmt == "markdown":
+        lines = text.splitlines()
+        if _MARKDOWN_HEADER not in lines:
+            return None
+        rows = lines[lines.index(_MARKDOWN_HEADER) + 2:]
+        cells = [re.split(r"(?<!\\)\|", row)[1:4] for row in rows if row.startswith("| ")]
+        return sorted((status.strip(" *").lower(), host.strip(), name.strip()) for status, host, name in cells)
+    if fmt == "html":
+        if 'id="checks"' not in text:
+            return None
+        return sorted(_HTML_ROW.findall(text))
+    raise ValueError("unknown report format {0!r}".format(fmt))
+
+
+def write_report(path, fmt, checks, now=None, mode=0o644, check_mode=False, **options):
+    """Write one rendering to `path` atomically; say whether its findings changed.
+
+    The file is rewritten on every run, so its time stamp (and its mtime, which
+    node_exporter exports) says when the checks last ran; `changed` is true only
+    when the findings (see `findings`) or the file's mode differ from the file
+    it replaces. In check mode nothing is written. Returns {"path", "format",
+    "changed", "written"}.
+    """
+    now = now or utc_now()
+    text = render(fmt, checks, now=now, **options)
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            old = handle.read()
+        old_mode = os.stat(path).st_mode & 0o7777
+    except (IOError, OSError, UnicodeDecodeError):
+        old, old_mode = None, None
+    before = findings(fmt, old) if old is not None else None
+    changed = before is None or before != findings(fmt, text) or old_mode != mode
+    written = False
+    if not check_mode:
+        written = write_atomic(path, text, mode)
+        if not written and old_mode != mode:
+            os.chmod(path, mode)
+    return {"path": path, "format": fmt, "changed": changed, "written": written}
 
 
 def write_atomic(path, text, mode=0o644):
@@ -339,3 +419,61 @@ def write_atomic(path, text, mode=0o644):
             os.unlink(temporary)
         raise
     return True
+
+
+def _checked(checks):
+    """The checks, or a RunbookError naming the first one that is not a health check."""
+    for index, item in enumerate(checks or []):
+        if not isinstance(item, dict) or not item.get("name") or item.get("status") not in NAGIOS_CODES:
+            raise RunbookError("Item {0} of checks is not a health check: {1!r}.".format(index, item)[:400],
+                               hint="Pass the 'checks' lists the collection's modules return (each with name and "
+                                    "status pass, warn or fail).")
+    return list(checks or [])
+
+
+def _moment(value):
+    if value is None or isinstance(value, datetime.datetime):
+        return value
+    text = str(value).strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise RunbookError("now must be an ISO 8601 time such as 2026-02-24T02:00:00Z, not {0!r}.".format(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def _file_mode(value):
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        raise RunbookError("mode must be octal, such as '0644', not {0!r}.".format(value))
+
+
+def publish(checks, paths, now=None, mode=0o644, check_mode=False, nagios_service="OPS_RUNBOOK", **options):
+    """Write the report in every format `paths` names ({format: path}); the health_report job.
+
+    Returns the overall status, counts, the Nagios line and exit code, and per
+    file whether its findings changed (see write_report).
+    """
+    checks = _checked(checks)
+    moment = _moment(now) or utc_now()
+    file_mode = _file_mode(mode)
+    files = []
+    for fmt in sorted(paths):
+        path = paths[fmt]
+        if not path:
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise RunbookError("The directory {0} for the {1} report does not exist.".format(directory, fmt),
+                               hint="Create it first (ansible.builtin.file with state: directory).")
+        try:
+            files.append(write_report(path, fmt, checks, now=moment, mode=file_mode, check_mode=check_mode, **options))
+        except (IOError, OSError) as error:
+            raise RunbookError("The {0} report cannot be written to {1}: {2}.".format(
+                fmt, path, error.strerror or error), hint="Check the directory's permissions, or use become.")
+    line, code = render_nagios(checks, service=nagios_service)
+    return {"status": health.worst(checks), "counts": health.counts(checks), "nagios": line, "nagios_exit_code": code,
+            "files": files, "changed": any(item["changed"] for item in files), "time": isoformat(moment)}

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils import health, report
+from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 NOW = datetime.datetime(2026, 2, 24, 2, 0, tzinfo=datetime.timezone.utc)
 
@@ -104,3 +105,109 @@ def test_write_atomic_replaces_and_reports_change(tmp_path):
         assert handle.read() == "a 2\n"
     assert oct(os.stat(path).st_mode & 0o777) == "0o640"
     assert sorted(os.listdir(str(tmp_path))) == ["health.prom"]
+
+
+LATER = NOW + datetime.timedelta(hours=6)
+
+
+@pytest.mark.parametrize("fmt", sorted(report.RENDERERS))
+def test_each_rendering_gives_back_its_findings(fmt):
+    """Every format yields the same four (check, status) findings, whatever it looks like."""
+    found = report.findings(fmt, report.render(fmt, sample(), now=NOW))
+    assert len(found) == 4
+    assert sorted(item for row in found for item in row if item in ("pass", "warn", "fail", "0", "1", "2")) in (
+        ["fail", "pass", "pass", "warn"], ["0", "0", "1", "2"])
+    assert report.findings(fmt, "not a report of ours") is None
+
+
+def test_findings_read_escaped_markdown_and_html_cells():
+    checks = [health.check("a | b <c>", health.WARN, 1, None, "x", host="h|1")]
+    assert report.findings("markdown", report.render("markdown", checks)) == [("warn", "h\\|1", "a \\| b <c>")]
+    assert report.findings("html", report.render("html", checks)) == [("warn", "h|1", "a | b &lt;c&gt;")]
+
+
+def test_render_passes_each_format_only_its_own_options():
+    assert report.render("markdown", sample(), now=NOW, title="Morning", prefix="x").startswith("# Morning: FAIL")
+    assert "x_check_status" in report.render("prometheus", sample(), now=NOW, title="Morning", prefix="x")
+    with pytest.raises(ValueError):
+        report.render("pdf", sample())
+
+
+@pytest.mark.parametrize("fmt", sorted(report.RENDERERS))
+def test_write_report_changes_only_when_findings_change(tmp_path, fmt):
+    path = str(tmp_path / ("report." + fmt))
+    first = report.write_report(path, fmt, sample(), now=NOW)
+    assert first == {"path": path, "format": fmt, "changed": True, "written": True}
+    # Same findings six hours later: rewritten with the new time, but not a change.
+    again = report.write_report(path, fmt, sample(), now=LATER)
+    assert (again["changed"], again["written"]) == (False, True)
+    with open(path) as handle:
+        text = handle.read()
+    assert "2026-02-24T08:00:00Z" in text or " {0}\n".format(int(LATER.timestamp())) in text
+    # A value that moved (a latency, days left) is not a change either ...
+    moved = sample()
+    moved[0] = dict(moved[0], observed_value=86.5, output="86.5% of max_connections in use.")
+    assert report.write_report(path, fmt, moved, now=LATER)["changed"] is False
+    # ... but a check that changes status is, and so is one that appears.
+    worse = sample()
+    worse[1] = dict(worse[1], status=health.FAIL)
+    assert report.write_report(path, fmt, worse, now=LATER)["changed"] is True
+    more = worse + [health.check("new", health.PASS, 1, None, "new check")]
+    assert report.write_report(path, fmt, more, now=LATER)["changed"] is True
+
+
+def test_write_report_check_mode_writes_nothing_and_says_what_would_change(tmp_path):
+    path = str(tmp_path / "health.json")
+    assert report.write_report(path, "json", sample(), now=NOW, check_mode=True) == \
+        {"path": path, "format": "json", "changed": True, "written": False}
+    assert not os.path.exists(path)
+    report.write_report(path, "json", sample(), now=NOW)
+    assert report.write_report(path, "json", sample(), now=LATER, check_mode=True)["changed"] is False
+    with open(path) as handle:
+        assert json.load(handle)["time"] == "2026-02-24T02:00:00Z"
+
+
+def test_write_report_fixes_the_mode_as_a_change(tmp_path):
+    path = str(tmp_path / "health.md")
+    report.write_report(path, "markdown", sample(), now=NOW)
+    result = report.write_report(path, "markdown", sample(), now=NOW, mode=0o600)
+    assert (result["changed"], result["written"]) == (True, False)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+
+
+def test_a_foreign_file_at_the_path_is_replaced_as_a_change(tmp_path):
+    path = tmp_path / "health.prom"
+    path.write_text("# somebody else's metrics\n")
+    assert report.write_report(str(path), "prometheus", sample(), now=NOW)["changed"] is True
+    assert "ops_runbook_check_status" in path.read_text()
+
+
+def test_publish_writes_every_format_given_and_returns_the_nagios_line(tmp_path):
+    paths = {"json": str(tmp_path / "h.json"), "html": str(tmp_path / "h.html"), "markdown": None}
+    result = report.publish(sample(), paths, now="2026-02-24T02:00:00Z", mode="0640", nagios_service="WEB",
+                            title="Morning")
+    assert result["status"] == "fail" and result["nagios_exit_code"] == 2
+    assert result["nagios"].startswith("WEB CRITICAL - web1 disk:/")
+    assert [item["format"] for item in result["files"]] == ["html", "json"]
+    assert result["changed"] is True and result["time"] == "2026-02-24T02:00:00Z"
+    assert oct(os.stat(paths["html"]).st_mode & 0o777) == "0o640"
+    assert report.publish(sample(), paths, now=LATER, mode="0640", title="Morning")["changed"] is False
+
+
+@pytest.mark.parametrize("checks, words", [
+    ([{"name": "x", "status": "bad"}], "Item 0 of checks is not a health check"),
+    ([{"status": "pass"}], "Item 0 of checks"),
+    (["pass"], "Item 0 of checks"),
+])
+def test_publish_refuses_what_is_not_a_check(tmp_path, checks, words):
+    with pytest.raises(RunbookError, match=words):
+        report.publish(checks, {"json": str(tmp_path / "h.json")})
+
+
+def test_publish_names_a_missing_directory_and_a_bad_time(tmp_path):
+    with pytest.raises(RunbookError, match="does not exist"):
+        report.publish(sample(), {"json": str(tmp_path / "missing" / "h.json")})
+    with pytest.raises(RunbookError, match="ISO 8601"):
+        report.publish(sample(), {"json": str(tmp_path / "h.json")}, now="yesterday")
+    with pytest.raises(RunbookError, match="octal"):
+        report.publish(sample(), {"json": str(tmp_path / "h.json")}, mode="rw-r--r--")
