@@ -91,3 +91,36 @@ def playbook_vars(options):
     extra["pg_backup_databases"] = [options["database"]]
     extra["pg_backup_dir"] = options["backup_dir"]
     return extra
+
+
+# The health, session and maintenance tests need settings the backup tests'
+# server does not have (pg_stat_statements preloaded, WAL archiving, few
+# connections so the connection thresholds can be reached for real) and a
+# streaming standby, so they get a cluster of their own.
+HEALTH_SETTINGS = {
+    "shared_preload_libraries": "pg_stat_statements",
+    "archive_mode": "on",
+    "archive_command": "/bin/true",
+    "max_connections": "20",
+    "shared_buffers": "16MB",
+    "autovacuum": "off",
+}
+APP_ROLE = "bmi_user"
+APP_PASSWORD = "App-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def health_primary():
+    server = PostgresServer(tempfile.mkdtemp(prefix="ops-runbook-it-health-"), settings=HEALTH_SETTINGS).start()
+    server.create_role(APP_ROLE, APP_PASSWORD)
+    server.create_database(DATABASE, owner=APP_ROLE)
+    server.execute("CREATE EXTENSION pg_stat_statements", database=DATABASE)
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def health_standby(health_primary):
+    standby = health_primary.start_standby(tempfile.mkdtemp(prefix="ops-runbook-it-standby-"))
+    yield standby
+    standby.destroy()
