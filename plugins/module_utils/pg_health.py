@@ -300,8 +300,8 @@ class Probe(object):
             FROM pg_stat_user_tables WHERE pg_total_relation_size(relid) >= %s
             ORDER BY 1""", (floor,))
         return floor, [{"table": name, "live_tuples": int(live), "dead_tuples": int(dead), "size_bytes": int(size),
-                        "vacuum_age_days": None if vacuumed is None else round(vacuumed / 86400.0, 3),
-                        "analyze_age_days": None if analyzed is None else round(analyzed / 86400.0, 3)}
+                        "vacuum_age_days": None if vacuumed is None else round(vacuumed / 86400.0, 6),
+                        "analyze_age_days": None if analyzed is None else round(analyzed / 86400.0, 6)}
                        for name, live, dead, size, vacuumed, analyzed in found]
 
     def dead_tuples(self):
