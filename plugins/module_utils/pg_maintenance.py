@@ -101,23 +101,30 @@ class DatabaseMaintenance(object):
         self.psycopg2 = import_psycopg2()
 
     def _stats(self, cur, target):
-        """(dead tuples, vacuum runs, analyze runs) of the target table, or of every user table."""
+        """{table: (dead tuples, vacuum runs, analyze runs)} of the target table, or of every user table."""
         cur.execute("SELECT pg_stat_clear_snapshot()")
         where = "WHERE relid = to_regclass(%s)" if target else ""
         cur.execute("""
-            SELECT coalesce(sum(n_dead_tup), 0)::bigint,
-                   coalesce(sum(vacuum_count + autovacuum_count), 0)::bigint,
-                   coalesce(sum(analyze_count + autoanalyze_count), 0)::bigint
+            SELECT schemaname || '.' || relname, n_dead_tup, vacuum_count + autovacuum_count,
+                   analyze_count + autoanalyze_count
             FROM pg_stat_user_tables {0}""".format(where), (qualified(target),) if target else None)
-        return cur.fetchone()
+        return dict((name, (int(dead), int(vacuums), int(analyzes))) for name, dead, vacuums, analyzes in cur.fetchall())
+
+    @staticmethod
+    def _untouched(before, after, operation):
+        """Tables whose vacuum (or analyze) count did not move: skipped because they were locked."""
+        if operation == "reindex":
+            return []
+        counter = 2 if operation == "analyze" else 1
+        return sorted(name for name, figures in before.items()
+                      if name in after and after[name][counter] <= figures[counter])
 
     def _settled_stats(self, cur, target, operation, before):
         """Statistics after a step; before PostgreSQL 15 they reach the views a moment later."""
         deadline = time.monotonic() + STATS_SETTLE_SECONDS
-        counter = 2 if operation == "analyze" else 1
         while True:
             after = self._stats(cur, target)
-            if operation == "reindex" or after[counter] > before[counter] or time.monotonic() >= deadline:
+            if not self._untouched(before, after, operation) or time.monotonic() >= deadline:
                 return after
             time.sleep(0.1)
 
@@ -137,7 +144,7 @@ class DatabaseMaintenance(object):
                         self.log("{0}: {1}".format(self.database, step["error"]))
                         continue
                 before = self._stats(cur, target)
-                step["dead_tuples_before"] = int(before[0])
+                step["dead_tuples_before"] = sum(figures[0] for figures in before.values())
                 if check_mode:
                     step["status"] = "planned"
                     self.log("{0}: would run {1}".format(self.database, sql))
@@ -153,15 +160,14 @@ class DatabaseMaintenance(object):
                     continue
                 step["duration_seconds"] = round(time.monotonic() - started, 3)
                 after = self._settled_stats(cur, target, operation, before)
-                step.update(status="ok", dead_tuples_after=int(after[0]),
-                            dead_tuples_removed=max(int(before[0]) - int(after[0]), 0),
-                            notices=[" ".join(n.split()) for n in conn.notices])
-                skipped = [n for n in step["notices"] if "lock not available" in n]
-                if skipped:
-                    step["skipped_locked"] = skipped
+                dead_after = sum(figures[0] for figures in after.values())
+                skipped = self._untouched(before, after, operation)
+                step.update(status="ok", dead_tuples_after=dead_after,
+                            dead_tuples_removed=max(step["dead_tuples_before"] - dead_after, 0),
+                            notices=[" ".join(n.split()) for n in conn.notices], skipped_locked=skipped)
                 self.log("{0}: {1} took {2} s, removed {3} dead tuples{4}".format(
                     self.database, sql, step["duration_seconds"], step["dead_tuples_removed"],
-                    "; {0}".format("; ".join(skipped)) if skipped else ""))
+                    "; skipped (locked): {0}".format(", ".join(skipped)) if skipped else ""))
         return steps
 
     def _explain(self, error, sql):
