@@ -52,9 +52,9 @@ options:
               replication_slots, archiver, slow_statements]
   thresholds:
     description:
-      - Limits that override the defaults, keyed by name. A value is a number (the fail limit alone) or
+      - "Limits that override the defaults, keyed by name. A value is a number (the fail limit alone) or
         C({warn: X, fail: Y}); C(null) switches a level off. A check is beyond a limit when its value is
-        above it (below it for C(cache_hit_percent)).
+        above it (below it for C(cache_hit_percent))."
       - "Defaults (the runbooks'): C(db_connections_percent) 80/90, C(long_query_minutes) 5/30,
         C(idle_in_transaction_minutes) 5/10, C(lock_wait_seconds) 30/300, C(cache_hit_percent) 90/80,
         C(dead_tuple_percent) 20/50, C(vacuum_age_days) and C(analyze_age_days) 35/70, C(xid_age)

@@ -113,7 +113,7 @@ steps:
   description:
     - One entry per statement with C(database), C(table) (null for the whole database), C(operation), C(statement),
       C(status) (C(ok), C(failed), or C(planned) in check mode), C(duration_seconds), C(dead_tuples_before),
-      C(dead_tuples_after), C(dead_tuples_removed), C(notices), C(error), and C(skipped_locked): the tables VACUUM
+      C(dead_tuples_after), C(dead_tuples_removed), C(notices), C(error), and C(skipped_locked), the tables VACUUM
       or ANALYZE skipped because another session held them locked.
   returned: always
   type: list

@@ -13,7 +13,7 @@ short_description: End PostgreSQL sessions selected by explicit filters
 version_added: 0.1.0
 description:
   - The runbooks' C(pg_terminate_backend) queries with guards. Ends (or, with O(action=cancel), cancels the
-    query of) the client sessions that match every filter given: O(states), O(min_age_minutes),
+    query of) the client sessions that match every filter given, O(states), O(min_age_minutes),
     O(databases), O(users), O(application_names) and O(query_pattern).
   - At least one filter must be given; an empty selection is refused rather than taken as every session.
   - Never touches its own session, replication connections (walsenders), autovacuum or other background
