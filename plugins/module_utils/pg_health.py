@@ -214,7 +214,7 @@ class Probe(object):
             "database_size", "database_size_bytes", largest,
             "Largest database {0} is {1}; {2}, {3} in all.".format(
                 largest_name, human_size(largest), _plural(len(sizes), "database"),
-                human_size(sum(size for _, size in sizes))),
+                human_size(sum(size for name, size in sizes))),
             unit="bytes", databases=[{"name": name, "size_bytes": size} for name, size in sizes])]
 
     # -- sessions -----------------------------------------------------------

@@ -55,8 +55,8 @@ def main(argv=None):
         for statement in slow["statements"]:
             log("  {0} ms mean, {1} calls: {2}".format(statement["mean_ms"], statement["calls"], statement["query"]))
     summary = dict((k, result[k]) for k in ("msg", "failed_steps", "dead_tuples_removed", "duration_seconds"))
-    summary["steps"] = [dict((k, s.get(k)) for k in ("database", "statement", "status", "duration_seconds",
-                                                        "dead_tuples_removed")) for s in result["steps"]]
+    step_keys = ("database", "statement", "status", "duration_seconds", "dead_tuples_removed")
+    summary["steps"] = [dict((k, s.get(k)) for k in step_keys) for s in result["steps"]]
     sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
     sys.stdout.flush()
     return 1 if result["failed_steps"] else 0

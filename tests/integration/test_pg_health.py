@@ -150,7 +150,7 @@ def test_cache_hit_ratio(health_primary, scratch_db):
         CREATE TABLE big AS SELECT g, repeat('x', 400) AS pad FROM generate_series(1, 90000) g;
         CREATE TABLE small AS SELECT g FROM generate_series(1, 20000) g;""", database=scratch_db)
     _reset_statistics(health_primary)
-    for _ in range(3):
+    for _attempt in range(3):
         health_primary.execute("SELECT count(*) FROM big", database=scratch_db)
     failed = one(health_primary, "cache_hit_ratio")
     assert failed["status"] == "fail", failed["output"]
@@ -160,7 +160,7 @@ def test_cache_hit_ratio(health_primary, scratch_db):
     conn = health_primary.connect(scratch_db)
     try:
         with conn.cursor() as cur:
-            for _ in range(100):
+            for _attempt in range(100):
                 cur.execute("SELECT count(*) FROM small")
     finally:
         conn.close()
@@ -234,7 +234,7 @@ def test_wraparound_counts_real_transaction_ids(health_primary):
     conn = health_primary.connect()
     try:
         with conn.cursor() as cur:
-            for _ in range(60):
+            for _attempt in range(60):
                 cur.execute("SELECT txid_current()")
     finally:
         conn.close()
@@ -367,7 +367,7 @@ def test_slow_statements_from_pg_stat_statements(health_primary):
     conn = health_primary.connect(DATABASE)
     try:
         with conn.cursor() as cur:
-            for _ in range(5):
+            for _attempt in range(5):
                 cur.execute("SELECT pg_sleep(0.15)")
     finally:
         conn.close()
@@ -452,8 +452,8 @@ def test_module_passes_in_check_mode_and_fails_on_a_failed_check(health_primary)
     assert result["status"] == "pass" and result["changed"] is False
     assert [c["name"] for c in result["checks"]] == ["reachable", "connections"]
 
-    failing = module_args(health_primary, checks=["connections"], thresholds={"db_connections_percent": 1,
-                                                                             "disk_used_percent": 80})
+    limits = {"db_connections_percent": 1, "disk_used_percent": 80}
+    failing = module_args(health_primary, checks=["connections"], thresholds=limits)
     run = ansible_module("ops.runbook.pg_health", failing)
     result = module_result(run)
     assert run.returncode != 0

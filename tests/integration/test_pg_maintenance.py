@@ -107,7 +107,7 @@ def test_a_missing_table_fails_its_step_only(health_primary, churned):
 
 def test_the_slow_query_report_comes_with_the_maintenance(health_primary, churned):
     health_primary.execute("SELECT pg_stat_statements_reset()", database="bmidb")
-    for _ in range(5):
+    for _attempt in range(5):
         health_primary.execute("SELECT pg_sleep(0.05)", database="bmidb")
     result = maintain(health_primary, databases=[churned, "bmidb"])
     report = result["slow_statements"]

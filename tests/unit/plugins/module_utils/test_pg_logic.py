@@ -33,7 +33,7 @@ def test_thresholds_take_the_runbooks_dictionary_whole():
 
 
 def test_a_single_number_is_the_fail_limit():
-    limits, _ = pg_health.merge_thresholds({"xid_age": 100})
+    limits = pg_health.merge_thresholds({"xid_age": 100})[0]
     assert limits["xid_age"] == {"warn": None, "fail": 100}
 
 
@@ -81,14 +81,14 @@ def test_maintenance_plan_for_a_whole_database():
 def test_maintenance_plan_per_table_with_quoted_names():
     opts = pg_maintenance.normalize({"databases": ["d"], "tables": ['audit.Events', 'we"ird'],
                                      "operations": ["vacuum"], "skip_locked": False})
-    assert [sql for _, _, sql in pg_maintenance.plan_statements(opts, "d", 120000)] == [
+    assert [sql for _operation, _table, sql in pg_maintenance.plan_statements(opts, "d", 120000)] == [
         'VACUUM "audit"."Events"', 'VACUUM "we""ird"']
 
 
 def test_analyze_alone_and_reindex_without_concurrently():
     opts = pg_maintenance.normalize({"databases": ["d"], "operations": ["analyze", "reindex"],
                                      "reindex_concurrently": False})
-    assert [sql for _, _, sql in pg_maintenance.plan_statements(opts, "d", 170000)] == [
+    assert [sql for _operation, _table, sql in pg_maintenance.plan_statements(opts, "d", 170000)] == [
         "ANALYZE (SKIP_LOCKED)", 'REINDEX DATABASE "d"']
 
 
