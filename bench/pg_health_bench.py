@@ -102,6 +102,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     workdir = tempfile.mkdtemp(prefix="ops-runbook-bench-health-", dir=args.workdir)
+    os.chmod(workdir, 0o755)  # the server runs as postgres and must reach its directory
     server = PostgresServer(os.path.join(workdir, "pg"), settings=SETTINGS)
     try:
         server.start()

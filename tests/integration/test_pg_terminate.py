@@ -92,8 +92,8 @@ def test_superuser_sessions_only_when_allowed(health_primary, sessions, held):
     assert not sessions.alive(held["superuser_idle"])
 
 
-def test_replication_connections_and_its_own_session_are_never_ended(health_primary, health_standby,
-                                                                      sessions, held):
+def test_replication_connections_and_its_own_session_are_never_ended(
+        health_primary, health_standby, sessions, held):
     replication = terminate(health_primary, users=["replicator"], allow_superuser=True)
     assert replication["sessions"] == [] and sessions.alive(held["walsender"])
     own = terminate(health_primary, application_names=["ops.runbook"], allow_superuser=True)
