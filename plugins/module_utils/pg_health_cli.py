@@ -4,7 +4,8 @@
 """PostgreSQL health on the host: a Nagios plugin and a textfile-collector writer.
 
 The same engine as the pg_health module (pg_health.run_health). Reads the
-module's options from a JSON file and the password from a credentials file
+module's options from a JSON file (without one: every check, on the local
+socket as the user running it) and the password from a credentials file
 kept apart (mode 0600). Prints the Nagios line (or, with --json, the whole
 result) and exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (it could not run).
 With --prometheus-file it also writes the Prometheus text there atomically,
@@ -30,14 +31,15 @@ NAGIOS_UNKNOWN = 3
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ops-runbook-pg-health", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="JSON file of pg_health module options")
+    parser.add_argument("--config", help="JSON file of pg_health module options (default: {0} when it "
+                                         "exists, else every check on the local socket)".format(DEFAULT_CONFIG))
     parser.add_argument("--credentials", default=DEFAULT_CREDENTIALS, help="JSON file with login_password")
     parser.add_argument("--prometheus-file", help="also write the Prometheus text to this file")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.add_argument("--report-only", action="store_true", help="exit 0 whatever the checks found")
     args = parser.parse_args(argv)
     try:
-        options = read_json(args.config, "config")
+        options = read_json(args.config or DEFAULT_CONFIG, "config", required=bool(args.config))
         secrets = read_json(args.credentials, "credentials", required=False)
         if secrets.get("login_password") is not None:
             options["login_password"] = secrets["login_password"]

@@ -56,6 +56,20 @@ def test_logrotate_rule_is_valid(host):
     host.run_expect([0], "logrotate --debug /etc/logrotate.d/ops-runbook-pg-maintenance")
 
 
+def test_health_command_checks_the_local_server(host):
+    """The pg_health engine on the host: a Nagios line and exit status, and a textfile for node_exporter."""
+    checked = host.run("runuser -u postgres -- /usr/local/bin/ops-runbook-pg-health")
+    assert checked.rc in (0, 1), checked.stdout + checked.stderr
+    assert checked.stdout.startswith(("POSTGRES OK - ", "POSTGRES WARNING - "))
+    assert "connections=" in checked.stdout
+    host.run_expect([0], "runuser -u postgres -- /usr/local/bin/ops-runbook-pg-health --report-only "
+                         "--prometheus-file /tmp/postgres.prom")
+    metrics = host.file("/tmp/postgres.prom").content_string
+    assert 'ops_runbook_pg_check_status{check="reachable"} 0' in metrics
+    missing = host.run("runuser -u postgres -- /usr/local/bin/ops-runbook-pg-health --config /nonexistent.json")
+    assert missing.rc == 3 and missing.stdout.startswith("POSTGRES UNKNOWN - Cannot read the config file")
+
+
 def test_check_mode_runs_nothing(host):
     output = host.run_expect([0], "runuser -u postgres -- /usr/local/bin/ops-runbook-pg-maintenance --check")
     assert "would run VACUUM (ANALYZE, SKIP_LOCKED)" in output.stderr
