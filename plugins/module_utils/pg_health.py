@@ -237,8 +237,8 @@ class Probe(object):
         if sessions:
             first = sessions[0]
             sentence = "{0} {1}; the oldest, pid {2} of {3} on {4}, for {5} min: {6}".format(
-                len(sessions), what if len(sessions) == 1 else whats, first["pid"], first["user"], first["database"], oldest,
-                first["query"] or "(no query)")
+                len(sessions), what if len(sessions) == 1 else whats, first["pid"], first["user"],
+                first["database"], oldest, first["query"] or "(no query)")
         else:
             sentence = "No {0}.".format(whats)
         return [self.graded(name, key, oldest, sentence, unit="minutes", count=len(sessions),
