@@ -377,12 +377,13 @@ class Probe(object):
         streaming = [s for s in standbys if s["state"] == "streaming"]
         expected = int(self.opts["expected_standbys"] or 0)
         count_status = health.FAIL if len(streaming) < expected else health.PASS
+        # No threshold: "at least N" has no place in the warn/fail-above vocabulary the renderings read.
         checks = [health.check(
-            "standbys", count_status, len(streaming), expected,
+            "standbys", count_status, len(streaming), None,
             "{0} streaming from this primary{1}.".format(
                 _plural(len(streaming), "standby"),
                 "; {0} expected".format(expected) if expected else ""),
-            unit="standbys", standbys=standbys)]
+            unit="standbys", expected=expected, standbys=standbys)]
         if not standbys:
             return checks
         by_time = max(standbys, key=lambda s: s["lag_seconds"])
