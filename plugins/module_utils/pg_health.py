@@ -405,7 +405,8 @@ class Probe(object):
                    CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
                         THEN 0 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8,
                    pg_is_wal_replay_paused()""")
-        lag_seconds = round(max(lag_seconds or 0.0, 0.0), 3)
+        # NULL: nothing was replayed since this standby started, so its lag in time is unknown.
+        lag_seconds = None if lag_seconds is None else round(max(lag_seconds, 0.0), 3)
         if receiver and receiver[0] == "streaming":
             receiving = health.check("wal_receiver", health.PASS, receiver[0], "streaming",
                                      "This standby streams WAL from {0}:{1}.".format(receiver[1], receiver[2]))
@@ -418,7 +419,10 @@ class Probe(object):
         return [
             receiving,
             self.graded("replication_lag", "replication_lag_seconds", lag_seconds,
-                        "This standby replays {0} s behind the WAL it received.{1}".format(lag_seconds, paused_note),
+                        ("This standby replays {0} s behind the WAL it received.{1}".format(lag_seconds, paused_note)
+                         if lag_seconds is not None else
+                         "No transaction was replayed since this standby started, so its lag in seconds is "
+                         "unknown; see replication_lag_bytes.{0}".format(paused_note)),
                         unit="seconds", side="standby", replay_paused=paused),
             self.graded("replication_lag_bytes", "replication_lag_bytes", int(lag_bytes),
                         "This standby has {0} of received WAL still to replay.{1}".format(

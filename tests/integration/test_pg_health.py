@@ -277,6 +277,11 @@ def test_replication_passes_from_both_sides_while_streaming(health_primary, heal
 
 def test_replication_lag_grows_while_replay_is_paused(health_primary, health_standby):
     assert eventually(lambda: _streaming(health_primary))
+    # A transaction replayed before the pause gives the standby a replay time to measure from.
+    health_primary.execute("CREATE TABLE IF NOT EXISTS replicated (id int); INSERT INTO replicated VALUES (1)",
+                           database=DATABASE)
+    assert eventually(lambda: one(health_standby, "replication_lag_bytes", checks=["replication"])[
+        "observed_value"] == 0 and health_standby.execute("SELECT pg_last_xact_replay_timestamp() IS NOT NULL")[0][0])
     health_standby.execute("SELECT pg_wal_replay_pause()")
     try:
         health_primary.execute("CREATE TABLE lagging AS SELECT g FROM generate_series(1, 200000) g",
