@@ -479,7 +479,7 @@ def test_module_passes_in_check_mode_and_fails_on_a_failed_check(health_primary)
      "rejected the login of user '{}'".format(APP_ROLE)),
     ({"login_port": None}, "unreachable", "Cannot reach PostgreSQL at 127.0.0.1:"),
     ({"database": "no_such_db"}, "missing_database", "Database 'no_such_db' does not exist"),
-])
+], ids=["wrong_password", "unreachable_host", "missing_database"])
 def test_module_gives_one_clear_error_per_connection_failure(health_primary, change, cause, words):
     args = module_args(health_primary)
     args.update(change)

@@ -170,9 +170,12 @@ def test_playbook_check_mode_lists_then_runs(health_primary, churned):
     assert table_stats(health_primary, churned)["n_dead_tup"] == 0
 
 
-def test_playbook_refuses_missing_databases_and_a_wrong_password(health_primary, churned):
+def test_playbook_refuses_missing_databases_a_blocking_reindex_and_a_wrong_password(health_primary, churned):
     refused = ansible_playbook("db_maintenance.yml", {"pg_maintenance_databases": []})
     assert refused.returncode != 0 and "Set pg_maintenance_databases" in refused.stdout
+    blocking = ansible_playbook("db_maintenance.yml", playbook_vars(
+        health_primary, churned, pg_maintenance_operations=["reindex"], pg_maintenance_reindex_concurrently=False))
+    assert blocking.returncode != 0 and "pg_maintenance_allow_blocking_reindex" in blocking.stdout
     wrong = ansible_playbook("db_maintenance.yml", playbook_vars(
         health_primary, churned, pg_maintenance_login_user=APP_ROLE, pg_maintenance_login_password="nope"))
     assert wrong.returncode != 0
