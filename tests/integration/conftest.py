@@ -108,6 +108,8 @@ def start_redis():
     yield start
     for server in reversed(started):
         server.destroy()
+
+
 # The health, session and maintenance tests need settings the backup tests'
 # server does not have (pg_stat_statements preloaded, WAL archiving, few
 # connections so the connection thresholds can be reached for real) and a
