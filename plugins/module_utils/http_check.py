@@ -3,14 +3,30 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Health endpoints, checked the way the runbooks' `curl .../health` is read by a person.
 
-For each endpoint: did it answer with an expected status code, how long did
-the whole answer take, does its JSON say it is healthy (the top-level
-`status`, every dependency's status, and any field the caller names), and,
-over https, is the certificate trusted and how many days has it left (judged
-by certs.py, the same code the cert_check module uses).
+The collection's one way to ask a health URL (`fetch`) and to judge its answer
+(`judge_answer`): http_health checks endpoints with it (plus latency and the
+certificate), and service_restart proves with it that a restarted service is
+healthy. The judgement, as health checks:
 
-Each finding is a health.check; the standard library only (urllib, ssl,
-socket), so it runs on any host with python3 and from the controller alike.
+- `status`: the status code is one of `expect_status` (any 2xx when None); a
+  redirect is the answer unless `follow_redirects`;
+- `health`: the JSON's top-level `status` is one of `healthy_values` (pass),
+  `degraded_values` (warn) or anything else (fail). With `require_status`, an
+  answer without one fails, unless the caller's `expect_json` names what to expect;
+- `dependency:DEP`: with `check_dependencies`, every entry of the groups named in
+  `dependency_keys` is judged the same way; an entry is a status word, an object
+  with a `status`, or an IETF list of such objects; a group may also be a list of
+  objects known by their `name`;
+- `json:PATH`: each of the caller's `expect_json`, a mapping of dotted paths
+  (`*` for every key or item, a list item also by its `name`) to the expected value
+  or a list of acceptable ones; strings compare without regard to case;
+- `json`: an answer that is not JSON, when JSON was required (`expect_json` or
+  `require_status`).
+
+Each judged check has a short name and a sentence without a subject ("dependencies.
+database.status is 'unhealthy', expected one of ..."); callers name the endpoint.
+The standard library only (urllib, ssl, socket), so it runs on any host with
+python3 and from the controller alike.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,6 +54,7 @@ DEFAULTS = {
     "latency_fail_ms": 2000,
     "expect_status": [200],
     "expect_json": {},
+    "require_status": False,
     "check_dependencies": True,
     "healthy_values": ["healthy", "pass", "ok", "up"],
     "degraded_values": ["degraded", "warn", "warning"],
@@ -55,6 +72,7 @@ DEFAULTS = {
     "host": None,
     "max_workers": 8,
 }
+EXPECT_JSON_EXAMPLE = 'For example {"status": "healthy", "dependencies.*.status": ["healthy", "ok"]}.'
 _MISSING = object()
 
 
@@ -63,6 +81,27 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
+
+
+def validate_expectations(expectations):
+    """The caller's expect_json, refused unless it maps dotted paths to a value or a list of acceptable values.
+
+    A nested mapping would be compared as a whole object, which is never what
+    its writer meant: each field gets its own path instead.
+    """
+    if not isinstance(expectations, dict):
+        raise RunbookError("expect_json must be a mapping of dotted paths to expected values, not {0}.".format(
+            _show(expectations)), hint=EXPECT_JSON_EXAMPLE, cause="invalid")
+    for path, expected in expectations.items():
+        if not isinstance(path, str) or "" in path.split("."):
+            raise RunbookError("{0} in expect_json is not a dotted path such as dependencies.database.status.".format(
+                _show(path)), hint=EXPECT_JSON_EXAMPLE, cause="invalid")
+        choices = expected if isinstance(expected, list) else [expected]
+        if any(isinstance(choice, (dict, list)) for choice in choices):
+            raise RunbookError("expect_json's {0} expects {1}: name each field by its own dotted path, such as "
+                               "{0}.status, instead of a nested value.".format(path, _show(expected)),
+                               hint=EXPECT_JSON_EXAMPLE, cause="invalid")
+    return expectations
 
 
 def endpoint_settings(spec, defaults):
@@ -78,7 +117,9 @@ def endpoint_settings(spec, defaults):
                            hint="Give each endpoint a full URL, such as https://api.example.com/health.")
     settings.setdefault("name", parsed.netloc + (parsed.path.rstrip("/") or ""))
     settings["method"] = settings["method"].upper()
-    settings["expect_status"] = [int(code) for code in settings["expect_status"]]
+    if settings["expect_status"] is not None:
+        settings["expect_status"] = [int(code) for code in settings["expect_status"]]
+    settings["expect_json"] = validate_expectations(settings["expect_json"] or {})
     if settings["latency_fail_ms"] < settings["latency_warn_ms"]:
         raise RunbookError("latency_fail_ms ({0}) of {1} is below latency_warn_ms ({2}).".format(
             settings["latency_fail_ms"], settings["name"], settings["latency_warn_ms"]))
@@ -86,27 +127,51 @@ def endpoint_settings(spec, defaults):
     return settings
 
 
-# -- JSON -------------------------------------------------------------------------
+# -- the JSON health judgement ---------------------------------------------------------
+
+def _show(value):
+    """A value as it reads in JSON, strings quoted: 'healthy', 3, true, null."""
+    if isinstance(value, str):
+        return "'{0}'".format(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def _expected_words(expected):
+    if isinstance(expected, list):
+        return "one of " + ", ".join(_show(item) for item in expected) if len(expected) != 1 else _show(expected[0])
+    return _show(expected)
+
+
+def _children(value):
+    """(key, child) pairs of an object, or of a list, whose items are known by their `name` when they have one."""
+    if isinstance(value, dict):
+        return sorted(value.items())
+    if isinstance(value, list):
+        pairs = []
+        for index, item in enumerate(value):
+            name = item.get("name") if isinstance(item, dict) else None
+            pairs.append((name if isinstance(name, str) and name else str(index), item))
+        return pairs
+    return []
+
 
 def resolve(document, path):
-    """[(concrete path, value)] that a dotted path with `*` wildcards names in a JSON document."""
+    """[(concrete path, value)] that a dotted path with `*` wildcards names in a JSON document.
+
+    A list item is named by its index or, when it has one, by its `name`.
+    """
     found = [("", document)]
     for part in path.split("."):
         step = []
         for prefix, value in found:
             if part == "*":
-                if isinstance(value, dict):
-                    children = sorted(value.items())
-                elif isinstance(value, list):
-                    children = [(str(i), item) for i, item in enumerate(value)]
-                else:
-                    children = []
-            elif isinstance(value, dict) and part in value:
-                children = [(part, value[part])]
+                children = _children(value)
+            elif isinstance(value, dict):
+                children = [(part, value[part])] if part in value else []
             elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
                 children = [(part, value[int(part)])]
             else:
-                children = []
+                children = [(key, child) for key, child in _children(value) if key == part]
             step.extend(((prefix + "." + key) if prefix else key, child) for key, child in children)
         found = step
     return found
@@ -138,110 +203,163 @@ def status_word(value, settings):
     return health.FAIL
 
 
-def _dependency_status(value):
-    """The status a dependency entry reports: a string, {"status": ...}, or an IETF list of those."""
-    if isinstance(value, str):
-        return value
+def _status_sentence(path, word, status, settings):
+    if word is _MISSING:
+        return "the answer has no {0}".format(path)
+    if status == health.PASS:
+        return "{0} is {1}".format(path, _show(word))
+    degraded = " (degraded)" if status == health.WARN else ""
+    return "{0} is {1}{2}, expected {3}".format(path, _show(word), degraded, _expected_words(settings["healthy_values"]))
+
+
+def _reported_statuses(path, value):
+    """[(path, status word)] a dependency reports: a word, an object's `status`, or each of an IETF list's."""
     if isinstance(value, dict):
-        return value.get("status")
-    if isinstance(value, list) and value:
-        statuses = [_dependency_status(item) for item in value]
-        return statuses if len(statuses) > 1 else statuses[0]
-    return None
+        return [(path + ".status", value.get("status", _MISSING))]
+    if isinstance(value, list):
+        reported = []
+        for key, item in _children(value):
+            reported.extend(_reported_statuses(path + "." + key, item))
+        return reported or [(path + ".*.status", _MISSING)]
+    return [(path, value)]
 
 
-def body_checks(document, settings, facts):
+def _dependency_check(group, dependency, value, settings):
+    reported = _reported_statuses("{0}.{1}".format(group, dependency), value)
+    judged = [(status_word(word, settings), path, word) for path, word in reported]
+    status = health.worst([{"status": item[0]} for item in judged])
+    _status, path, word = [item for item in judged if item[0] == status][0]
+    words = [None if item[2] is _MISSING else item[2] for item in judged]
+    return health.check("dependency:{0}".format(dependency), status, words[0] if len(words) == 1 else words,
+                        settings["healthy_values"], _status_sentence(path, word, status, settings),
+                        dependency=dependency)
+
+
+def judge_document(document, settings):
     """Checks of a JSON answer: the top-level status, each dependency, and the caller's expectations."""
-    name = settings["name"]
     expectations = settings["expect_json"] or {}
-    checks = []
     healthy = settings["healthy_values"]
-    if "status" not in expectations and isinstance(document, dict) and "status" in document:
-        word = document["status"]
-        status = status_word(word, settings)
-        checks.append(health.check("{0}:health".format(name), status, word, healthy,
-                                   "{0} reports status {1!r}.".format(name, word) if status == health.PASS else
-                                   "{0} reports status {1!r}, not one of {2}.".format(name, word, ", ".join(healthy)),
-                                   **facts))
+    checks = []
+    if "status" not in expectations:
+        if isinstance(document, dict) and "status" in document:
+            status = status_word(document["status"], settings)
+            checks.append(health.check("health", status, document["status"], healthy,
+                                       _status_sentence("status", document["status"], status, settings)))
+        elif settings["require_status"] and not expectations:
+            output = ("the answer has no status" if isinstance(document, dict) else
+                      "the answer is {0}, not a JSON object with a status".format(_show(document)))
+            checks.append(health.check("health", health.FAIL, None, healthy, output))
     if settings["check_dependencies"] and isinstance(document, dict):
-        for key in settings["dependency_keys"]:
-            group = document.get(key)
-            if not isinstance(group, dict):
-                continue
-            for dependency, value in sorted(group.items()):
-                reported = _dependency_status(value)
-                words = reported if isinstance(reported, list) else [reported]
-                status = health.worst([{"status": status_word(word, settings)} for word in words])
-                if reported is None:
-                    output = "{0} reports no status for its dependency {1}.".format(name, dependency)
-                elif status == health.PASS:
-                    output = "{0}: {1} is {2}.".format(name, dependency, reported)
-                else:
-                    output = "{0}: dependency {1} is {2!r}.".format(name, dependency, reported)
-                checks.append(health.check("{0}:dependency:{1}".format(name, dependency), status, reported, healthy,
-                                           output, dependency=dependency, **facts))
+        for group in settings["dependency_keys"]:
+            if isinstance(document.get(group), (dict, list)):
+                for dependency, value in _children(document[group]):
+                    checks.append(_dependency_check(group, dependency, value, settings))
     for path, expected in sorted(expectations.items()):
         found = resolve(document, path)
         if not found:
-            checks.append(health.check("{0}:json:{1}".format(name, path), health.FAIL, None, expected,
-                                       "{0}'s answer has no {1}.".format(name, path), **facts))
-            continue
+            checks.append(health.check("json:{0}".format(path), health.FAIL, None, expected,
+                                       "the answer has no {0}".format(path)))
         for concrete, value in found:
             good = _matches(value, expected)
             checks.append(health.check(
-                "{0}:json:{1}".format(name, concrete), health.PASS if good else health.FAIL, value, expected,
-                "{0}: {1} is {2!r}.".format(name, concrete, value) if good else
-                "{0}: {1} is {2!r}, expected {3}.".format(name, concrete, value, _expected_words(expected)), **facts))
+                "json:{0}".format(concrete), health.PASS if good else health.FAIL, value, expected,
+                "{0} is {1}".format(concrete, _show(value)) if good else
+                "{0} is {1}, expected {2}".format(concrete, _show(value), _expected_words(expected))))
     return checks
 
 
-def _expected_words(expected):
-    if isinstance(expected, list):
-        return "one of " + ", ".join(repr(item) for item in expected)
-    return repr(expected)
+def judge_status_code(answer, settings):
+    """The check of an answer's status code: one of expect_status, or any 2xx when that is None."""
+    expected = settings["expect_status"]
+    good = answer.code in expected if expected else 200 <= answer.code < 300
+    if good:
+        return health.check("status", health.PASS, answer.code, expected or "2xx",
+                            "answered HTTP {0}".format(answer.code))
+    moved = " (redirect to {0})".format(answer.location) if answer.location and 300 <= answer.code < 400 else ""
+    wanted = " or ".join(str(code) for code in expected) if expected else "a 2xx status"
+    return health.check("status", health.FAIL, answer.code, expected or "2xx",
+                        "answered HTTP {0}{1}, expected {2}".format(answer.code, moved, wanted))
+
+
+def judge_answer(answer, settings):
+    """Every check of one answer: its status code first, then what its body says (see the module's docstring)."""
+    checks = [judge_status_code(answer, settings)]
+    if answer.is_json:
+        return checks + judge_document(answer.document, settings)
+    if settings["expect_json"] or settings["require_status"]:
+        text = " ".join(answer.body.decode("utf-8", "replace").split())[:200]
+        output = "the answer is empty, not JSON" if not text else "the answer is not JSON but {0} bytes of {1}: {2}".format(
+            len(answer.body), answer.content_type or "an unnamed type", text)
+        checks.append(health.check("json", health.FAIL, answer.content_type or None, "JSON", output))
+    return checks
 
 
 # -- HTTP ---------------------------------------------------------------------------
 
 class Answer(object):
-    def __init__(self, code, body, content_type, location, elapsed_ms):
+    """What a URL answered: status code, body (bytes), content type, redirect target and time taken."""
+
+    def __init__(self, code, body, content_type="", location=None, elapsed_ms=0.0):
         self.code = code
         self.body = body
         self.content_type = content_type
         self.location = location
         self.elapsed_ms = elapsed_ms
+        try:
+            self._document = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self._document = _MISSING
+
+    @property
+    def is_json(self):
+        return self._document is not _MISSING
+
+    @property
+    def document(self):
+        """The decoded JSON body; only when is_json."""
+        return self._document
+
+
+def _proxy(settings, parsed):
+    """(host, port) of the proxy the request goes through, or None."""
+    if not proxied(settings, parsed):
+        return None
+    address = urllib.parse.urlsplit(urllib.request.getproxies()[parsed.scheme])
+    return address.hostname, address.port or (443 if address.scheme == "https" else 80)
 
 
 def request_error(error, settings):
-    """A RunbookError saying in words why the request got no answer."""
+    """A RunbookError saying in words why the request got no answer (callers name the request)."""
     parsed = urllib.parse.urlsplit(settings["url"])
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     reason = getattr(error, "reason", error)
-    prefix = "{0} {1}".format(settings["method"], settings["url"])
     if isinstance(reason, ssl.SSLCertVerificationError):
-        return RunbookError("{0}: clients will not trust the certificate: {1}.".format(
-            prefix, reason.verify_message or reason),
-            hint="Set ca_path to the CA that signed it (or validate_certs: false to look past it).")
+        return RunbookError("clients will not trust the certificate: {0}.".format(reason.verify_message or reason),
+                            hint="Set ca_path to the CA that signed it (or validate_certs: false to look past it).")
     if isinstance(reason, (http.client.RemoteDisconnected, http.client.BadStatusLine)):
-        return RunbookError("{0}: the server closed the connection without an HTTP answer.".format(prefix),
+        return RunbookError("the server closed the connection without an HTTP answer.",
                             hint="Is this the right scheme (http or https) and port?")
     if isinstance(reason, str):
-        return RunbookError("{0} failed: {1}.".format(prefix, reason))
+        return RunbookError("{0}.".format(reason))
+    proxy = _proxy(settings, parsed)
+    if proxy:
+        translated = certs.connection_error(reason, proxy[0], proxy[1], settings["timeout"])
+        return RunbookError("through the proxy: {0}".format(translated.message),
+                            hint="Check the proxy (https_proxy, http_proxy, no_proxy), or ask the URL directly.")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     translated = certs.connection_error(reason, parsed.hostname, port, settings["timeout"])
-    return RunbookError("{0} failed: {1}".format(prefix, translated.message), hint=translated.hint)
+    return RunbookError(translated.message, hint=translated.hint)
 
 
 def fetch(settings):
-    """The endpoint's Answer; RunbookError when no HTTP answer came."""
+    """The URL's Answer, whatever its status code; RunbookError when no HTTP answer came."""
     handlers = [urllib.request.HTTPSHandler(context=certs.client_context(settings["validate_certs"],
                                                                          settings["ca_path"]))]
     if not settings["follow_redirects"]:
         handlers.append(_NoRedirect())
-    if not settings.get("use_proxy", True):
+    if not settings["use_proxy"]:
         handlers.append(urllib.request.ProxyHandler({}))
     opener = urllib.request.build_opener(*handlers)
-    headers = dict({"User-Agent": "ops.runbook-http_health", "Accept": "application/json, */*"},
-                   **(settings["headers"] or {}))
+    headers = dict({"User-Agent": "ops.runbook", "Accept": "application/json, */*"}, **(settings["headers"] or {}))
     request = urllib.request.Request(settings["url"], headers=headers, method=settings["method"])
     limit = settings["max_body_bytes"]
     started = time.monotonic()
@@ -251,25 +369,22 @@ def fetch(settings):
         except urllib.error.HTTPError as error:
             response = error
         with response:
-            body = response.read(limit + 1)
+            body = response.read(limit)
             code = response.getcode()
             headers_seen = response.headers
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         raise request_error(error, settings)
     elapsed_ms = (time.monotonic() - started) * 1000.0
-    return Answer(code, body[:limit], headers_seen.get("Content-Type", ""), headers_seen.get("Location"), elapsed_ms)
+    return Answer(code, body, headers_seen.get("Content-Type", ""), headers_seen.get("Location"), elapsed_ms)
 
 
-def _status_check(settings, answer, facts):
-    expected = settings["expect_status"]
-    name = "{0}:status".format(settings["name"])
-    prefix = "{0} {1}".format(settings["method"], settings["url"])
-    if answer.code in expected:
-        return health.check(name, health.PASS, answer.code, expected,
-                            "{0} answered {1}.".format(prefix, answer.code), **facts)
-    moved = " (redirect to {0})".format(answer.location) if answer.location and 300 <= answer.code < 400 else ""
-    return health.check(name, health.FAIL, answer.code, expected, "{0} answered {1}{2}; expected {3}.".format(
-        prefix, answer.code, moved, " or ".join(str(code) for code in expected)), **facts)
+def _endpoint_check(check, settings, facts):
+    """A judged check, named after the endpoint: `api:dependency:database`, "api: ... ."."""
+    if check["name"] == "status":
+        output = "{0} {1} {2}.".format(settings["method"], settings["url"], check["output"])
+    else:
+        output = "{0}: {1}.".format(settings["name"], check["output"])
+    return dict(check, name="{0}:{1}".format(settings["name"], check["name"]), output=output, **facts)
 
 
 def _latency_check(settings, answer, facts):
@@ -283,13 +398,6 @@ def _latency_check(settings, answer, facts):
         status, words = health.PASS, "within {0:g} ms".format(warn)
     return health.check("{0}:latency".format(settings["name"]), status, round(elapsed, 1), {"warn": warn, "fail": fail},
                         "{0} answered in {1:.0f} ms, {2}.".format(settings["name"], elapsed, words), unit="ms", **facts)
-
-
-def _decode_json(answer):
-    try:
-        return json.loads(answer.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return _MISSING
 
 
 def proxied(settings, parsed):
@@ -325,20 +433,13 @@ def check_endpoint(settings, host, now):
         answer = fetch(settings)
     except RunbookError as error:
         checks.insert(0, health.check("{0}:status".format(settings["name"]), health.FAIL, None,
-                                      settings["expect_status"], str(error), **facts))
+                                      settings["expect_status"] or "2xx", "{0} {1} failed: {2}".format(
+                                          settings["method"], settings["url"], error), **facts))
         summary["status"] = health.worst(checks)
         return checks, summary
     summary.update(status_code=answer.code, latency_ms=round(answer.elapsed_ms, 1))
-    answer_checks = [_status_check(settings, answer, facts), _latency_check(settings, answer, facts)]
-    document = _decode_json(answer)
-    if document is not _MISSING:
-        answer_checks.extend(body_checks(document, settings, facts))
-    elif settings["expect_json"]:
-        answer_checks.append(health.check(
-            "{0}:json".format(settings["name"]), health.FAIL, answer.content_type or None, "JSON",
-            "{0} answered {1} bytes of {2}, not JSON; the expected fields cannot be read.".format(
-                settings["name"], len(answer.body), answer.content_type or "an unnamed type"), **facts))
-    checks = answer_checks + checks
+    judged = [_endpoint_check(check, settings, facts) for check in judge_answer(answer, settings)]
+    checks = judged[:1] + [_latency_check(settings, answer, facts)] + judged[1:] + checks
     summary["status"] = health.worst(checks)
     return checks, summary
 

@@ -12,8 +12,10 @@ a restart with a broken nginx config takes the site down. Here:
    period: its main PID, restart counter and activation time must not change
    (a restart loop shows up as a new PID or NRestarts + 1 even when every single
    poll sees "active");
-3. its port must accept connections and its health URL must answer 2xx with the
-   expected JSON (probe.py), all within one timeout;
+3. its port must accept connections and its health URL must answer 2xx (or the
+   expected status) with JSON in which every check of http_check's judgement
+   passes: the top-level status and every dependency healthy (a degraded one is
+   not), and the caller's expect_json; all within one timeout;
 4. the downtime is measured (action to first healthy answer), every verification
    is a health check (health.py), and a failure carries the last journal lines.
 
@@ -27,9 +29,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import shlex
+import socket
 import time
 
-from . import health, probe
+from . import health, http_check
 from .commands import display, run
 from .common import RunbookError, isoformat, utc_now
 from .compose import ComposeService
@@ -44,8 +47,11 @@ DEFAULTS = {
     "port": None,
     "host": "127.0.0.1",
     "health_url": None,
-    "health_expect": None,
+    "expect_status": None,
+    "expect_json": None,
     "health_validate_certs": True,
+    "health_ca_path": None,
+    "health_use_proxy": False,
     "health_request_timeout": 5.0,
     "settle_seconds": 5.0,
     "timeout": 60.0,
@@ -84,10 +90,36 @@ def normalize(options):
     if isinstance(test, str):
         test = shlex.split(test)
     opts["config_test"] = [str(word) for word in test] if test else None
-    if opts["health_expect"] is not None and not isinstance(opts["health_expect"], dict):
-        raise RunbookError("health_expect must be a mapping the health JSON must match, e.g. "
-                           "{\"status\": \"healthy\"}.", cause="invalid")
+    opts["health_request"] = health_request(opts)
     return opts
+
+
+def health_request(opts):
+    """The settings the health URL is asked and judged with (http_check), or None without a health URL.
+
+    Asked directly unless health_use_proxy: an http_proxy set for downloads must
+    not answer for the service on this host.
+    """
+    if not opts["health_url"]:
+        unused = [key for key in ("expect_status", "expect_json") if opts[key]]
+        if unused:
+            raise RunbookError("{0} without a health_url: there is no answer to hold it against.".format(
+                " and ".join(unused)), cause="invalid")
+        return None
+    return http_check.endpoint_settings({"url": opts["health_url"]}, dict(
+        http_check.DEFAULTS, timeout=opts["health_request_timeout"], validate_certs=opts["health_validate_certs"],
+        ca_path=opts["health_ca_path"], use_proxy=opts["health_use_proxy"], expect_status=opts["expect_status"] or None,
+        expect_json=opts["expect_json"], require_status=True, check_certificate=False))
+
+
+def tcp_open(host, port, timeout=3.0):
+    """None when `host:port` accepts a TCP connection, else the reason it did not."""
+    try:
+        connection = socket.create_connection((host, int(port)), timeout=timeout)
+    except (OSError, socket.timeout) as error:
+        return getattr(error, "strerror", None) or str(error) or error.__class__.__name__
+    connection.close()
+    return None
 
 
 def build_target(opts, runner=run):
@@ -133,14 +165,13 @@ class Verification:
     tested without waiting.
     """
 
-    def __init__(self, target, opts, clock=time.monotonic, sleep=time.sleep, tcp=probe.tcp_open,
-                 http=probe.http_get):
+    def __init__(self, target, opts, clock=time.monotonic, sleep=time.sleep, tcp=tcp_open, fetch=http_check.fetch):
         self.target = target
         self.opts = opts
         self.clock = clock
         self.sleep = sleep
         self.tcp = tcp
-        self.http = http
+        self.fetch = fetch
 
     def _check(self, name, status, observed, threshold, output, **facts):
         return health.check(name, status, observed, threshold, output, component=self.target.label, **facts)
@@ -149,12 +180,19 @@ class Verification:
         return self.tcp(self.opts["host"], self.opts["port"], timeout=min(3.0, self.opts["health_request_timeout"]))
 
     def _probe_health(self):
-        status, body, error = self.http(self.opts["health_url"], timeout=self.opts["health_request_timeout"],
-                                        validate_certs=self.opts["health_validate_certs"])
-        if error:
-            return "got no answer: {0}".format(error), None, None
-        reason, document = probe.judge_health(status, body, self.opts["health_expect"])
-        return reason, status, document
+        """(what is wrong or None, status code, JSON document, what a healthy answer said) of one request."""
+        request = self.opts["health_request"]
+        try:
+            answer = self.fetch(request)
+        except RunbookError as error:
+            return "got no answer: {0}".format(error.message.rstrip(".")), None, None, None
+        checks = http_check.judge_answer(answer, request)
+        document = answer.document if answer.is_json else None
+        problems = [check["output"] for check in checks if check["status"] != health.PASS]
+        if problems:
+            return "; ".join(problems), answer.code, document, None
+        said = [check["output"] for check in checks[1:]]
+        return None, answer.code, document, "{0}{1}".format(checks[0]["output"], ": " + ", ".join(said) if said else "")
 
     def run(self, action_started=None):
         """(checks, downtime in seconds or None, last snapshot, failure reason or None)."""
@@ -209,7 +247,7 @@ class Verification:
                     if port_error is None:
                         port_at = self.clock()
                 if opts["health_url"] and health_at is None and (not opts["port"] or port_at is not None):
-                    health_reason, health_status, health_document = self._probe_health()
+                    health_reason, health_status, health_document, _said = self._probe_health()
                     if health_reason is None:
                         health_at = self.clock()
                 port_done = not opts["port"] or port_at is not None
@@ -248,16 +286,14 @@ class Verification:
             else:
                 checks.append(self._check("port", health.PASS, True, True, "{0} accepts connections.".format(where)))
         if opts["health_url"]:
-            problem, status, document = self._probe_health()
+            problem, status, document, said = self._probe_health()
             if problem:
-                reason = reason or "{0} {1}".format(opts["health_url"], problem)
-                checks.append(self._check("health", health.FAIL, status, "2xx and the expected JSON",
-                                          "{0} {1}.".format(opts["health_url"], problem), response=document))
+                reason = reason or "{0}: {1}".format(opts["health_url"], problem)
+                checks.append(self._check("health", health.FAIL, status, _health_threshold(opts),
+                                          "{0}: {1}.".format(opts["health_url"], problem), response=document))
             else:
-                checks.append(self._check("health", health.PASS, status, "2xx and the expected JSON",
-                                          "{0} answered {1} with {2}.".format(opts["health_url"], status,
-                                                                              probe.describe_healthy(document)),
-                                          response=document))
+                checks.append(self._check("health", health.PASS, status, _health_threshold(opts),
+                                          "{0} {1}.".format(opts["health_url"], said), response=document))
         return finish(reason)
 
     def _timed_out(self, snap, reference, active_at, port_error, health_reason, health_status, health_document,
@@ -278,9 +314,8 @@ class Verification:
         if opts["port"]:
             checks.append(self._check("port", health.PASS, True, True, "{0} accepts connections.".format(where)))
         if opts["health_url"] and health_reason:
-            reason = "{0} did not report healthy within {1:g} s: it {2}".format(
-                opts["health_url"], timeout, health_reason)
-            checks.append(self._check("health", health.FAIL, health_status, "2xx and the expected JSON",
+            reason = "{0} did not report healthy within {1:g} s: {2}".format(opts["health_url"], timeout, health_reason)
+            checks.append(self._check("health", health.FAIL, health_status, _health_threshold(opts),
                                       reason + ".", response=health_document))
             return finish(reason)
         reason = "{0} was not watched for the settle period of {1:g} s within the timeout of {2:g} s".format(
@@ -290,6 +325,14 @@ class Verification:
         return finish(reason)
 
 
+def _expected_status(opts):
+    return " or ".join(str(code) for code in opts["expect_status"]) if opts["expect_status"] else "2xx"
+
+
+def _health_threshold(opts):
+    return "{0} and the expected JSON".format(_expected_status(opts))
+
+
 def _plan(opts, target, verb):
     """What the run does after the config test, in order, as sentences."""
     steps = [target.describe_action(verb)] if verb else []
@@ -297,13 +340,13 @@ def _plan(opts, target, verb):
     if opts["port"]:
         proof.append("{0}:{1} accepts connections".format(opts["host"], opts["port"]))
     if opts["health_url"]:
-        proof.append("{0} answers 2xx with the expected JSON".format(opts["health_url"]))
+        proof.append("{0} answers {1} with the expected JSON".format(opts["health_url"], _expected_status(opts)))
     steps.append("verify within {0:g} s: {1}".format(opts["timeout"], "; ".join(proof)))
     return steps
 
 
 def run_service(options, check_mode=False, runner=run, clock=time.monotonic, sleep=time.sleep,
-                tcp=probe.tcp_open, http=probe.http_get):
+                tcp=tcp_open, fetch=http_check.fetch):
     """Run the action and the verification; a result dict with `failed` set when the service is not proven up."""
     opts = normalize(options)
     target = build_target(opts, runner)
@@ -384,7 +427,7 @@ def run_service(options, check_mode=False, runner=run, clock=time.monotonic, sle
             return done("`{0}` failed (exit status {1}): {2}".format(
                 target.describe_action(verb), outcome.rc, outcome.output(800)), failed=True, with_journal=True)
 
-    verification = Verification(target, opts, clock=clock, sleep=sleep, tcp=tcp, http=http)
+    verification = Verification(target, opts, clock=clock, sleep=sleep, tcp=tcp, fetch=fetch)
     checks, downtime, after, reason = verification.run(action_started=action_started)
     result["checks"].extend(checks)
     result["after"] = after

@@ -132,7 +132,7 @@ nagios:
   description: The Nagios plugin line, naming every check that is not passing, with perfdata.
   returned: always
   type: str
-  sample: "OPS_RUNBOOK CRITICAL - web1 api:status: GET https://web1/health answered 503; expected 200. | web1_api:latency=12.1;500;2000"
+  sample: "OPS_RUNBOOK CRITICAL - web1 api:status: GET https://web1/health answered HTTP 503, expected 200. | web1_api:latency=12.1;500;2000"
 nagios_exit_code:
   description: The Nagios plugin exit code of the overall status (0 OK, 1 WARNING, 2 CRITICAL).
   returned: always

@@ -22,8 +22,11 @@ description:
     O(degraded_values) (warn) or anything else (fail).
   - "C(NAME:dependency:DEP) - with O(check_dependencies), each entry of the objects named in O(dependency_keys) is
     judged the same way; an entry is a status word (C(\"database\": \"healthy\")), an object with a C(status)
-    (C(\"database\": {\"status\": \"up\"})), or an IETF health-check list of such objects."
+    (C(\"database\": {\"status\": \"up\"})), or an IETF health-check list of such objects. A group may also be a
+    list of objects known by their C(name) (C([{\"name\": \"database\", \"status\": \"up\"}]))."
   - C(NAME:json:PATH) - each of O(endpoints[].expect_json) holds.
+  - M(ops.runbook.service_restart) judges a restarted service's health URL with the same checks and the same
+    O(endpoints[].expect_json) language.
   - C(NAME:trust) and C(NAME:certificate) - over https, the certificate verifies and has more than O(warn_days)
     (warn) and O(fail_days) (fail) days left; the same judgement as M(ops.runbook.cert_check).
   - Endpoints are checked in parallel. Read-only; check mode runs every check.
@@ -69,7 +72,9 @@ options:
         description:
           - Fields the JSON answer must have, as dotted paths with C(*) for every key or item
             (C(dependencies.*.status)), each with the expected value or a list of acceptable values.
-            Strings compare without regard to case.
+            Strings compare without regard to case. A list item is named by its index or its C(name). A nested
+            mapping as a value is refused; give each field its own path.
+          - Naming C(status) replaces the built-in check of the top-level status (C(NAME:health)).
           - When set, an answer that is not JSON fails.
         type: dict
       check_dependencies:

@@ -19,9 +19,11 @@ description:
   - After the action the service must become active and stay active for O(settle_seconds) with the same main PID, the
     same restart counter (C(NRestarts)) and the same activation time. A service that exits two seconds after start, or
     one that systemd keeps restarting, fails here even though a single look would find it C(active).
-  - Then O(port) must accept connections and O(health_url) must answer 2xx with JSON that matches O(health_expect)
-    (by default a healthy top-level C(status) and a healthy C(status) of every entry of C(dependencies)), all within
-    O(timeout).
+  - Then O(port) must accept connections and O(health_url) must answer 2xx (or one of O(expect_status)) with JSON in
+    which nothing is worse than healthy, all within O(timeout) - the top-level C(status) is one of C(healthy), C(pass),
+    C(ok), C(up); every dependency (the entries of C(dependencies), C(services) or IETF C(checks)) is too, so a
+    C(degraded) one fails; and every field of O(expect_json) holds. This is the judgement of
+    M(ops.runbook.http_health), with the same O(expect_json) language.
   - Reports the downtime (from the restart to the first healthy answer), each verification as a pass / fail health
     check, and on failure the service's last journal (or compose log) lines.
   - The docker compose path runs the C(docker compose) CLI (C(restart), C(kill -s HUP) to reload, C(ps), C(logs)) and
@@ -57,19 +59,35 @@ options:
     type: str
     default: 127.0.0.1
   health_url:
-    description: URL that must answer 2xx with the expected JSON, e.g. C(http://127.0.0.1:3000/health).
-    type: str
-  health_expect:
     description:
-      - JSON the health answer must match. A mapping's keys must be present and match; the key C(*) matches every
-        other entry of an object (or element of a list) and accepts an absent one; a list means one of these values;
-        strings are compared without regard to case.
-      - 'Unset means C({"status": [healthy, ok, pass, up], "dependencies": {"*": {"status": [healthy, ok, pass, up]}}}).'
+      - URL that must answer 2xx with healthy JSON, e.g. C(http://127.0.0.1:3000/health). A redirect is the answer,
+        not followed.
+    type: str
+  expect_status:
+    description: Status codes O(health_url) must answer with. Unset means any 2xx.
+    type: list
+    elements: int
+  expect_json:
+    description:
+      - Fields the health JSON must have, as dotted paths with C(*) for every key or item
+        (C(dependencies.*.status)), each with the expected value or a list of acceptable values. Strings compare
+        without regard to case. A list item is named by its index or its C(name).
+      - The built-in checks of the top-level C(status) and of every dependency run as well; naming C(status) here
+        replaces the built-in check of the top-level status. Unset, the answer must have a top-level C(status).
     type: dict
   health_validate_certs:
     description: Validate the TLS certificate of an C(https) O(health_url).
     type: bool
     default: true
+  health_ca_path:
+    description: PEM file of the CA certificates to trust for an C(https) O(health_url), instead of the system's.
+    type: path
+  health_use_proxy:
+    description:
+      - Ask O(health_url) through the proxy of the E(http_proxy) and E(https_proxy) environment variables. By default
+        it is asked directly, so a proxy set for downloads does not answer for the service.
+    type: bool
+    default: false
   health_request_timeout:
     description: Seconds one health request (or port connection) may take.
     type: float
@@ -124,6 +142,7 @@ notes:
     is tested on have no Docker engine.
 seealso:
   - module: ops.runbook.host_health
+  - module: ops.runbook.http_health
 """
 
 EXAMPLES = r"""
@@ -147,10 +166,9 @@ EXAMPLES = r"""
     name: bmi-backend
     state: verified
     health_url: http://127.0.0.1:3000/health
-    health_expect:
+    expect_json:
       status: healthy
-      dependencies:
-        database: {status: healthy}
+      dependencies.database.status: healthy
     settle_seconds: 3
 
 - name: Restart the backend container of a compose project
@@ -242,8 +260,11 @@ def argument_spec():
         port=dict(type="int"),
         host=dict(type="str", default=DEFAULTS["host"]),
         health_url=dict(type="str"),
-        health_expect=dict(type="dict"),
+        expect_status=dict(type="list", elements="int"),
+        expect_json=dict(type="dict"),
         health_validate_certs=dict(type="bool", default=DEFAULTS["health_validate_certs"]),
+        health_ca_path=dict(type="path"),
+        health_use_proxy=dict(type="bool", default=DEFAULTS["health_use_proxy"]),
         health_request_timeout=dict(type="float", default=DEFAULTS["health_request_timeout"]),
         settle_seconds=dict(type="float", default=DEFAULTS["settle_seconds"]),
         timeout=dict(type="float", default=DEFAULTS["timeout"]),

@@ -104,7 +104,8 @@ def test_report_of_real_checks_is_written_once_and_then_unchanged(web, tmp_path)
         assert written["changed"] is True
         assert written["status"] == "fail" and written["nagios_exit_code"] == 2
         assert written["nagios"].startswith("WEB CRITICAL - web1 api:status: GET ")
-        assert "web1 api:dependency:database: api: dependency database is 'unhealthy'." in written["nagios"]
+        assert "web1 api:dependency:database: api: dependencies.database is 'unhealthy', expected one of " \
+            "'healthy', 'pass', 'ok', 'up'." in written["nagios"]
         assert sorted(os.listdir(str(tmp_path))) == ["health.json", "health.md", "health.prom", "index.html"]
 
         document = json.loads((tmp_path / "health.json").read_text())

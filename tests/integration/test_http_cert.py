@@ -91,11 +91,12 @@ def test_failed_dependency_fails_that_dependency_the_status_and_the_code(ca, fre
     result = health(ca, [{"url": fresh.url(), "name": "api"}])
     checks = by_name(result)
     assert checks["api:dependency:database"]["status"] == "fail"
-    assert checks["api:dependency:database"]["output"] == "api: dependency database is 'unhealthy'."
+    assert checks["api:dependency:database"]["output"] == \
+        "api: dependencies.database is 'unhealthy', expected one of 'healthy', 'pass', 'ok', 'up'."
     assert checks["api:dependency:cache"]["status"] == "pass"
     assert checks["api:health"]["status"] == "fail"
     assert checks["api:status"]["status"] == "fail"
-    assert "answered 503; expected 200" in checks["api:status"]["output"]
+    assert checks["api:status"]["output"] == "GET {0} answered HTTP 503, expected 200.".format(fresh.url())
     assert result["status"] == "fail"
 
 
@@ -240,7 +241,7 @@ def test_redirect_is_the_answer_unless_followed(ca, fresh):
     result = health(ca, [{"url": fresh.url("/moved"), "name": "moved"},
                          {"url": fresh.url("/moved"), "name": "followed", "follow_redirects": True,
                           "latency_warn_ms": GENEROUS_MS, "latency_fail_ms": GENEROUS_MS}])
-    assert "answered 301 (redirect to /health); expected 200" in by_name(result)["moved:status"]["output"]
+    assert "answered HTTP 301 (redirect to /health), expected 200" in by_name(result)["moved:status"]["output"]
     assert statuses(result)["followed:status"] == "pass"
     assert statuses(result)["followed:dependency:database"] == "pass"
 
@@ -330,7 +331,7 @@ def test_module_fails_the_task_on_a_failing_check_unless_fail_on_never(ca, fresh
     code, result = run_module("http_health", args)
     assert code != 0 and result["failed"]
     assert result["msg"].startswith("HTTP CRITICAL - web1 api:status:")
-    assert "api:dependency:database: api: dependency database is 'down'" in result["msg"]
+    assert "api:dependency:database: api: dependencies.database is 'down', expected one of" in result["msg"]
     assert "s3cr3t-token" not in json.dumps(result)
     code, result = run_module("http_health", dict(args, fail_on="never"), check=True)
     assert code == 0 and not result.get("failed") and result["changed"] is False

@@ -1,13 +1,15 @@
-"""Reading a health endpoint's JSON answer and settings: pure logic, no server."""
+"""Judging a health endpoint's answer and reading its settings: pure logic, no server."""
+import json
+
 import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils import http_check
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 
-def settings(**overrides):
-    spec = dict({"url": "https://api.example.com/health", "name": "api"}, **overrides)
-    return http_check.endpoint_settings(spec, dict(http_check.DEFAULTS))
+def settings(**options):
+    return http_check.endpoint_settings({"url": "https://api.example.com/health", "name": "api"},
+                                        dict(http_check.DEFAULTS, **options))
 
 
 def statuses(checks):
@@ -55,41 +57,90 @@ def test_resolve_follows_dots_wildcards_and_list_indexes():
     assert http_check.resolve(document, "status.deeper") == []
 
 
+def test_resolve_names_list_items_by_their_name_or_index():
+    document = {"dependencies": [{"name": "db", "status": "ok"}, {"status": "up"}]}
+    assert http_check.resolve(document, "dependencies.*.status") == [
+        ("dependencies.db.status", "ok"), ("dependencies.1.status", "up")]
+    assert http_check.resolve(document, "dependencies.db.status") == [("dependencies.db.status", "ok")]
+    assert http_check.resolve(document, "dependencies.0.status") == [("dependencies.0.status", "ok")]
+    assert http_check.resolve(document, "dependencies.cache.status") == []
+
+
 def test_runbook_answer_with_plain_string_dependencies():
     # The answer the runbooks' "Expected Responses" show.
     answer = {"status": "healthy", "version": "1.2.0", "uptime": 86400,
               "dependencies": {"database": "healthy", "cache": "healthy", "messageQueue": "unhealthy"}}
-    checks = http_check.body_checks(answer, settings(), {"host": "web1"})
-    assert statuses(checks) == {"api:health": "pass", "api:dependency:cache": "pass",
-                                "api:dependency:database": "pass", "api:dependency:messageQueue": "fail"}
+    checks = http_check.judge_document(answer, settings())
+    assert statuses(checks) == {"health": "pass", "dependency:cache": "pass",
+                                "dependency:database": "pass", "dependency:messageQueue": "fail"}
     failing = [item for item in checks if item["status"] == "fail"][0]
-    assert failing["output"] == "api: dependency messageQueue is 'unhealthy'."
+    assert failing["output"] == \
+        "dependencies.messageQueue is 'unhealthy', expected one of 'healthy', 'pass', 'ok', 'up'"
     assert failing["threshold"] == ["healthy", "pass", "ok", "up"]
-    assert failing["host"] == "web1" and failing["dependency"] == "messageQueue"
+    assert failing["dependency"] == "messageQueue" and failing["observed_value"] == "unhealthy"
 
 
 def test_services_key_objects_with_status_and_ietf_check_lists():
     answer = {"status": "pass",
               "services": {"database": {"status": "UP"}, "api": {"status": "degraded"}, "queue": {"latency": 3}},
               "checks": {"db:connections": [{"status": "pass"}, {"status": "warn"}], "uptime": [{"status": "pass"}]}}
-    checks = statuses(http_check.body_checks(answer, settings(), {}))
-    assert checks == {"api:health": "pass", "api:dependency:database": "pass", "api:dependency:api": "warn",
-                      "api:dependency:queue": "fail", "api:dependency:db:connections": "warn",
-                      "api:dependency:uptime": "pass"}
+    checks = http_check.judge_document(answer, settings())
+    assert statuses(checks) == {"health": "pass", "dependency:database": "pass", "dependency:api": "warn",
+                                "dependency:queue": "fail", "dependency:db:connections": "warn",
+                                "dependency:uptime": "pass"}
+    outputs = {item["name"]: item["output"] for item in checks}
+    assert outputs["dependency:api"] == \
+        "services.api.status is 'degraded' (degraded), expected one of 'healthy', 'pass', 'ok', 'up'"
+    assert outputs["dependency:db:connections"].startswith("checks.db:connections.1.status is 'warn' (degraded)")
+    assert [item["observed_value"] for item in checks if item["name"] == "dependency:db:connections"] == \
+        [["pass", "warn"]]
 
 
 def test_dependency_without_status_says_so():
-    checks = http_check.body_checks({"dependencies": {"queue": {"latency": 3}}}, settings(), {})
-    assert checks[0]["output"] == "api reports no status for its dependency queue."
+    checks = http_check.judge_document({"dependencies": {"queue": {"latency": 3}}}, settings())
+    assert checks[0]["output"] == "the answer has no dependencies.queue.status"
+    assert checks[0]["status"] == "fail" and checks[0]["observed_value"] is None
 
 
-def test_unknown_and_non_string_top_level_status_fail():
-    assert statuses(http_check.body_checks({"status": "starting"}, settings(), {}))["api:health"] == "fail"
-    assert statuses(http_check.body_checks({"status": 1}, settings(), {}))["api:health"] == "fail"
+HEALTHY = {"status": "healthy", "dependencies": {"database": {"status": "healthy"}, "redis": {"status": "ok"}}}
+
+
+@pytest.mark.parametrize("body", [HEALTHY, {"status": "ok"}, {"status": "UP", "dependencies": {}},
+                                  {"status": "pass", "dependencies": []}])
+def test_a_healthy_service_with_or_without_dependencies_passes(body):
+    checks = http_check.judge_document(body, settings(require_status=True))
+    assert checks and all(item["status"] == "pass" for item in checks), checks
+
+
+def test_dependencies_as_a_list_are_named_by_their_name():
+    body = {"status": "ok", "dependencies": [{"name": "db", "status": "ok"}, {"name": "s3", "status": "down"}]}
+    checks = http_check.judge_document(body, settings())
+    assert statuses(checks) == {"health": "pass", "dependency:db": "pass", "dependency:s3": "fail"}
+    assert checks[-1]["output"] == "dependencies.s3.status is 'down', expected one of 'healthy', 'pass', 'ok', 'up'"
+
+
+def test_unknown_degraded_and_non_string_top_level_status():
+    assert statuses(http_check.judge_document({"status": "starting"}, settings()))["health"] == "fail"
+    assert statuses(http_check.judge_document({"status": 1}, settings()))["health"] == "fail"
+    degraded = http_check.judge_document({"status": "degraded"}, settings())
+    assert statuses(degraded) == {"health": "warn"}
+    assert degraded[0]["output"] == "status is 'degraded' (degraded), expected one of 'healthy', 'pass', 'ok', 'up'"
+
+
+def test_a_missing_status_fails_only_when_required_and_nothing_else_is_expected():
+    assert http_check.judge_document({"dependencies": {}}, settings()) == []
+    required = http_check.judge_document({"dependencies": {}}, settings(require_status=True))
+    assert [(item["name"], item["status"], item["output"]) for item in required] == [
+        ("health", "fail", "the answer has no status")]
+    assert http_check.judge_document(["ok"], settings(require_status=True))[0]["output"] == \
+        'the answer is ["ok"], not a JSON object with a status'
+    expected = http_check.judge_document({"state": "green"}, settings(require_status=True,
+                                                                      expect_json={"state": "green"}))
+    assert statuses(expected) == {"json:state": "pass"}
 
 
 def test_dependencies_can_be_left_alone():
-    checks = http_check.body_checks({"dependencies": {"db": "down"}}, settings(check_dependencies=False), {})
+    checks = http_check.judge_document({"dependencies": {"db": "down"}}, settings(check_dependencies=False))
     assert checks == []
 
 
@@ -98,13 +149,84 @@ def test_dependencies_can_be_left_alone():
     (3, 3, True), (3, "3", False), (True, True, True), (1, True, False), (True, 1, False), (None, None, True),
 ])
 def test_expectations_match(value, expected, good):
-    check = http_check.body_checks({"field": value}, settings(expect_json={"field": expected}), {})[0]
+    check = http_check.judge_document({"field": value}, settings(expect_json={"field": expected}))[0]
     assert (check["status"] == "pass") is good, check
 
 
+def test_expectations_say_what_was_found_and_expected():
+    expectation = {"status": "healthy", "dependencies.database.status": "healthy", "version": 2}
+    body = dict(HEALTHY, version=2, uptime=12)
+    assert all(item["status"] == "pass" for item in http_check.judge_document(body, settings(expect_json=expectation)))
+    outputs = [item["output"] for item in http_check.judge_document(dict(body, version=3),
+                                                                    settings(expect_json=expectation))
+               if item["status"] != "pass"]
+    assert outputs == ["version is 3, expected 2"]
+    missing = {"status": "healthy", "dependencies": {"redis": {"status": "ok"}}, "version": 2}
+    checks = http_check.judge_document(missing, settings(expect_json=expectation))
+    assert [(item["name"], item["output"]) for item in checks if item["status"] != "pass"] == [
+        ("json:dependencies.database.status", "the answer has no dependencies.database.status")]
+    assert http_check.judge_document({"ready": 1}, settings(expect_json={"ready": True}))[0]["output"] == \
+        "ready is 1, expected true"
+    assert http_check.judge_document(["ok"], settings(expect_json={"status": "ok"}))[0]["output"] == \
+        "the answer has no status"
+
+
+def test_a_named_field_and_a_wildcard_combine_with_the_built_in_dependency_checks():
+    expectation = {"dependencies.database.latency_ms": [1, 2, 3], "dependencies.*.status": ["healthy", "ok"]}
+    body = {"status": "ok", "dependencies": {"database": {"status": "healthy", "latency_ms": 2},
+                                             "redis": {"status": "ok"}, "mail": {"status": "failing"}}}
+    checks = http_check.judge_document(body, settings(expect_json=expectation))
+    failing = [(item["name"], item["output"]) for item in checks if item["status"] != "pass"]
+    assert failing == [
+        ("dependency:mail", "dependencies.mail.status is 'failing', expected one of 'healthy', 'pass', 'ok', 'up'"),
+        ("json:dependencies.mail.status", "dependencies.mail.status is 'failing', expected one of 'healthy', 'ok'")]
+
+
 def test_caller_expectation_of_status_replaces_the_built_in_one():
-    checks = statuses(http_check.body_checks({"status": "green"}, settings(expect_json={"status": "green"}), {}))
-    assert checks == {"api:json:status": "pass"}
+    checks = statuses(http_check.judge_document({"status": "green"}, settings(expect_json={"status": "green"})))
+    assert checks == {"json:status": "pass"}
+
+
+@pytest.mark.parametrize("expect_json, words", [
+    (["healthy"], "must be a mapping of dotted paths"),
+    ({"dependencies": {"database": {"status": "healthy"}}}, "name each field by its own dotted path"),
+    ({"status": [["healthy"]]}, "name each field by its own dotted path"),
+    ({"dependencies..status": "ok"}, "is not a dotted path"),
+])
+def test_expectations_that_cannot_mean_what_their_writer_meant_are_refused(expect_json, words):
+    with pytest.raises(RunbookError, match=words):
+        settings(expect_json=expect_json)
+
+
+def answer(code, body, content_type="application/json", location=None):
+    return http_check.Answer(code, body.encode() if isinstance(body, str) else json.dumps(body).encode(),
+                             content_type, location)
+
+
+def test_judge_answer_needs_the_expected_status_and_healthy_json():
+    required = settings(expect_status=None, require_status=True)
+    assert statuses(http_check.judge_answer(answer(204, {"status": "healthy"}), required)) == {
+        "status": "pass", "health": "pass"}
+    checks = http_check.judge_answer(answer(503, {"status": "unhealthy", "dependencies": {
+        "database": {"status": "unhealthy"}}}), required)
+    assert [(item["name"], item["status"]) for item in checks] == [
+        ("status", "fail"), ("health", "fail"), ("dependency:database", "fail")]
+    assert checks[0]["output"] == "answered HTTP 503, expected a 2xx status"
+    assert checks[0]["threshold"] == "2xx"
+    assert http_check.judge_answer(answer(503, {"status": "ok"}), settings())[0]["output"] == \
+        "answered HTTP 503, expected 200"
+    moved = http_check.judge_answer(answer(301, "", "text/html", "https://x/health"), settings())[0]
+    assert moved["output"] == "answered HTTP 301 (redirect to https://x/health), expected 200"
+
+
+def test_an_answer_that_is_not_json_fails_only_when_json_was_required():
+    page = answer(200, "<html>\n  It works</html>", "text/html")
+    assert statuses(http_check.judge_answer(page, settings())) == {"status": "pass"}
+    checks = http_check.judge_answer(page, settings(require_status=True))
+    assert checks[1]["output"] == "the answer is not JSON but 24 bytes of text/html: <html> It works</html>"
+    assert checks[1]["observed_value"] == "text/html"
+    empty = http_check.judge_answer(answer(200, "", ""), settings(expect_json={"status": "ok"}))
+    assert empty[1]["output"] == "the answer is empty, not JSON"
 
 
 @pytest.mark.parametrize("environment, use_proxy, expected", [
@@ -120,3 +242,14 @@ def test_certificate_is_only_read_directly_when_no_proxy_is_in_the_way(monkeypat
         monkeypatch.setenv(name, value)
     parsed = http_check.urllib.parse.urlsplit("https://api.example.com/health")
     assert http_check.proxied(settings(use_proxy=use_proxy), parsed) is expected
+
+
+def test_a_refused_proxy_is_named_not_the_url(monkeypatch):
+    for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    refused = http_check.urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+    error = http_check.request_error(refused, settings())
+    assert error.message == "through the proxy: Connection to 127.0.0.1:9 refused: nothing listens there."
+    direct = http_check.request_error(refused, settings(use_proxy=False))
+    assert direct.message == "Connection to api.example.com:443 refused: nothing listens there."

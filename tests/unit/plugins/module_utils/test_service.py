@@ -1,9 +1,10 @@
 """The restart engine's judgement, on a simulated systemd and clock (the molecule scenario runs the real ones)."""
 import json
+import socket
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import service
+from ansible_collections.ops.runbook.plugins.module_utils import http_check, service
 from ansible_collections.ops.runbook.plugins.module_utils.commands import Result
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
@@ -65,12 +66,22 @@ class FakeSystemd:
         return [argv for argv in self.commands if argv[:2] in (["systemctl", "restart"], ["systemctl", "reload"])]
 
 
-def run(clock, unit, http=None, tcp=None, check_mode=False, **options):
+def answering(code, body, content_type="application/json"):
+    """A health URL that always gives this answer; the requests it was asked are kept."""
+    def fetch(request):
+        fetch.requests.append(request)
+        return http_check.Answer(code, body.encode() if isinstance(body, str) else json.dumps(body).encode(),
+                                 content_type)
+    fetch.requests = []
+    return fetch
+
+
+def run(clock, unit, fetch=None, tcp=None, check_mode=False, **options):
     opts = dict(name="app", settle_seconds=4, timeout=15, poll_interval=0.5)
     opts.update(options)
     return service.run_service(opts, check_mode=check_mode, runner=unit, clock=clock, sleep=clock.sleep,
                                tcp=tcp or (lambda host, port, timeout: None),
-                               http=http or (lambda url, timeout, validate_certs: (200, '{"status": "ok"}', None)))
+                               fetch=fetch or answering(200, {"status": "ok"}))
 
 
 def names(result):
@@ -87,6 +98,7 @@ def test_a_service_that_starts_and_stays_up_passes():
     assert result["downtime_seconds"] == pytest.approx(1.0)
     assert result["checks"][1]["observed_value"] >= 4
     assert result["msg"].startswith("app.service was restarted and verified (1.0 s from the restart")
+    assert result["checks"][3]["output"] == "http://127.0.0.1:3000/health answered HTTP 200: status is 'ok'."
 
 
 def test_a_unit_that_exits_two_seconds_after_start_fails_even_if_systemd_restarts_it():
@@ -137,13 +149,77 @@ def test_a_unit_that_never_becomes_active_fails_at_the_timeout():
 def test_a_health_endpoint_reporting_a_failed_dependency_fails_with_the_dependency():
     clock = Clock()
     unit = FakeSystemd(clock, lambda t: up(pid=200))
-    body = json.dumps({"status": "degraded", "dependencies": {"database": {"status": "unhealthy"}}})
-    result = run(clock, unit, health_url="http://127.0.0.1:3000/health",
-                 http=lambda url, timeout, validate_certs: (503, body, None))
+    body = {"status": "degraded", "dependencies": {"database": {"status": "unhealthy"}}}
+    result = run(clock, unit, health_url="http://127.0.0.1:3000/health", fetch=answering(503, body))
     assert result["failed"]
     assert ("health", "fail") in names(result)
-    assert "dependencies.database.status is 'unhealthy'" in result["msg"]
-    assert "did not report healthy within 15 s" in result["msg"]
+    assert result["msg"] == (
+        "app.service was restarted but is not healthy: http://127.0.0.1:3000/health did not report healthy within "
+        "15 s: answered HTTP 503, expected a 2xx status; status is 'degraded' (degraded), expected one of "
+        "'healthy', 'pass', 'ok', 'up'; dependencies.database.status is 'unhealthy', expected one of 'healthy', "
+        "'pass', 'ok', 'up'.")
+    health = [check for check in result["checks"] if check["name"] == "health"][0]
+    assert health["observed_value"] == 503 and health["response"] == body
+
+
+def test_a_degraded_dependency_is_not_healthy_after_a_restart():
+    clock = Clock()
+    unit = FakeSystemd(clock, lambda t: up(pid=200))
+    body = {"status": "healthy", "dependencies": {"database": "healthy", "cache": {"status": "degraded"}}}
+    result = run(clock, unit, health_url="http://127.0.0.1:3000/health", fetch=answering(200, body))
+    assert result["failed"]
+    assert result["msg"].endswith("15 s: dependencies.cache.status is 'degraded' (degraded), expected one of "
+                                  "'healthy', 'pass', 'ok', 'up'.")
+
+
+@pytest.mark.parametrize("code, body, content_type, words", [
+    (200, "<html>It works</html>", "text/html", "the answer is not JSON but 21 bytes of text/html: <html>It works"),
+    (200, "", "", "the answer is empty, not JSON"),
+    (200, {"uptime": 3}, "application/json", "the answer has no status"),
+    (302, "", "", "answered HTTP 302, expected a 2xx status; the answer is empty, not JSON"),
+])
+def test_a_health_answer_without_a_healthy_json_status_fails(code, body, content_type, words):
+    clock = Clock()
+    unit = FakeSystemd(clock, lambda t: up(pid=200))
+    result = run(clock, unit, health_url="http://127.0.0.1:3000/health", fetch=answering(code, body, content_type))
+    assert result["failed"]
+    assert "did not report healthy within 15 s: " + words in result["msg"]
+
+
+def test_a_health_url_without_an_answer_says_why():
+    def refused(request):
+        raise http_check.request_error(ConnectionRefusedError(111, "Connection refused"), request)
+    clock = Clock()
+    unit = FakeSystemd(clock, lambda t: up(pid=200))
+    result = run(clock, unit, health_url="http://127.0.0.1:3000/health", fetch=refused)
+    assert result["msg"].endswith("did not report healthy within 15 s: got no answer: Connection to 127.0.0.1:3000 "
+                                  "refused: nothing listens there.")
+
+
+def test_the_callers_expectations_and_status_codes_replace_the_defaults():
+    clock = Clock()
+    unit = FakeSystemd(clock, lambda t: up(pid=200))
+    fetch = answering(204, {"state": "green", "version": "1.2.1"})
+    result = run(clock, unit, health_url="http://127.0.0.1:3000/health", fetch=fetch, expect_status=[204],
+                 expect_json={"state": "green", "version": ["1.2.0", "1.2.1"]})
+    assert not result["failed"], result["msg"]
+    assert result["checks"][-1]["threshold"] == "204 and the expected JSON"
+    result = run(Clock(), FakeSystemd(clock, lambda t: up(pid=200)), health_url="http://127.0.0.1:3000/health",
+                 fetch=answering(200, {"state": "red"}), expect_json={"state": "green"})
+    assert result["msg"].endswith("within 15 s: state is 'red', expected 'green'.")
+
+
+def test_the_health_url_is_asked_directly_unless_the_proxy_is_wanted():
+    clock = Clock()
+    fetch = answering(200, {"status": "ok"})
+    run(clock, FakeSystemd(clock, lambda t: up(pid=200)), health_url="https://app.internal/health", fetch=fetch,
+        health_ca_path="/etc/ssl/company.pem", health_request_timeout=2)
+    request = fetch.requests[0]
+    assert (request["use_proxy"], request["ca_path"], request["timeout"], request["follow_redirects"]) == \
+        (False, "/etc/ssl/company.pem", 2.0, False)
+    run(clock, FakeSystemd(clock, lambda t: up(pid=200)), health_url="https://app.internal/health", fetch=fetch,
+        health_use_proxy=True)
+    assert fetch.requests[-1]["use_proxy"] is True
 
 
 def test_a_port_that_never_opens_fails():
@@ -218,8 +294,24 @@ def test_a_missing_unit_fails_clearly():
     ({"name": "a", "timeout": 5, "settle_seconds": 5}, "must be longer than settle_seconds"),
     ({"name": "a", "port": 70000}, "between 1 and 65535"),
     ({"name": "a", "poll_interval": 0}, "positive number"),
-    ({"name": "a", "health_expect": ["healthy"]}, "must be a mapping"),
+    ({"name": "a", "health_url": "http://x/health", "expect_json": ["healthy"]}, "must be a mapping"),
+    ({"name": "a", "health_url": "http://x/health", "expect_json": {"dependencies": {"db": {"status": "ok"}}}},
+     "its own dotted path"),
+    ({"name": "a", "expect_json": {"status": "ok"}}, "expect_json without a health_url"),
+    ({"name": "a", "health_url": "127.0.0.1:3000/health"}, "not an http:// or https:// URL"),
 ])
 def test_bad_options_are_refused(options, message):
     with pytest.raises(RunbookError, match=message):
         service.normalize(options)
+
+
+def test_tcp_open_reports_a_refused_port():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.listen(1)
+    try:
+        assert service.tcp_open("127.0.0.1", port) is None
+    finally:
+        listener.close()
+    assert service.tcp_open("127.0.0.1", port) is not None
