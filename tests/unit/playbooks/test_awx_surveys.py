@@ -1,0 +1,53 @@
+"""The AWX survey specs in awx/surveys/ fit their playbooks and keep dangerous answers opt-in."""
+import glob
+import json
+import os
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SURVEYS = sorted(glob.glob(os.path.join(ROOT, "awx", "surveys", "*.json")))
+# Playbooks that delete, replace, restart or reboot: each gets a survey (docs/awx.md).
+DESTRUCTIVE = {"restore", "redis_flush", "incident_service_down", "db_maintenance"}
+TYPES = {"text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect"}
+OPT_IN = re.compile(r"(confirm|overwrite|remediate|allow_[a-z_]+|reboot[a-z_]*)$")
+
+
+def load(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def playbook_text(path):
+    with open(os.path.join(ROOT, "playbooks", os.path.basename(path)[:-len(".json")] + ".yml")) as handle:
+        return handle.read()
+
+
+def test_every_destructive_playbook_has_a_survey():
+    names = {os.path.basename(path)[:-len(".json")] for path in SURVEYS}
+    assert DESTRUCTIVE <= names
+
+
+@pytest.mark.parametrize("path", SURVEYS, ids=os.path.basename)
+def test_survey_is_a_valid_awx_spec_for_its_playbook(path):
+    survey = load(path)
+    assert survey["name"] and survey["description"]
+    text = playbook_text(path)
+    variables = [question["variable"] for question in survey["spec"]]
+    assert len(variables) == len(set(variables))
+    for question in survey["spec"]:
+        assert question["question_name"] and question["type"] in TYPES
+        assert isinstance(question["required"], bool)
+        assert re.search(r"\b{}\b".format(question["variable"]), text), \
+            "{} asks for {}, which the playbook never reads".format(os.path.basename(path), question["variable"])
+        if question["type"] in ("multiplechoice", "multiselect"):
+            defaults = str(question.get("default", "")).split("\n")
+            assert set(d for d in defaults if d) <= set(question["choices"])
+
+
+@pytest.mark.parametrize("path", SURVEYS, ids=os.path.basename)
+def test_dangerous_answers_default_to_no(path):
+    for question in load(path)["spec"]:
+        if OPT_IN.search(question["variable"]):
+            assert question["type"] == "multiplechoice" and question["default"] == "false", question["variable"]
