@@ -88,7 +88,7 @@ def generate_password(length=DEFAULT_LENGTH, choice=secrets.choice):
         raise RunbookError("A generated password must have between {0} and {1} characters, not {2!r}.".format(
             MIN_LENGTH, MAX_LENGTH, length), cause="invalid")
     while True:
-        candidate = "".join(choice(ALPHABET) for _ in range(length))
+        candidate = "".join(choice(ALPHABET) for _position in range(length))
         if _meets_generation_rules(candidate):
             return candidate
 

@@ -166,8 +166,8 @@ def test_restore_puts_the_backup_back(env_path):
     os.chmod(env_path, 0o600)
     params = {"path": str(env_path), "backup_file": changed["backup_file"]}
     planned = envfile.restore(params, check_mode=True)
-    assert planned["changed"] and planned["msg"] == "Would restore {0} from {1}.".format(env_path,
-                                                                                       changed["backup_file"])
+    assert planned["changed"]
+    assert planned["msg"] == "Would restore {0} from {1}.".format(env_path, changed["backup_file"])
     assert "New-Pass_word-22" in env_path.read_text()
     restored = envfile.restore(params)
     assert restored["changed"] and env_path.read_bytes() == ENV.encode()

@@ -67,7 +67,7 @@ def test_non_ascii_passwords_are_not_turned_into_verifiers():
 
 def test_generated_passwords_follow_the_policy():
     seen = set()
-    for _ in range(200):
+    for _attempt in range(200):
         password = passwords.generate_password()
         assert len(password) == 32
         assert set(password) <= set(string.ascii_letters + string.digits + "-_")
