@@ -5,10 +5,11 @@ vault file and was handed to the store command; the old password is refused;
 the environment file changed only in DATABASE_PASSWORD and kept its mode and
 owner; its backup holds the old file; the server's log (every statement is
 logged) never saw the password. Then, in order: check mode changes nothing,
-missing inputs stop the play before anything happens, a rotation of the
-password inside DATABASE_URL under -vvv (the output must not hold the old or
-the new password), and a rotation pointed at the wrong variable (the
-application keeps reading DATABASE_URL), which must be rolled back.
+a rotation of the password inside DATABASE_URL under -vvv (the output must not
+hold the old or the new password), and a rotation pointed at the wrong variable
+(the application keeps reading DATABASE_URL), which must be rolled back. The
+checks that stop the play before any change run without a container, in
+tests/integration/test_rotate_db_password_checks.py.
 """
 import json
 import os
@@ -199,36 +200,6 @@ def test_check_mode_reports_the_plan_and_changes_nothing(host, tmp_path, converg
     with open(VAULT_FILE, "rb") as handle:
         assert handle.read() == vault_before
     assert_no_password(output, converged_password)
-
-
-@pytest.mark.parametrize("missing, message", [
-    ("rotate_db_password_role", "missing required arguments: rotate_db_password_role"),
-    ("rotate_db_password_confirm", "Add -e rotate_db_password_confirm=true to rotate"),
-    ("stores", "The runbook stores the new password before the database user changes"),
-])
-def test_missing_inputs_stop_the_play_before_any_change(host, tmp_path, missing, message):
-    before = (env_file(host), stored_verifier(host), main_pid(host))
-    settings = dict(RUN, rotate_db_password_confirm=True)
-    if missing == "stores":
-        del settings["rotate_db_password_vault_file"], settings["rotate_db_password_store_command"]
-    else:
-        del settings[missing]
-    rc, output = playbook(tmp_path, settings)
-    assert rc != 0
-    assert message in output, output
-    assert "TASK [Read the application's config file]" not in output
-    assert (env_file(host), stored_verifier(host), main_pid(host)) == before
-
-
-def test_a_password_that_breaks_the_policy_is_refused(host, tmp_path):
-    before = stored_verifier(host)
-    rc, output = playbook(tmp_path, dict(RUN, rotate_db_password_confirm=True,
-                                         rotate_db_password_new_password="short'pw"))
-    assert rc != 0
-    assert "rotate_db_password_new_password is refused: it has 8 characters; at least 16 are required; " \
-           "it holds a single quote" in output
-    assert "short'pw" not in output
-    assert stored_verifier(host) == before
 
 
 def use_database_url(host, password):
