@@ -1,0 +1,177 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: pg_password
+short_description: Set a PostgreSQL role's password without sending it to the server, and prove logins with it
+version_added: 0.2.0
+description:
+  - With O(state=present), sets the password of O(role). The SCRAM-SHA-256 verifier is computed where the module
+    runs and only the verifier is sent (C(ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...')), so the password itself never
+    reaches the server and cannot appear in its log, in C(pg_stat_activity) or in C(pg_stat_statements).
+  - When the login user is a superuser, C(log_statement), C(log_min_duration_statement) and C(log_min_error_statement)
+    are switched off for that one transaction, so not even the verifier is logged; a superuser can also read the
+    stored verifier, and the module then changes nothing when the role already has this password.
+  - The password must meet the collection's policy (at least 16 printable ASCII characters, no whitespace, single
+    quote or backslash), so that every env-file parser and URL reads it the same.
+  - With O(state=accepted), logs in as O(role) with O(password) to O(database) and fails unless that works; with
+    O(state=rejected), fails unless the server refuses the password itself (a refused connection or a
+    C(pg_hba.conf) rejection proves nothing). Both change nothing, and run in check mode too.
+author:
+  - ops.runbook maintainers (@ops-runbook)
+extends_documentation_fragment:
+  - ops.runbook.postgres
+options:
+  role:
+    description: The role (user) whose password this is.
+    type: str
+    required: true
+  password:
+    description: The password. Never shown in output; the task using it should also have C(no_log=true).
+    type: str
+    required: true
+  state:
+    description:
+      - C(present) sets the password, connecting with the O(login_user) options (a superuser, or a role with
+        C(CREATEROLE)).
+      - C(accepted) and C(rejected) log in as O(role) with O(password) instead, to the same host and port;
+        O(login_user) and O(login_password) are not used then.
+    type: str
+    choices: [present, accepted, rejected]
+    default: present
+  database:
+    description:
+      - Database to connect to. For O(state=accepted) and O(state=rejected) use the application's database, so that
+        its C(pg_hba.conf) rules apply.
+    type: str
+    default: postgres
+    aliases: [db]
+  scram_iterations:
+    description: PBKDF2 iterations of the SCRAM verifier (PostgreSQL's default is 4096).
+    type: int
+    default: 4096
+attributes:
+  check_mode:
+    support: full
+    description:
+      - O(state=present) connects, checks that the role exists and the login user may change its password, and reports
+        whether it would change. O(state=accepted) and O(state=rejected) run as usual.
+  diff_mode:
+    support: none
+    description: A password has no diff that may be shown.
+notes:
+  - Clients must support SCRAM-SHA-256 authentication (libpq 10 and later, node-postgres 7.4 and later, JDBC 42.2 and
+    later); C(pg_hba.conf) methods C(scram-sha-256) and C(md5) both accept a SCRAM verifier.
+  - Existing sessions of the role stay logged in; restart the application to prove the new password.
+  - Without superuser, a server with C(log_statement=ddl) or C(all) records the verifier (a salted hash, not the
+    password) in its log; the module warns then. Extensions such as pgaudit log by their own settings.
+seealso:
+  - module: ops.runbook.env_secret
+  - module: ops.runbook.service_restart
+"""
+
+EXAMPLES = r"""
+- name: Update database user
+  ops.runbook.pg_password:
+    role: bmi_app
+    password: "{{ new_db_password }}"
+  become: true
+  become_user: postgres
+  no_log: true
+
+- name: Prove the application's host can log in with the new password
+  ops.runbook.pg_password:
+    role: bmi_app
+    password: "{{ new_db_password }}"
+    state: accepted
+    login_host: db.internal
+    database: bmidb
+  no_log: true
+
+- name: Prove the old password is dead
+  ops.runbook.pg_password:
+    role: bmi_app
+    password: "{{ old_db_password }}"
+    state: rejected
+    login_host: db.internal
+    database: bmidb
+  no_log: true
+"""
+
+RETURN = r"""
+role:
+  description: The role.
+  returned: always
+  type: str
+state:
+  description: The requested state.
+  returned: always
+  type: str
+endpoint:
+  description: Where the module connected, e.g. C(127.0.0.1:5432) or C(database 'bmidb' at db.internal:5432).
+  returned: always
+  type: str
+login:
+  description: C(accepted) or C(refused), the outcome of the login with O(password).
+  returned: when state is accepted or rejected
+  type: str
+algorithm:
+  description: How the password is stored, C(SCRAM-SHA-256).
+  returned: when state is present
+  type: str
+iterations:
+  description: PBKDF2 iterations of the verifier.
+  returned: when state is present
+  type: int
+compared:
+  description: Whether the stored verifier could be read (superuser) to tell if the password already was this one.
+  returned: when state is present
+  type: bool
+server_logging:
+  description: C(suppressed) when statement logging was off for the change, else the server's C(log_statement).
+  returned: when state is present
+  type: str
+server_version:
+  description: Version of the server.
+  returned: when state is present
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils.pg_password import DEFAULTS, STATES, run_pg_password
+from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        role=dict(type="str", required=True),
+        password=dict(type="str", required=True, no_log=True),
+        state=dict(type="str", choices=list(STATES), default=DEFAULTS["state"]),
+        database=dict(type="str", default=DEFAULTS["database"], aliases=["db"]),
+        scram_iterations=dict(type="int", default=DEFAULTS["scram_iterations"]),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        result = run_pg_password(module.params, check_mode=module.check_mode)
+    except RunbookError as error:
+        module.fail_json(msg=str(error), **error.details)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
