@@ -58,8 +58,8 @@ options:
     default: 3600
   reboot_allowed:
     description:
-      - Whether a required reboot may happen. When false and a reboot is required, RV(reboot.action) is C(not_allowed)
-        and the module warns.
+      - Whether a required reboot may happen. When false and a reboot is required, the C(action) of RV(reboot) is
+        C(not_allowed) and the module warns.
     type: bool
     default: false
   reboot_packages:
