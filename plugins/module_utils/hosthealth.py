@@ -21,7 +21,7 @@ import re
 import socket
 import time
 
-from . import health
+from . import health, packages
 from .commands import run
 from .common import RunbookError, human_size, isoformat, utc_now
 from .systemd import SystemdUnit, failed_units, journal_entries, unit_name
@@ -213,16 +213,10 @@ def parse_loadavg(text):
 
 
 def parse_apt_simulation(text):
-    """(all, security) package counts of `apt-get -s dist-upgrade` output."""
-    total = security = 0
-    for line in text.splitlines():
-        if not line.startswith("Inst "):
-            continue
-        total += 1
-        origin = line[line.find("("):] if "(" in line else ""
-        if re.search(r"security", origin, re.IGNORECASE):
-            security += 1
-    return total, security
+    """(all, security) package counts of `apt-get -s dist-upgrade` output, read as the patching engine reads it."""
+    simulated = packages.parse_apt_simulation(text)
+    updates = simulated["upgrades"] + simulated["new"]
+    return len(updates), sum(1 for update in updates if update["security"])
 
 
 def parse_apt_check(text):
@@ -436,17 +430,12 @@ class HostHealth:
         self._graded("oom_kills", "oom_kills", count, output, unit="kills", units=sorted(units))
 
     def reboot(self):
-        flag = "/var/run/reboot-required"
-        if os.path.exists(flag):
-            packages = []
-            try:
-                with open(flag + ".pkgs") as handle:
-                    packages = sorted(set(line.strip() for line in handle if line.strip()))
-            except (IOError, OSError):
-                packages = []
+        flag = packages.REBOOT_FLAG
+        flagged, names = packages.read_reboot_flag(flag)
+        if flagged:
             output = "A reboot is required ({0} exists){1}.".format(
-                flag, "; packages: " + ", ".join(packages) if packages else "")
-            self.add("reboot_required", health.WARN, True, False, output, packages=packages)
+                flag, "; packages: " + ", ".join(names) if names else "")
+            self.add("reboot_required", health.WARN, True, False, output, packages=names)
             self.facts["reboot_required"] = True
         else:
             self.add("reboot_required", health.PASS, False, False, "No reboot is required ({0} is absent).".format(flag))
