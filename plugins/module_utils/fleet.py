@@ -122,7 +122,7 @@ def _line(item):
 
 
 def summary(checks, files=None):
-    """What a job log, set_stats and a gate need: status, counts, the failing and warning checks, the Nagios line.
+    """What a job log, set_stats and a gate need: status, counts, a headline, the failing and warning checks, the Nagios line.
 
     `files` is the `files` list health_report returns; its paths are listed by format.
     """
@@ -133,9 +133,14 @@ def summary(checks, files=None):
         if item.get("host") and item["host"] not in hosts:
             hosts.append(item["host"])
     failed_hosts = sorted(set(item.get("host") or "-" for item in checks if item["status"] == health.FAIL))
+    status = health.worst(checks)
+    tally = health.counts(checks)
     return {
-        "status": health.worst(checks),
-        "counts": health.counts(checks),
+        "status": status,
+        "counts": tally,
+        "headline": "{0}: {1} fail, {2} warn, {3} pass on {4} host{5}.".format(
+            status.upper(), tally[health.FAIL], tally[health.WARN], tally[health.PASS], len(hosts),
+            "" if len(hosts) == 1 else "s"),
         "hosts": len(hosts),
         "failed_hosts": failed_hosts,
         "failing": [_line(item) for item in ordered if item["status"] == health.FAIL],

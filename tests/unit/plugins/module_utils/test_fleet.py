@@ -71,6 +71,7 @@ def test_the_summary_lists_failures_then_warnings_and_the_report_files():
     assert summary["status"] == "fail"
     assert summary["counts"] == {"pass": 1, "warn": 1, "fail": 1}
     assert summary["hosts"] == 3 and summary["failed_hosts"] == ["db1"]
+    assert summary["headline"] == "FAIL: 1 fail, 1 warn, 1 pass on 3 hosts."
     assert summary["failing"] == ["db1 disk:/: / is 97% full."]
     assert summary["warning"] == ["app1 disk:/: / is 85% full."]
     assert summary["reports"] == {"json": "/r/h.json"}
