@@ -26,7 +26,7 @@ import time
 
 from . import health
 from .backup import SECRET_OPTIONS, run_backup
-from .common import RunbookError
+from .common import RunbookError, read_json
 from .verify import verify_backup
 
 DEFAULT_CONFIG = "/etc/ops-runbook/pg_backup.json"
@@ -35,18 +35,6 @@ DEFAULT_CREDENTIALS = "/etc/ops-runbook/pg_backup.credentials.json"
 
 def _stamp():
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _load(path, what, required=True):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (IOError, OSError) as error:
-        if not required:
-            return {}
-        raise RunbookError("Cannot read the {0} file {1}: {2}".format(what, path, error.strerror or error))
-    except ValueError as error:
-        raise RunbookError("The {0} file {1} is not valid JSON: {2}".format(what, path, error))
 
 
 def _emit(document):
@@ -68,8 +56,8 @@ def main(argv=None):
         sys.stderr.flush()
 
     try:
-        config = _load(args.config, "config")
-        secrets = _load(args.credentials, "credentials", required=False)
+        config = read_json(args.config, "config")
+        secrets = read_json(args.credentials, "credentials", required=False)
     except RunbookError as error:
         log("pg_backup failed: {0}".format(error))
         return 1

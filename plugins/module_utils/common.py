@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import json
 
 
 class RunbookError(Exception):
@@ -48,3 +49,16 @@ def human_size(num_bytes):
             return "{0:.1f} {1}".format(value, unit) if unit != "B" else "{0} B".format(int(value))
         value /= 1024
     return "{0} B".format(num_bytes)
+
+
+def read_json(path, what, required=True):
+    """The JSON document in `path`; {} for a missing optional file; RunbookError naming `what` otherwise."""
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (IOError, OSError) as error:
+        if not required:
+            return {}
+        raise RunbookError("Cannot read the {0} file {1}: {2}".format(what, path, error.strerror or error))
+    except ValueError as error:
+        raise RunbookError("The {0} file {1} is not valid JSON: {2}".format(what, path, error))

@@ -184,6 +184,31 @@ class PostgresServer:
                 'SELECT count(*) FROM "{}"."{}"'.format(schema, table), database=database)[0][0]
         return counts
 
+    def start_standby(self, base_dir, slot="standby1", user="replicator", password="harness-replication-pw"):
+        """A streaming standby of this (running) server, started on its own free port.
+
+        Creates a replication role, then `pg_basebackup -R` with a physical
+        replication slot (created by pg_basebackup), so stopping the standby
+        leaves WAL retained on this primary as in production.
+        """
+        if not self.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", params=(user,)):
+            self.execute('CREATE ROLE "{}" LOGIN REPLICATION PASSWORD %s'.format(user), params=(password,))
+        standby = PostgresServer(base_dir, password=self.password, settings=self.settings)
+        os.makedirs(standby.base_dir, exist_ok=True)
+        os.chmod(standby.base_dir, 0o755)
+        standby._chown(standby.base_dir)
+        os.makedirs(standby.socket_dir, exist_ok=True)
+        standby._chown(standby.socket_dir)
+        env = dict(os.environ, PGPASSWORD=password)
+        args = [os.path.join(self.bindir, "pg_basebackup"), "-h", self.host, "-p", str(self.port), "-U", user,
+                "-D", standby.data_dir, "-R", "-X", "stream", "-C", "-S", slot, "--checkpoint=fast"]
+        result = standby._run(args, check=False, env=env)
+        if result.returncode != 0:
+            raise RuntimeError("pg_basebackup failed: {}{}".format(result.stdout, result.stderr))
+        standby.primary = self
+        standby.slot = slot
+        return standby.start()
+
     def wait_ready(self, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

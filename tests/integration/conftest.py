@@ -108,3 +108,146 @@ def start_redis():
     yield start
     for server in reversed(started):
         server.destroy()
+
+
+# The health, session and maintenance tests need settings the backup tests'
+# server does not have (pg_stat_statements preloaded, WAL archiving, few
+# connections so the connection thresholds can be reached for real) and a
+# streaming standby, so they get a cluster of their own.
+HEALTH_SETTINGS = {
+    "shared_preload_libraries": "pg_stat_statements",
+    "archive_mode": "on",
+    "max_connections": "20",
+    "shared_buffers": "16MB",
+    "autovacuum": "off",
+}
+APP_ROLE = "bmi_user"
+APP_PASSWORD = "App-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def health_primary():
+    server = PostgresServer(tempfile.mkdtemp(prefix="ops-runbook-it-health-"), settings=HEALTH_SETTINGS).start()
+    # Not a command-line setting like the others: tests change it with ALTER SYSTEM.
+    server.execute("ALTER SYSTEM SET archive_command = '/bin/true'")
+    server.execute("SELECT pg_reload_conf()")
+    server.create_role(APP_ROLE, APP_PASSWORD)
+    server.create_database(DATABASE, owner=APP_ROLE)
+    server.execute("CREATE EXTENSION pg_stat_statements", database=DATABASE)
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def health_standby(health_primary):
+    standby = health_primary.start_standby(tempfile.mkdtemp(prefix="ops-runbook-it-standby-"))
+    yield standby
+    standby.destroy()
+
+
+def ansible_module(module, args, *flags):
+    """Run one module of this checkout on localhost with the ansible CLI; returns CompletedProcess."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
+    env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env["PATH"]
+    return subprocess.run(
+        [os.path.join(ROOT, ".venv", "bin", "ansible"), "localhost", "-i",
+         os.path.join(ROOT, "inventories", "local", "hosts.yml"), "-m", module, "-a", json.dumps(args)] + list(flags),
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+def module_result(run):
+    """The module's result from `ansible_module` output (the json stdout callback)."""
+    text = run.stdout if run.stdout.startswith("{") else run.stdout[run.stdout.index("\n{") + 1:]
+    document = json.loads(text)
+    return document["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+class Sessions:
+    """Client sessions held open for a test, closed (or found gone) at its end."""
+
+    def __init__(self, server):
+        self.server = server
+        self.conns = []
+        self.threads = []
+
+    def open(self, application="it-session", user=None, password=None, database=DATABASE):
+        import psycopg2
+
+        if user is None:
+            conn = psycopg2.connect(host=self.server.socket_dir, port=self.server.port, user="postgres",
+                                    dbname=database, application_name=application)
+        else:
+            conn = psycopg2.connect(host=self.server.host, port=self.server.port, user=user, password=password,
+                                    dbname=database, application_name=application)
+        conn.autocommit = True
+        self.conns.append(conn)
+        return conn
+
+    def pid(self, conn):
+        return conn.get_backend_pid()
+
+    def idle_in_transaction(self, **kwargs):
+        conn = self.open(**kwargs)
+        conn.autocommit = False
+        conn.cursor().execute("SELECT 1")
+        return conn
+
+    def run_in_background(self, conn, sql):
+        """Start `sql` on `conn` in a thread; the session is `active` until it ends."""
+        import threading
+
+        def run():
+            try:
+                conn.cursor().execute(sql)
+            except Exception:  # ended by the test: that is the point
+                pass
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        return thread
+
+    def alive(self, pid):
+        return bool(self.server.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", params=(pid,)))
+
+    def close(self):
+        pids = [conn.get_backend_pid() for conn in self.conns if not conn.closed]
+        if pids:
+            self.server.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)",
+                                params=(pids,))
+        for thread in self.threads:
+            thread.join(10)
+        for conn in self.conns:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def sessions(health_primary):
+    held = Sessions(health_primary)
+    yield held
+    held.close()
+
+
+@pytest.fixture
+def scratch_db(health_primary):
+    """A database of the test's own on the health cluster, owned by the application role."""
+    name = "scratch_" + uuid.uuid4().hex[:10]
+    health_primary.create_database(name, owner=APP_ROLE)
+    yield name
+    health_primary.execute("DROP DATABASE IF EXISTS {} WITH (FORCE)".format(name))
+
+
+def eventually(probe, timeout=15, interval=0.1):
+    """The first truthy value of probe() within `timeout` seconds, else the last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = probe()
+    return value

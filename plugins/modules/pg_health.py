@@ -1,0 +1,242 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: pg_health
+short_description: Check a PostgreSQL server's health as pass, warn or fail
+version_added: 0.1.0
+description:
+  - Connects once, read-only, and runs the selected checks of the runbooks' PostgreSQL sections, each
+    reported as C(pass), C(warn) or C(fail) with the observed value, the threshold it was held against
+    and a sentence.
+  - "Checks: C(reachable) (version, uptime, primary or standby; always run), C(connections) (share of
+    max_connections), C(database_size), C(long_queries), C(idle_in_transaction), C(blocked_queries) (lock
+    waits), C(cache_hit_ratio), C(dead_tuples), C(last_vacuum) and C(last_analyze) (tables above
+    O(min_table_size_mb) in O(database)), C(wraparound) (transaction ID age), C(replication) (lag in bytes and
+    seconds, from a primary or on a standby, and the number of streaming standbys), C(replication_slots)
+    (WAL retained, inactive or lost slots), C(archiver) (failing archive_command, WAL files waiting) and
+    C(slow_statements) (top statements from pg_stat_statements, or a note that it is not installed)."
+  - Works on PostgreSQL 12 to 17; names that differ between versions (C(mean_time) and C(mean_exec_time)
+    of pg_stat_statements, C(wal_status) of slots) are read from the catalog or chosen by C(server_version_num).
+  - The task fails when any check is C(fail), unless O(report_only=true). A server that cannot be reached
+    is the C(reachable) check, failed, with the cause.
+  - The same checks are returned as a Nagios line with its exit code and, with O(prometheus_file), written
+    for node_exporter's textfile collector. C(checks) uses the collection's health vocabulary, so a
+    playbook can merge it with other hosts' and services' checks.
+  - The same engine runs on hosts as C(ops-runbook-pg-health) (module_utils C(pg_health_cli.py)).
+author:
+  - ops.runbook maintainers (@ops-runbook)
+extends_documentation_fragment:
+  - ops.runbook.postgres
+options:
+  database:
+    description: Database to connect to; the table checks and pg_stat_statements are read there.
+    type: str
+    default: postgres
+    aliases: [db, login_db]
+  checks:
+    description: Checks to run. C(reachable) always runs.
+    type: list
+    elements: str
+    choices: [reachable, connections, database_size, long_queries, idle_in_transaction, blocked_queries,
+              cache_hit_ratio, dead_tuples, last_vacuum, last_analyze, wraparound, replication,
+              replication_slots, archiver, slow_statements]
+    default: [reachable, connections, database_size, long_queries, idle_in_transaction, blocked_queries,
+              cache_hit_ratio, dead_tuples, last_vacuum, last_analyze, wraparound, replication,
+              replication_slots, archiver, slow_statements]
+  thresholds:
+    description:
+      - "Limits that override the defaults, keyed by name. A value is a number (the fail limit alone) or
+        C({warn: X, fail: Y}); C(null) switches a level off. A check is beyond a limit when its value is
+        above it (below it for C(cache_hit_percent))."
+      - "Defaults (the runbooks'): C(db_connections_percent) 80/90, C(long_query_minutes) 5/30,
+        C(idle_in_transaction_minutes) 5/10, C(lock_wait_seconds) 30/300, C(cache_hit_percent) 90/80,
+        C(dead_tuple_percent) 20/50, C(vacuum_age_days) and C(analyze_age_days) 35/70, C(xid_age)
+        1000000000/1500000000, C(replication_lag_seconds) 10/60, C(replication_lag_bytes) 64 MiB/1 GiB,
+        C(slot_retained_bytes) 1 GiB/10 GiB, C(archive_ready_files) 10/100, C(slow_statement_ms) 100/1000,
+        C(database_size_bytes) none."
+      - C(idle_session_minutes) (default 10) is not a limit but the age from which idle sessions are
+        counted in the C(connections) check.
+      - Names this module does not use are ignored and returned in C(ignored_thresholds), so the runbooks'
+        whole C(runbook_thresholds) dictionary can be passed.
+    type: dict
+    default: {}
+  min_table_size_mb:
+    description: Tables smaller than this are left out of C(dead_tuples), C(last_vacuum) and C(last_analyze).
+    type: float
+    default: 10
+  expected_standbys:
+    description: On a primary, the C(standbys) check fails when fewer standbys stream than this.
+    type: int
+    default: 0
+  slow_statements_top:
+    description: Number of statements, slowest mean time first, returned by C(slow_statements).
+    type: int
+    default: 10
+  slow_statements_min_calls:
+    description: Statements called fewer times are not ranked (one slow ad-hoc query is not a trend).
+    type: int
+    default: 5
+  cache_hit_min_blocks:
+    description: Below this many block reads since the statistics were reset, the cache hit ratio is not judged.
+    type: int
+    default: 1000
+  query_timeout:
+    description: Seconds any one health query may run or wait for a lock (statement_timeout and lock_timeout).
+    type: int
+    default: 30
+  prometheus_file:
+    description:
+      - Write the checks in the Prometheus text format to this file, atomically (for node_exporter's textfile
+        collector, which reads C(*.prom) files). Not written in check mode.
+    type: path
+  prometheus_prefix:
+    description: Prefix of the metric names in O(prometheus_file).
+    type: str
+    default: ops_runbook_pg
+  report_only:
+    description: Report failing checks without failing the task.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Runs every check (they only read); O(prometheus_file) is not written.
+  diff_mode:
+    support: none
+    description: Nothing is changed.
+notes:
+  - Connect as a superuser or a member of C(pg_monitor); otherwise checks that need it (other users' queries,
+    C(pg_ls_archive_statusdir)) report C(warn) with the reason.
+  - The module never writes to the database; the session is read-only, with statement and lock timeouts.
+seealso:
+  - module: ops.runbook.pg_terminate
+  - module: ops.runbook.pg_maintenance
+"""
+
+EXAMPLES = r"""
+- name: Check PostgreSQL with the runbooks' thresholds
+  ops.runbook.pg_health:
+    database: bmidb
+    thresholds: "{{ runbook_thresholds }}"
+  become: true
+  become_user: postgres
+
+- name: Check the standby's replication only, and report without failing
+  ops.runbook.pg_health:
+    login_host: db2.example.internal
+    login_user: monitor
+    login_password: "{{ vault_monitor_password }}"
+    checks: [replication, replication_slots]
+    report_only: true
+  register: standby_health
+
+- name: Write the metrics for node_exporter's textfile collector
+  ops.runbook.pg_health:
+    prometheus_file: /var/lib/prometheus/node-exporter/postgres.prom
+    thresholds:
+      replication_lag_seconds: {warn: 10, fail: 60}
+      db_connections_percent: 90
+"""
+
+RETURN = r"""
+status:
+  description: The worst status of all checks.
+  returned: always
+  type: str
+  sample: warn
+counts:
+  description: Number of checks of each status.
+  returned: always
+  type: dict
+  sample: {"pass": 13, "warn": 1, "fail": 0}
+checks:
+  description:
+    - One entry per check in the collection's health vocabulary (C(name), C(status), C(observed_value),
+      C(observed_unit), C(threshold) as C({warn, fail}), C(output)) plus the check's own facts (the sessions,
+      tables, slots or statements behind the figure).
+    - A check that could not run (missing privilege) is C(warn) with the reason.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {"name": "connections", "status": "warn", "observed_value": 84.0, "observed_unit": "percent",
+       "threshold": {"warn": 80, "fail": 90}, "output": "84 of max_connections 100 in use (84.0%).",
+       "connections": 84, "max_connections": 100}
+failed_checks:
+  description: Names of the checks that failed.
+  returned: always
+  type: list
+  elements: str
+nagios:
+  description: The checks as a Nagios plugin line with perfdata, and the plugin exit code (0 OK, 1 WARNING, 2 CRITICAL).
+  returned: always
+  type: dict
+  sample: {"line": "POSTGRES WARNING - connections: 84 of max_connections 100 in use (84.0%). | connections=84;80;90",
+           "exit_code": 1}
+server:
+  description: Version and role of the server.
+  returned: when the server was reached
+  type: dict
+  sample: {"version": "15.8", "version_num": 150008, "role": "primary"}
+prometheus_file:
+  description: The file the Prometheus text was written to.
+  returned: when prometheus_file is set
+  type: str
+ignored_thresholds:
+  description: Names in O(thresholds) that no check of this module uses.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils.pg_health import CHECKS, DEFAULTS, run_health
+from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        database=dict(type="str", default=DEFAULTS["database"], aliases=["db", "login_db"]),
+        checks=dict(type="list", elements="str", choices=CHECKS, default=list(CHECKS)),
+        thresholds=dict(type="dict", default={}),
+        min_table_size_mb=dict(type="float", default=DEFAULTS["min_table_size_mb"]),
+        expected_standbys=dict(type="int", default=DEFAULTS["expected_standbys"]),
+        slow_statements_top=dict(type="int", default=DEFAULTS["slow_statements_top"]),
+        slow_statements_min_calls=dict(type="int", default=DEFAULTS["slow_statements_min_calls"]),
+        cache_hit_min_blocks=dict(type="int", default=DEFAULTS["cache_hit_min_blocks"]),
+        query_timeout=dict(type="int", default=DEFAULTS["query_timeout"]),
+        prometheus_file=dict(type="path"),
+        prometheus_prefix=dict(type="str", default=DEFAULTS["prometheus_prefix"]),
+        report_only=dict(type="bool", default=False),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    progress = []
+    try:
+        result = run_health(module.params, check_mode=module.check_mode, log=progress.append)
+    except RunbookError as error:
+        module.fail_json(msg=str(error), log=progress, **error.details)
+    error = result.pop("error", None)
+    result["log"] = progress
+    if result["status"] == "fail" and not module.params["report_only"]:
+        if error is not None:
+            result.update(error.details)
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

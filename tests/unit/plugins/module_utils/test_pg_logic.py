@@ -1,0 +1,100 @@
+"""The pure parts of the PostgreSQL health, session and maintenance engines."""
+import pytest
+
+from ansible_collections.ops.runbook.plugins.module_utils import pg_health, pg_maintenance, pg_sessions
+from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+
+
+@pytest.mark.parametrize("observed,status", [(79.9, "pass"), (80, "pass"), (80.1, "warn"), (90, "warn"),
+                                             (90.5, "fail"), (None, "pass")])
+def test_grade_is_beyond_a_limit_not_at_it(observed, status):
+    assert pg_health.grade(observed, {"warn": 80, "fail": 90}) == status
+
+
+def test_grade_where_lower_is_worse():
+    limits = {"warn": 90, "fail": 80}
+    assert [pg_health.grade(v, limits, lower_is_worse=True) for v in (99, 85, 79)] == ["pass", "warn", "fail"]
+
+
+def test_grade_with_a_level_switched_off():
+    assert pg_health.grade(95, {"warn": None, "fail": 99}) == "pass"
+    assert pg_health.grade(95, {"warn": 50, "fail": None}) == "warn"
+
+
+def test_thresholds_take_the_runbooks_dictionary_whole():
+    runbook = {"db_connections_percent": {"warn": 70, "fail": 85}, "replication_lag_seconds": {"warn": 10, "fail": 60},
+               "long_query_minutes": {"warn": 5, "fail": 30}, "idle_session_minutes": 15,
+               "disk_used_percent": {"warn": 80, "fail": 95}}
+    limits, ignored = pg_health.merge_thresholds(runbook)
+    assert limits["db_connections_percent"] == {"warn": 70, "fail": 85}
+    assert limits["idle_session_minutes"] == 15
+    assert limits["cache_hit_percent"] == {"warn": 90, "fail": 80}
+    assert ignored == ["disk_used_percent"]
+
+
+def test_a_single_number_is_the_fail_limit():
+    limits = pg_health.merge_thresholds({"xid_age": 100})[0]
+    assert limits["xid_age"] == {"warn": None, "fail": 100}
+
+
+@pytest.mark.parametrize("value,words", [({"warn": 1, "critical": 2}, "unknown levels critical"),
+                                         ({"warn": "high"}, "must be a number"), (True, "must be a number")])
+def test_malformed_thresholds_are_refused(value, words):
+    with pytest.raises(RunbookError) as caught:
+        pg_health.merge_thresholds({"lock_wait_seconds": value})
+    assert words in str(caught.value)
+
+
+def test_unknown_checks_are_refused_by_name():
+    with pytest.raises(RunbookError) as caught:
+        pg_health.normalize({"checks": ["connections", "replication_lagg"]})
+    assert "replication_lagg" in str(caught.value) and "slow_statements" in caught.value.hint
+
+
+def test_session_filters_are_parameters_never_sql():
+    opts = pg_sessions.normalize({"states": ["idle"], "users": ["x'; DROP TABLE t; --"], "query_pattern": "^SELECT",
+                                  "min_age_minutes": 10})
+    where, params = pg_sessions._where(opts)
+    assert "DROP" not in where
+    assert params == [["idle"], 10.0, ["x'; DROP TABLE t; --"], "^SELECT"]
+    assert where.startswith("a.backend_type = 'client backend'")
+
+
+@pytest.mark.parametrize("options,words", [({}, "No session filter was given"),
+                                           ({"states": []}, "No session filter was given"),
+                                           ({"states": ["sleeping"]}, "Unknown session states: sleeping"),
+                                           ({"users": ["a"], "action": "kill"}, "Unknown action")])
+def test_session_selection_must_be_explicit_and_valid(options, words):
+    with pytest.raises(RunbookError) as caught:
+        pg_sessions.normalize(options)
+    assert words in str(caught.value)
+
+
+def test_maintenance_plan_for_a_whole_database():
+    opts = pg_maintenance.normalize({"databases": ["bmidb"], "operations": ["vacuum", "analyze", "reindex"]})
+    assert pg_maintenance.plan_statements(opts, "bmidb", 150000) == [
+        ("vacuum_analyze", None, "VACUUM (ANALYZE, SKIP_LOCKED)"),
+        ("reindex", None, 'REINDEX DATABASE CONCURRENTLY "bmidb"'),
+    ]
+
+
+def test_maintenance_plan_per_table_with_quoted_names():
+    opts = pg_maintenance.normalize({"databases": ["d"], "tables": ['audit.Events', 'we"ird'],
+                                     "operations": ["vacuum"], "skip_locked": False})
+    assert [sql for _operation, _table, sql in pg_maintenance.plan_statements(opts, "d", 120000)] == [
+        'VACUUM "audit"."Events"', 'VACUUM "we""ird"']
+
+
+def test_analyze_alone_and_reindex_without_concurrently():
+    opts = pg_maintenance.normalize({"databases": ["d"], "operations": ["analyze", "reindex"],
+                                     "reindex_concurrently": False})
+    assert [sql for _operation, _table, sql in pg_maintenance.plan_statements(opts, "d", 170000)] == [
+        "ANALYZE (SKIP_LOCKED)", 'REINDEX DATABASE "d"']
+
+
+@pytest.mark.parametrize("options,words", [({"databases": []}, "No database was named"),
+                                           ({"databases": ["d"], "operations": ["cluster"]}, "cluster")])
+def test_maintenance_options_are_checked(options, words):
+    with pytest.raises(RunbookError) as caught:
+        pg_maintenance.normalize(options)
+    assert words in str(caught.value)
