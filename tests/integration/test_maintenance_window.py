@@ -148,8 +148,8 @@ def test_a_failing_step_still_takes_the_marker_down(window, status_page, tmp_pat
     run = ansible_playbook("maintenance_window.yml", window)
     output = " ".join((run.stdout + run.stderr).split())
     assert run.returncode != 0, output
-    assert ("The maintenance step Migrate the database: the migration failed failed on localhost. "
-            "The maintenance marker was taken down") in output
+    assert ("The maintenance steps failed on localhost at 'Migrate the database': the migration failed. "
+            "The maintenance marker was taken down; the health after the maintenance is PASS: 0 fail,") in output
     assert (tmp_path / "steps.log").exists()
     assert not (tmp_path / "www" / "maintenance.flag").exists()
     assert [call["event"] for call in status_page.calls] == ["start", "end"]
