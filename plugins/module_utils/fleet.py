@@ -71,10 +71,10 @@ def host_checks(host, connection, results):
     checks = []
     unreachable = connection.get("msg") if connection.get("unreachable") else None
     if connection.get("failed") and not unreachable:
+        reason = _message(connection)
         checks.append(health.check(REACHABLE, health.FAIL, "no modules", _REACHED,
                                    "Ansible reached {0} but cannot run modules there: {1} Check its Python "
-                                   "(ansible_python_interpreter) and the login user.".format(host,
-                                                                                              _message(connection)),
+                                   "(ansible_python_interpreter) and the login user.".format(host, reason),
                                    host=host))
     for source in sorted(results or {}):
         result = results[source]

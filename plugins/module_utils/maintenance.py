@@ -84,8 +84,8 @@ def _database_check(host, database, made, verified, check_mode):
     status = verified.get("status")
     if verified.get("failed") and status is None:
         return health.check(name, health.FAIL, "verification failed", threshold,
-                            "The verification of {0} on {1} could not run: {2}".format(database, host,
-                                                                                        _reason(verified)),
+                            "The verification of {0} on {1} could not run: {2}".format(
+                                database, host, _reason(verified)),
                             host=host, database=database)
     backup_id = made.get("backup_id")
     verified_id = verified.get("backup_id")
