@@ -3,7 +3,6 @@ page in a real headless browser (Debian's Chromium, installed by scripts/bootstr
 
 The screenshot is kept as tests/output/health_report.png for a person to look at.
 """
-import html.parser
 import json
 import os
 import shutil
@@ -13,6 +12,7 @@ import tempfile
 import pytest
 from conftest import ROOT
 
+from harness.browser import rendered_page, screenshot
 from harness.tls import HealthServer, LocalCA
 
 OUTPUT_DIR = os.path.join(ROOT, "tests", "output")
@@ -130,59 +130,6 @@ def test_report_of_real_checks_is_written_once_and_then_unchanged(web, tmp_path)
         web["server"].state.__init__()
 
 
-class _Page(html.parser.HTMLParser):
-    """What a person sees first: the overall badge, and each table row's class and cells."""
-
-    def __init__(self):
-        super().__init__()
-        self.badge = ""
-        self.rows = []
-        self._in_badge = False
-        self._in_body = False
-        self._cell = None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if attrs.get("id") == "overall-status":
-            self._in_badge = True
-        elif tag == "tbody":
-            self._in_body = True
-        elif tag == "tr" and self._in_body:
-            self.rows.append({"class": attrs.get("class"), "cells": []})
-        elif tag == "td" and self.rows and self._in_body:
-            self._cell = ""
-
-    def handle_endtag(self, tag):
-        if tag == "span":
-            self._in_badge = False
-        elif tag == "td" and self._cell is not None:
-            self.rows[-1]["cells"].append(self._cell.strip())
-            self._cell = None
-        elif tag == "tbody":
-            self._in_body = False
-
-    def handle_data(self, data):
-        if self._in_badge:
-            self.badge += data
-        if self._cell is not None:
-            self._cell += data
-
-
-def chromium(*args):
-    binary = shutil.which("chromium")
-    if not binary:
-        pytest.fail("chromium is not installed: run scripts/bootstrap --hosts (it installs Debian's chromium)")
-    profile = tempfile.mkdtemp(prefix="ops-runbook-chromium-")
-    # The flags that let Chromium run as root on a machine without a display or outside network.
-    command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--hide-scrollbars", "--user-data-dir=" + profile] + list(args)
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-
-
 def test_html_report_in_a_real_browser_shows_fail_first(web, tmp_path):
     web["server"].state.dependencies["database"] = "unhealthy"
     try:
@@ -192,8 +139,7 @@ def test_html_report_in_a_real_browser_shows_fail_first(web, tmp_path):
     assert code == 0
     url = "file://" + str(tmp_path / "index.html")
 
-    page = _Page()
-    page.feed(chromium("--dump-dom", url).stdout)
+    page = rendered_page(url)
     assert page.badge == "FAIL"
     first = page.rows[0]
     assert first["class"] == "fail"
@@ -203,13 +149,4 @@ def test_html_report_in_a_real_browser_shows_fail_first(web, tmp_path):
     assert classes == sorted(classes, key=["fail", "warn", "pass"].index), classes
     assert "warn" in classes and "pass" in classes
 
-    os.makedirs(OUTPUT_DIR, exist_ok=True)
-    screenshot = os.path.join(OUTPUT_DIR, "health_report.png")
-    if os.path.exists(screenshot):
-        os.unlink(screenshot)
-    chromium("--screenshot=" + screenshot, "--window-size=1280,900", url)
-    with open(screenshot, "rb") as handle:
-        header = handle.read(24)
-    assert header[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
-    assert (width, height) == (1280, 900)
+    assert screenshot(url, os.path.join(OUTPUT_DIR, "health_report.png")) == (1280, 900)
