@@ -10,9 +10,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 SURVEYS = sorted(glob.glob(os.path.join(ROOT, "awx", "surveys", "*.json")))
 # Playbooks that delete, replace, restart or reboot: each gets a survey (docs/awx.md).
 DESTRUCTIVE = {"restore", "redis_flush", "incident_service_down", "db_maintenance", "security_patching",
-               "rotate_db_password"}
+               "rotate_db_password", "maintenance_window"}
 TYPES = {"text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect"}
-OPT_IN = re.compile(r"(confirm|overwrite|remediate|allow_[a-z_]+|reboot[a-z_]*)$")
+OPT_IN = re.compile(r"(confirm|overwrite|override|remediate|allow_[a-z_]+|reboot[a-z_]*)$")
 
 
 def load(path):

@@ -25,9 +25,33 @@ def plays(path):
     return [play for play in document if "hosts" in play]
 
 
+ROLE_IMPORTS = ("ansible.builtin.import_role", "ansible.builtin.include_role")
+
+
+def role_tasks(task):
+    """The tasks of the collection's role a task imports, led by its argument validation when it has one."""
+    for key in ROLE_IMPORTS:
+        spec = task.get(key)
+        if isinstance(spec, dict) and str(spec.get("name", "")).startswith("ops.runbook."):
+            role = os.path.join(ROOT, "roles", spec["name"].split(".")[-1])
+            entry = spec.get("tasks_from", "main")
+            specs_file = os.path.join(role, "meta", "argument_specs.yml")
+            if os.path.exists(specs_file):
+                with open(specs_file) as handle:
+                    if entry in (yaml.safe_load(handle) or {}).get("argument_specs", {}):
+                        # Ansible runs this validation before the entry point's first task.
+                        yield {"ansible.builtin.validate_argument_spec": {"role": spec["name"], "entry": entry}}
+            with open(os.path.join(role, "tasks", entry + ".yml")) as handle:
+                yield from tasks(yaml.safe_load(handle))
+
+
 def tasks(items):
-    """Every task, also inside blocks, in order."""
+    """Every task, also inside blocks and the collection's roles a task imports, in order."""
     for item in items or []:
+        imported = list(role_tasks(item))
+        if imported:
+            yield from imported
+            continue
         yield item
         for key in ("block", "rescue", "always"):
             yield from tasks(item.get(key))
