@@ -93,7 +93,7 @@ EXPLORE_SHELL = [
 ]
 EXPLORE_ENGINE = [
     ("engine, row_counts: none", {"row_counts": "none"}),
-    ("engine, compression_level: 1", {"compression_level": 1}),
+    ("engine, compression_level: 3", {"compression_level": 3}),
     ("engine, compression_threads: 2", {"compression_threads": 2}),
 ]
 
