@@ -18,8 +18,10 @@ installs what it needs first. The exit status is 0 whether or not the target
 is met: benchmarks report, tests assert.
 """
 import argparse
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -71,13 +73,34 @@ def baseline(s3, key):
     return time.monotonic() - started, size
 
 
-def verification(options):
+def verification(options, checksum=True, integrity=True):
     started = time.monotonic()
-    result = verify_backup(dict(options, restore_test=False, checksum=True, integrity=True))
+    result = verify_backup(dict(options, restore_test=False, checksum=checksum, integrity=integrity))
     seconds = time.monotonic() - started
     if result["status"] == "fail":
         raise RuntimeError("the verification failed: {0}".format(result["msg"]))
     return seconds
+
+
+def sha256_alone(s3, key):
+    """Seconds hashlib's SHA-256 takes over the dump's bytes held in memory: the checksum's floor on this CPU."""
+    data = s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    started = time.monotonic()
+    view = memoryview(data)
+    digest = hashlib.sha256()
+    for offset in range(0, len(data), CHUNK):
+        digest.update(view[offset:offset + CHUNK])
+    return time.monotonic() - started
+
+
+def cpu_has_sha_extensions():
+    """True when the CPU hashes SHA-256 in hardware (x86 sha_ni, arm64 sha2), None when unknown."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return None
+    return bool(re.search(r"\b(sha_ni|sha2)\b", flags))
 
 
 def run(pg, s3, args):
@@ -104,7 +127,16 @@ def run(pg, s3, args):
         say("run {0}/{1}: baseline {2:.2f} s, verify {3:.2f} s".format(
             index + 1, args.repeat, base_runs[-1], verify_runs[-1]))
     base, verify = statistics.median(base_runs), statistics.median(verify_runs)
+    # Where the difference goes (reported, not targets): each half of the scan alone.
+    parts = {"integrity_only": [], "checksum_only": [], "sha256_in_memory": []}
+    for _index in range(args.repeat):
+        parts["integrity_only"].append(verification(options, checksum=False))
+        parts["checksum_only"].append(verification(options, integrity=False))
+        parts["sha256_in_memory"].append(sha256_alone(s3, dump_key))
     return {
+        "explore_seconds": dict((k, round(statistics.median(v), 3)) for k, v in parts.items()),
+        "cpu_sha_extensions": cpu_has_sha_extensions(),
+        "cpus": os.cpu_count(),
         "database": database,
         "dump_bytes": size,
         "baseline_seconds": round(base, 3),
@@ -128,6 +160,14 @@ def print_report(fig):
     ratio = fig["verify_to_baseline"]
     print("{0:<46} {1:>7.2f}   target <= {2}  {3}".format(
         "verify / baseline", ratio, fig["target"], "met" if ratio <= fig["target"] else "MISSED"))
+    explore = fig["explore_seconds"]
+    print()
+    print("where the time goes (not targets; {0} CPUs, SHA-256 in hardware: {1})".format(
+        fig["cpus"], {True: "yes", False: "no", None: "unknown"}[fig["cpu_sha_extensions"]]))
+    for label, key in (("verify, integrity only (no SHA-256)", "integrity_only"),
+                       ("verify, checksum only (no decompression)", "checksum_only"),
+                       ("SHA-256 of the dump held in memory", "sha256_in_memory")):
+        print("{0:<46} {1:>7.2f} s  {2:>7.2f} x baseline".format(label, explore[key], explore[key] / fig["baseline_seconds"]))
 
 
 def main(argv=None):

@@ -16,6 +16,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import queue
 import signal
 import subprocess
 import tempfile
@@ -32,6 +33,12 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 # the previous one never overlap. A pipe as large as a chunk lets them.
 # 1 MiB is the largest an unprivileged process may ask for by default.
 PIPE_SIZE = CHUNK
+
+
+# Returned by stream_through's on_output: it needs no more of the output, only
+# the number of bytes left (verification, once pg_restore has read the table of
+# contents). The rest is then discarded in the kernel instead of read into Python.
+DISCARD_REST = "discard-rest"
 
 
 class PipelineError(RunbookError):
@@ -133,11 +140,72 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
                 proc.stdout.close()
 
 
-def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK):
+def hash_alongside(chunks, digest, depth=4):
+    """Yield `chunks` unchanged while another thread feeds them to `digest`.
+
+    hashlib lets go of the GIL while it hashes a large buffer, so the SHA-256
+    of one chunk runs on another core while this thread fetches the next (a
+    download is mostly Python code holding the GIL). At most `depth` chunks
+    wait for the hasher. The digest is complete once the generator is exhausted.
+    """
+    pending = queue.Queue(maxsize=depth)
+
+    def hasher():
+        while True:
+            data = pending.get()
+            if data is None:
+                return
+            digest.update(data)
+
+    worker = threading.Thread(target=hasher)
+    worker.daemon = True
+    worker.start()
+    try:
+        for data in chunks:
+            pending.put(data)
+            yield data
+    finally:
+        pending.put(None)
+        worker.join()
+
+
+def _discard(source, chunk_size):
+    """Read a pipe to its end without copying it into Python where the kernel allows; return the byte count.
+
+    The output still has to be produced and read (a decompressor that cannot
+    write its last block fails), but splicing it into /dev/null keeps the bytes,
+    and the GIL, away from the thread that is downloading and hashing the input.
+    """
+    total = len(source.read1(chunk_size))  # empties the reader's buffer, so the descriptor is exact
+    if not total:
+        return 0
+    splice = getattr(os, "splice", None)  # Python 3.10+ on Linux
+    if splice is not None:
+        with open(os.devnull, "wb") as devnull:
+            try:
+                while True:
+                    moved = splice(source.fileno(), devnull.fileno(), chunk_size)
+                    if not moved:
+                        return total
+                    total += moved
+            except OSError as error:
+                if error.errno not in (errno.EINVAL, errno.ENOSYS):
+                    raise
+    buffer = bytearray(chunk_size)
+    while True:
+        count = source.readinto(buffer)
+        if not count:
+            return total
+        total += count
+
+
+def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK, on_discarded=None):
     """Feed an iterator of byte chunks through a chain of processes.
 
     `on_output` receives the last stage's output chunk by chunk (or the input
-    itself when `stages` is empty). The input is read to its end even if the
+    itself when `stages` is empty). When it returns DISCARD_REST, the rest of
+    the output is read to its end without passing through Python and its size
+    goes to `on_discarded`. The input is read to its end even if the
     processes stop early, so a caller hashing `chunks` sees every byte.
     Returns the number of input bytes; raises PipelineError naming the stage
     that failed, with its stderr.
@@ -199,7 +267,11 @@ def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK):
             data = source.read(chunk_size)
             if not data:
                 break
-            on_output(data)
+            if on_output(data) == DISCARD_REST:
+                discarded = _discard(source, chunk_size)
+                if on_discarded is not None:
+                    on_discarded(discarded)
+                break
         feeder.join()
         feed_error = fed["error"]
         if feed_error is not None:

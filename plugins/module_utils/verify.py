@@ -24,7 +24,7 @@ from . import health
 from .catalog import LocalCatalog, S3Catalog
 from .common import RunbookError, human_size, utc_now
 from .dumpfile import decompress_stages, pg_tool, restore_into
-from .pipeline import PipelineError, stream_through
+from .pipeline import DISCARD_REST, PipelineError, hash_alongside, stream_through
 from .postgres import connect, quote_ident, table_row_counts
 from .s3 import S3Store
 
@@ -186,18 +186,15 @@ class Verification(object):
         inspector = _Inspector(manifest["format"], pg_tool(opts, "pg_restore") if manifest["format"] == "custom"
                                else None)
 
-        def hashed(chunks):
-            for data in chunks:
-                digest.update(data)
-                yield data
-
-        chunks = hashed(self.catalog.chunks(self.database, target, manifest["dump_file"]))
+        chunks = self.catalog.chunks(self.database, target, manifest["dump_file"])
+        if opts["checksum"]:
+            chunks = hash_alongside(chunks, digest)
         stages = decompress_stages(manifest["compression"]) if opts["integrity"] else []
         sink = inspector.feed if opts["integrity"] else (lambda data: None)
         started = time.monotonic()
         problem = None
         try:
-            stream_through(chunks, stages, sink)
+            stream_through(chunks, stages, sink, on_discarded=inspector.skipped)
         except PipelineError as error:
             problem = str(error)
         finally:
@@ -285,11 +282,20 @@ class _Inspector(object):
     def feed(self, data):
         self.bytes_out += len(data)
         self.tail = (self.tail + data[-256:])[-256:]
-        if self.proc is not None and self.proc.stdin is not None:
-            try:
-                self.proc.stdin.write(data)
-            except BrokenPipeError:
-                self.proc.stdin = None  # pg_restore has read the table of contents it needs
+        if self.proc is not None:
+            if self.proc.stdin is not None:
+                try:
+                    self.proc.stdin.write(data)
+                    return None
+                except BrokenPipeError:
+                    self.proc.stdin = None  # pg_restore has read the table of contents it needs
+            # A custom dump's only trailer check is pg_restore's: the rest needs counting, not reading.
+            return DISCARD_REST
+        return None
+
+    def skipped(self, count):
+        """The decompressed bytes after the table of contents, discarded unread."""
+        self.bytes_out += count
 
     def close(self):
         """Finish; return a problem sentence, or None."""

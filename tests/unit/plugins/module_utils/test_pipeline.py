@@ -1,11 +1,12 @@
 import hashlib
 import os
+import threading
 
 import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.pipeline import (
-    PipelineError, copy_to_file, run_to_file, stream_through)
+    DISCARD_REST, PipelineError, copy_to_file, hash_alongside, run_to_file, stream_through)
 
 
 def sh(script):
@@ -89,3 +90,44 @@ def test_stream_through_names_a_failing_decompressor():
     with pytest.raises(PipelineError) as caught:
         collect([b"this is not zstd"], [("zstd", ["zstd", "-dc"])])
     assert caught.value.details["stage"] == "zstd"
+
+
+def test_stream_through_discards_the_rest_and_counts_it_exactly():
+    chunks = [bytes([n]) * 300000 for n in range(40)]  # 12 MB, more than a pipe and a chunk hold
+    seen, discarded = [], []
+
+    def first_chunk_only(data):
+        seen.append(data)
+        return DISCARD_REST
+
+    size = stream_through(iter(chunks), [("cat", ["cat"])], first_chunk_only, on_discarded=discarded.append)
+    assert size == 40 * 300000
+    assert len(seen) == 1 and seen[0] == b"".join(chunks)[:len(seen[0])]
+    assert len(seen[0]) + discarded[0] == size
+
+
+def test_stream_through_still_fails_a_stage_that_fails_after_the_discard():
+    chunks = [b"q" * 65536] * 100
+    with pytest.raises(PipelineError) as caught:
+        stream_through(iter(chunks), [("copier", sh("head -c 3000000; echo 'truncated frame' >&2; exit 4"))],
+                       lambda data: DISCARD_REST)
+    assert caught.value.details["stage"] == "copier"
+    assert "truncated frame" in str(caught.value)
+
+
+def test_hash_alongside_passes_every_chunk_on_and_hashes_them_all():
+    chunks = [os.urandom(70000) for _ in range(25)]
+    digest = hashlib.sha256()
+    assert list(hash_alongside(iter(chunks), digest, depth=2)) == chunks
+    assert digest.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+
+def test_hash_alongside_stops_its_thread_when_the_input_fails():
+    def failing():
+        yield b"first"
+        raise OSError("connection reset")
+
+    before = threading.active_count()
+    with pytest.raises(OSError):
+        list(hash_alongside(failing(), hashlib.sha256()))
+    assert threading.active_count() == before
