@@ -28,7 +28,7 @@ from .locking import HostLock
 from .pipeline import copy_to_file, run_to_file
 from .postgres import connect, libpq_environment, server_info, table_row_counts
 from .retention import select_for_deletion
-from .s3 import S3Store
+from .s3 import GrowingFileUpload, S3Store, part_size_for
 
 TOOL = "ops.runbook pg_backup"
 LOCK_NAME = ".ops-runbook-pg-backup.lock"
@@ -63,6 +63,19 @@ CHOICES = {
 # at level 1 against 9.3 s at level 3, for an output no larger (185.0 MB against 187.3 MB):
 # pg_dump, not the compressor, should be what a backup waits for.
 DEFAULT_LEVEL = {"zstd": 1, "gzip": 6, "none": None}
+
+# The dump is uploaded while pg_dump writes it, so its part size is chosen
+# before its size is known, from this upper estimate. Uncompressed output is
+# COPY text: bytea doubles as hex and TOAST-compressed values expand, so allow
+# four times pg_database_size; compressed output rarely reaches the database's
+# size, so twice it is generous. A dump that outgrows the estimate all the same
+# still arrives whole: streaming stops and it is uploaded after the dump.
+DUMP_SIZE_FACTOR = {"none": 4, "zstd": 2, "gzip": 2}
+
+
+def dump_part_size(minimum, database_size, compression):
+    """Part size for streaming a dump of a database of `database_size` bytes."""
+    return part_size_for(minimum, DUMP_SIZE_FACTOR[compression] * database_size)
 
 
 def normalize(options):
@@ -183,10 +196,15 @@ class BackupJob(object):
             if os.path.exists(final_dir):
                 raise RunbookError("A backup set {0} already exists.".format(final_dir),
                                    hint="Another run started in the same second; run again.", cause="exists")
-            document = self._write_local_set(final_dir)
-            self.log("backup set {0} complete: {1}, sha256 {2}".format(
-                final_dir, human_size(document["size_bytes"]), document["sha256"]))
-            s3_keys = self._upload(final_dir, document) if self.store else []
+            dump_upload = self._dump_upload()
+            try:
+                document = self._write_local_set(final_dir, dump_upload)
+                self.log("backup set {0} complete: {1}, sha256 {2}".format(
+                    final_dir, human_size(document["size_bytes"]), document["sha256"]))
+                s3_keys = self._upload(final_dir, document, dump_upload) if self.store else []
+            finally:
+                if dump_upload:
+                    dump_upload.abort()  # stops its thread on every path; a no-op once completed
             retention = self._apply_retention() if self.opts["retention"] else {}
         retention["local_partial_removed"] = removed_partials
         duration = round(time.monotonic() - clock, 3)
@@ -236,12 +254,28 @@ class BackupJob(object):
             shutil.rmtree(path, ignore_errors=True)
         return partial
 
-    def _write_local_set(self, final_dir):
+    def _dump_upload(self):
+        """The dump's upload to S3, started with pg_dump and completed by _upload.
+
+        Its object carries the backup id but no sha256 metadata: the digest is
+        known only once the dump is written, after the upload began, and the
+        manifest (uploaded last) is where restore and verify read it.
+        """
+        if not self.store:
+            return None
+        key = self.store.key(self.database, self.backup_id, self.dump_name)
+        return GrowingFileUpload(
+            self.store, key, dump_part_size(self.store.part_size, self.database_size, self.opts["compression"]),
+            metadata={"backup-id": self.backup_id},
+            on_first_part=lambda: self.log("uploading {0} to s3://{1}/{2} while it is written".format(
+                self.dump_name, self.store.bucket, key)))
+
+    def _write_local_set(self, final_dir, dump_upload=None):
         opts = self.opts
         partial = os.path.join(self.db_root, "." + self.backup_id + PARTIAL_SUFFIX)
         os.makedirs(partial, 0o750)
         try:
-            files, tables, snapshot_used = self._dump(partial)
+            files, tables, snapshot_used = self._dump(partial, dump_upload)
             if opts["globals"]:
                 name = manifest_lib.globals_file_name(opts["compression"])
                 stages = [("pg_dumpall", [self.pg_dumpall, "--globals-only", "--no-password",
@@ -281,8 +315,11 @@ class BackupJob(object):
             shutil.rmtree(partial, ignore_errors=True)
             raise
 
-    def _dump(self, partial):
-        """pg_dump | compressor > file, with row counts taken in pg_dump's own snapshot."""
+    def _dump(self, partial, dump_upload=None):
+        """pg_dump | compressor > file, with row counts taken in pg_dump's own snapshot.
+
+        `dump_upload` (a GrowingFileUpload) sends the file's parts to S3 while it grows.
+        """
         opts = self.opts
         snap_conn = None
         snapshot = None
@@ -316,8 +353,12 @@ class BackupJob(object):
             if counter:
                 counter.start()
             self.log("dumping {0} with {1}".format(self.database, " | ".join(s[0] for s in stages)))
-            size, digest = run_to_file(stages, os.path.join(partial, self.dump_name),
-                                       env=libpq_environment(opts, self.database, TOOL))
+            dump_path = os.path.join(partial, self.dump_name)
+            if dump_upload:
+                dump_upload.start(dump_path)
+            size, digest = run_to_file(stages, dump_path, env=libpq_environment(opts, self.database, TOOL))
+            if dump_upload:
+                dump_upload.writer_finished(size)
         finally:
             if counter:
                 counter.join()
@@ -329,15 +370,20 @@ class BackupJob(object):
         files = [{"name": self.dump_name, "role": "dump", "size": size, "sha256": digest}]
         return files, counts, bool(snapshot)
 
-    def _upload(self, final_dir, document):
-        """Upload every file, then the manifest; on failure remove what this run uploaded."""
+    def _upload(self, final_dir, document, dump_upload):
+        """Finish the dump's upload, upload every other file, then the manifest;
+        on failure remove what this run uploaded."""
         uploaded = []
         try:
             for entry in document["files"]:
                 key = self.store.key(self.database, self.backup_id, entry["name"])
-                self.log("uploading {0} to s3://{1}/{2}".format(entry["name"], self.store.bucket, key))
-                self.store.upload_file(os.path.join(final_dir, entry["name"]), key,
-                                       metadata={"sha256": entry["sha256"], "backup-id": self.backup_id})
+                if entry["role"] == "dump" and dump_upload.complete():
+                    self.log("completed the upload of {0} to s3://{1}/{2}".format(
+                        entry["name"], self.store.bucket, key))
+                else:
+                    self.log("uploading {0} to s3://{1}/{2}".format(entry["name"], self.store.bucket, key))
+                    self.store.upload_file(os.path.join(final_dir, entry["name"]), key,
+                                           metadata={"sha256": entry["sha256"], "backup-id": self.backup_id})
                 uploaded.append(key)
             key = self.store.key(self.database, self.backup_id, manifest_lib.MANIFEST_NAME)
             self.store.upload_file(os.path.join(final_dir, manifest_lib.MANIFEST_NAME), key)

@@ -80,6 +80,12 @@ def _botocore_session():
     return session
 
 
+def part_size_for(minimum, size):
+    """The part size for an object of at most `size` bytes: `minimum`, or larger
+    (in whole MiB) where that many parts would pass S3's limit of 10,000."""
+    return max(minimum, -(-int(size) // (MAX_PARTS * MiB)) * MiB)
+
+
 def join_key(*parts):
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
@@ -217,42 +223,31 @@ class S3Store(object):
         so nothing ever appears under `key` unless the whole file arrived.
         """
         size = os.path.getsize(path)
-        extra = dict(self.extra_args)
-        if metadata:
-            extra["Metadata"] = metadata
+        extra = self._object_args(metadata)
         if size <= self.part_size:
             with open(path, "rb") as handle:
                 body = handle.read()
             return self._call("put_object", key=key, Bucket=self.bucket, Key=key, Body=body,
                               ChecksumAlgorithm="SHA256", **extra)
-        part_size = max(self.part_size, -(-size // MAX_PARTS))
-        upload = self._call("create_multipart_upload", key=key, Bucket=self.bucket, Key=key,
-                            ChecksumAlgorithm="SHA256", **extra)
-        upload_id = upload["UploadId"]
-        local = threading.local()
+        part_size = part_size_for(self.part_size, size)
+        with open(path, "rb") as handle:
+            upload = MultipartUpload(self, key, handle.fileno(), metadata)
+            try:
+                for number in range(1, -(-size // part_size) + 1):
+                    offset = (number - 1) * part_size
+                    upload.send(number, offset, min(part_size, size - offset))
+                    if upload.failed():
+                        break
+                return upload.complete()
+            except BaseException:
+                upload.abort()
+                raise
 
-        def send(number):
-            offset = (number - 1) * part_size
-            if not hasattr(local, "handle"):
-                local.handle = open(path, "rb")
-            local.handle.seek(offset)
-            data = local.handle.read(part_size)
-            reply = self._call("upload_part", key=key, Bucket=self.bucket, Key=key, UploadId=upload_id,
-                               PartNumber=number, Body=data, ChecksumAlgorithm="SHA256")
-            return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": reply.get("ChecksumSHA256")}
-
-        numbers = range(1, -(-size // part_size) + 1)
-        try:
-            with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-                parts = list(pool.map(send, numbers))
-            for part in parts:
-                if part["ChecksumSHA256"] is None:
-                    del part["ChecksumSHA256"]
-            return self._call("complete_multipart_upload", key=key, Bucket=self.bucket, Key=key,
-                              UploadId=upload_id, MultipartUpload={"Parts": parts})
-        except BaseException:
-            self.abort_upload(key, upload_id)
-            raise
+    def _object_args(self, metadata=None):
+        extra = dict(self.extra_args)
+        if metadata:
+            extra["Metadata"] = metadata
+        return extra
 
     def abort_upload(self, key, upload_id):
         from botocore.exceptions import BotoCoreError, ClientError
@@ -309,3 +304,238 @@ class S3Store(object):
             raise self.describe(error, "get_object (reading)", key)
         finally:
             body.close()
+
+
+class MultipartUpload(object):
+    """One multipart upload whose parts are read from a file descriptor.
+
+    The upload is created with its first part. `send` blocks while
+    max_concurrency parts are in flight, so no more parts than that are ever
+    in memory; a pool of as many threads reads and sends them. End it with
+    complete(), or abort() on any failure (abort is a no-op once it has ended).
+    """
+
+    def __init__(self, store, key, fd, metadata=None):
+        self.store = store
+        self.key = key
+        self.fd = fd
+        self.metadata = metadata
+        self.upload_id = None
+        self.error = None
+        self._futures = []
+        self._slots = threading.Semaphore(store.max_concurrency)
+        self._pool = None
+        self._ended = False
+
+    def send(self, number, offset, length):
+        """Queue part `number`: `length` bytes at `offset` of the file."""
+        store = self.store
+        if self.upload_id is None:
+            reply = store._call("create_multipart_upload", key=self.key, Bucket=store.bucket, Key=self.key,
+                                ChecksumAlgorithm="SHA256", **store._object_args(self.metadata))
+            self.upload_id = reply["UploadId"]
+            self._pool = ThreadPoolExecutor(max_workers=store.max_concurrency)
+        self._slots.acquire()
+        if self.error is not None:
+            self._slots.release()
+            return  # a part failed while this one waited for a slot: sending more only delays the error
+        try:
+            future = self._pool.submit(self._send_part, number, offset, length)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda done: self._slots.release())
+        self._futures.append(future)
+
+    def _send_part(self, number, offset, length):
+        store = self.store
+        try:
+            data = os.pread(self.fd, length, offset)
+            if len(data) != length:
+                raise RunbookError("{0} bytes of part {1} of {2} could not be read: the file is shorter than "
+                                   "it was when the part was queued.".format(length, number, self.key),
+                                   cause="io")
+            reply = store._call("upload_part", key=self.key, Bucket=store.bucket, Key=self.key,
+                                UploadId=self.upload_id, PartNumber=number, Body=data, ChecksumAlgorithm="SHA256")
+        except BaseException as error:
+            if self.error is None:
+                self.error = error
+            raise
+        part = {"PartNumber": number, "ETag": reply["ETag"]}
+        if reply.get("ChecksumSHA256"):
+            part["ChecksumSHA256"] = reply["ChecksumSHA256"]
+        return part
+
+    def failed(self):
+        return self.error is not None
+
+    def complete(self):
+        """Wait for every part, then make the object appear; raises the first part's error."""
+        for future in self._futures:
+            if future.exception() is not None:
+                break
+        if self.error is not None:
+            raise self.error
+        parts = sorted((future.result() for future in self._futures), key=lambda part: part["PartNumber"])
+        self._pool.shutdown()
+        reply = self.store._call("complete_multipart_upload", key=self.key, Bucket=self.store.bucket, Key=self.key,
+                                 UploadId=self.upload_id, MultipartUpload={"Parts": parts})
+        self._ended = True
+        return reply
+
+    def abort(self):
+        """Drop queued parts, wait for those in flight, and abort the upload in S3."""
+        if self._ended:
+            return
+        self._ended = True
+        for future in self._futures:
+            future.cancel()
+        if self._pool is not None:
+            self._pool.shutdown()
+        if self.upload_id is not None:
+            self.store.abort_upload(self.key, self.upload_id)
+
+
+WAIT, SEND, DONE, OUTGROWN = "wait", "send", "done", "outgrown"
+
+
+def part_span(number, part_size, available, final_size=None, max_parts=MAX_PARTS):
+    """What to do about part `number` of a file that may still be growing.
+
+    `available` is how many bytes the file holds now; `final_size` stays None
+    until the writer has finished. Returns (state, offset, length):
+    SEND once the file holds the whole part (or, for the last part, once the
+    writer finished), WAIT before that, DONE when the file has no such part,
+    OUTGROWN when the file is larger than `max_parts` parts can hold (the last
+    allowed part is sent only once the writer finished and the rest fits).
+    """
+    offset = (number - 1) * part_size
+    if final_size is None:
+        if number >= max_parts:
+            return (OUTGROWN if available > offset + part_size else WAIT), offset, 0
+        if available >= offset + part_size:
+            return SEND, offset, part_size
+        return WAIT, offset, 0
+    if offset >= final_size:
+        return DONE, offset, 0
+    if number >= max_parts and final_size > offset + part_size:
+        return OUTGROWN, offset, 0
+    return SEND, offset, min(part_size, final_size - offset)
+
+
+class GrowingFileUpload(object):
+    """Upload a file to `key` while another process is still writing it.
+
+    Call start(path) before the writer starts, writer_finished(size) once it
+    has written every byte, then complete() to make the object appear; call
+    abort() on any failure (safe at any point, a no-op after complete()). A
+    thread polls the file's size and sends a part only once the file holds all
+    of it; the multipart upload starts with the first whole part, so a file
+    smaller than one part causes no S3 traffic at all. An S3 error never
+    disturbs the writer: the thread stops sending and complete() raises it.
+    complete() returns False when nothing was streamed (the file fit in one
+    part, or outgrew the part size chosen before its size was known): the
+    caller then uploads the finished file with upload_file.
+    """
+
+    def __init__(self, store, key, part_size, metadata=None, on_first_part=None, poll_interval=0.05):
+        self.store = store
+        self.key = key
+        self.part_size = part_size
+        self.metadata = metadata
+        self.on_first_part = on_first_part
+        self.poll_interval = poll_interval
+        self.error = None
+        self.outgrown = False
+        self._path = None
+        self._fd = None
+        self._final_size = None
+        self._upload = None
+        self._thread = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    def start(self, path):
+        self._path = path
+        self._thread = threading.Thread(target=self._pump, name="s3-upload " + self.key)
+        self._thread.daemon = True
+        self._thread.start()
+
+    def writer_finished(self, size):
+        """The file is whole at `size` bytes: the rest, the last part included, may go."""
+        self._open(required=True)
+        with self._lock:
+            self._final_size = size
+        self._wake.set()
+
+    def _open(self, required=False):
+        """The file's descriptor, opened once: renaming its directory later does not disturb it."""
+        with self._lock:
+            if self._fd is None:
+                try:
+                    self._fd = os.open(self._path, os.O_RDONLY)
+                except FileNotFoundError:
+                    if required:
+                        raise
+                    return None
+            return self._fd
+
+    def _pump(self):
+        number = 1
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    final_size = self._final_size
+                fd = self._open()
+                available = os.fstat(fd).st_size if fd is not None else 0
+                state, offset, length = part_span(number, self.part_size, available, final_size)
+                if state == WAIT:
+                    self._wake.wait(self.poll_interval)
+                    continue
+                if state != SEND:
+                    self.outgrown = state == OUTGROWN
+                    return
+                if self._upload is None:
+                    self._upload = MultipartUpload(self.store, self.key, fd, self.metadata)
+                self._upload.send(number, offset, length)
+                if number == 1 and self.on_first_part:
+                    self.on_first_part()
+                if self._upload.failed():
+                    return
+                number += 1
+        except BaseException as error:  # noqa: BLE001 - raised by complete(), once the writer has finished
+            self.error = error
+
+    def complete(self):
+        """Finish sending and make the object appear; False when nothing was streamed."""
+        try:
+            self._thread.join()
+            if self.error is not None:
+                raise self.error
+            if self._upload is None or self.outgrown:
+                self.abort()
+                return False
+            self._upload.complete()
+            return True
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._close()
+
+    def abort(self):
+        """Stop the thread, drop what was sent, and release the file."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._upload is not None:
+            self._upload.abort()
+        self._close()
+
+    def _close(self):
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
