@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import errno
 import os
 import pwd
@@ -192,10 +193,7 @@ class BackupJob(object):
         self._make_db_root()
         with HostLock(os.path.join(self.opts["backup_dir"], LOCK_NAME), self.opts["lock_timeout"]):
             removed_partials = self._remove_stale_partials()
-            final_dir = os.path.join(self.db_root, self.backup_id)
-            if os.path.exists(final_dir):
-                raise RunbookError("A backup set {0} already exists.".format(final_dir),
-                                   hint="Another run started in the same second; run again.", cause="exists")
+            final_dir = self._claim_backup_id()
             dump_upload = self._dump_upload()
             try:
                 document = self._write_local_set(final_dir, dump_upload)
@@ -230,6 +228,26 @@ class BackupJob(object):
             result["s3_keys"] = s3_keys
             result["msg"] += " and uploaded it to " + result["s3_uri"]
         return result
+
+    def _claim_backup_id(self, attempts=3):
+        """The set's final directory, under an id no other set has.
+
+        Ids have one-second resolution, so a run that starts in the same second
+        as the previous one (it waited for this host's lock, or a script runs two
+        back to back) moves its start to the next second instead of failing.
+        """
+        for _attempt in range(attempts):
+            final_dir = os.path.join(self.db_root, self.backup_id)
+            if not os.path.exists(final_dir):
+                return final_dir
+            following = self.started.replace(microsecond=0) + datetime.timedelta(seconds=1)
+            wait = (following - utc_now()).total_seconds()
+            if wait > 0:
+                time.sleep(wait)
+            self.started = following
+            self.backup_id = manifest_lib.backup_id(self.database, self.started)
+        raise RunbookError("A backup set {0} already exists.".format(final_dir),
+                           hint="Sets are named by the second they start in; run again.", cause="exists")
 
     def _make_db_root(self):
         """Create <backup_dir>/<database>, or say whose permissions stand in the way."""

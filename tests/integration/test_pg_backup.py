@@ -1,4 +1,5 @@
 """pg_backup against a real PostgreSQL and a real S3 store."""
+import datetime
 import hashlib
 import json
 import os
@@ -407,3 +408,15 @@ def test_playbook_check_mode_changes_nothing(options):
     assert run.returncode == 0, run.stdout[-3000:]
     assert "Would back up database bmidb" in run.stdout
     assert local_entries(options["backup_dir"]) == []
+
+
+def test_two_backups_in_one_second_get_two_sets(options):
+    # Set ids have one-second resolution; a run that waited for the lock can start in the
+    # second the previous run started in. It must take the next second, not fail.
+    started = datetime.datetime.now(datetime.timezone.utc)
+    local = dict(options, s3_bucket=None, compression="none")
+    first = run_backup(local, now=started)
+    second = run_backup(local, now=started)
+    assert first["backup_id"] != second["backup_id"]
+    assert second["manifest"]["started_at"] > first["manifest"]["started_at"]
+    assert sorted(local_entries(options["backup_dir"], DATABASE)) == sorted([first["backup_id"], second["backup_id"]])
