@@ -315,7 +315,7 @@ class MultipartUpload(object):
     complete(), or abort() on any failure (abort is a no-op once it has ended).
     """
 
-    def __init__(self, store, key, fd, metadata=None):
+    def __init__(self, store, key, fd, metadata=None, in_flight=None):
         self.store = store
         self.key = key
         self.fd = fd
@@ -323,7 +323,8 @@ class MultipartUpload(object):
         self.upload_id = None
         self.error = None
         self._futures = []
-        self._slots = threading.Semaphore(store.max_concurrency)
+        self._limit = max(1, min(in_flight or store.max_concurrency, store.max_concurrency))
+        self._slots = threading.Semaphore(self._limit)
         self._pool = None
         self._ended = False
 
@@ -346,6 +347,12 @@ class MultipartUpload(object):
             raise
         future.add_done_callback(lambda done: self._slots.release())
         self._futures.append(future)
+
+    def allow(self, in_flight):
+        """Let up to `in_flight` parts (at most max_concurrency) be in flight from now on."""
+        while self._limit < min(in_flight, self.store.max_concurrency):
+            self._limit += 1
+            self._slots.release()
 
     def _send_part(self, number, offset, length):
         store = self.store
@@ -433,12 +440,17 @@ class GrowingFileUpload(object):
     of it; the multipart upload starts with the first whole part, so a file
     smaller than one part causes no S3 traffic at all. An S3 error never
     disturbs the writer: the thread stops sending and complete() raises it.
+    While the writer runs (pg_dump and its compressor, with memory of their
+    own), at most `in_flight_while_writing` parts are in memory; once it has
+    finished, max_concurrency, as upload_file sends.
     complete() returns False when nothing was streamed (the file fit in one
     part, or outgrew the part size chosen before its size was known): the
     caller then uploads the finished file with upload_file.
     """
 
-    def __init__(self, store, key, part_size, metadata=None, on_first_part=None, poll_interval=0.05):
+    def __init__(self, store, key, part_size, metadata=None, on_first_part=None, poll_interval=0.05,
+                 in_flight_while_writing=2):
+        self.in_flight_while_writing = in_flight_while_writing
         self.store = store
         self.key = key
         self.part_size = part_size
@@ -497,7 +509,10 @@ class GrowingFileUpload(object):
                     self.outgrown = state == OUTGROWN
                     return
                 if self._upload is None:
-                    self._upload = MultipartUpload(self.store, self.key, fd, self.metadata)
+                    self._upload = MultipartUpload(self.store, self.key, fd, self.metadata,
+                                                   in_flight=self.in_flight_while_writing)
+                if final_size is not None:
+                    self._upload.allow(self.store.max_concurrency)
                 self._upload.send(number, offset, length)
                 if number == 1 and self.on_first_part:
                     self.on_first_part()

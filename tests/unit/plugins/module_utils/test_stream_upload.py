@@ -1,11 +1,13 @@
 """Choosing part sizes before a dump's size is known, and when a part of a growing file may be read."""
 import random
+import threading
+import time
 
 import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils.backup import DUMP_SIZE_FACTOR, dump_part_size
 from ansible_collections.ops.runbook.plugins.module_utils.s3 import (
-    DONE, MAX_PARTS, OUTGROWN, SEND, WAIT, MiB, part_size_for, part_span)
+    DONE, MAX_PARTS, OUTGROWN, SEND, WAIT, MiB, MultipartUpload, part_size_for, part_span)
 
 GiB = 1024 * MiB
 
@@ -91,3 +93,49 @@ def test_a_file_that_outgrows_the_part_limit_is_reported_not_truncated():
     state, sent, size = simulate([10] * 10, part_size=16, max_parts=4)
     assert state == OUTGROWN and size > 4 * 16
     assert len(sent) == 3
+
+
+class CountingStore(object):
+    """Stands in for S3Store's one call path: records how many parts are in flight at once."""
+
+    max_concurrency = 4
+    bucket = "bucket"
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0
+
+    def _object_args(self, metadata=None):
+        return {}
+
+    def _call(self, operation, key=None, **kwargs):
+        if operation == "create_multipart_upload":
+            return {"UploadId": "u1"}
+        if operation == "upload_part":
+            with self.lock:
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+            time.sleep(0.02)
+            with self.lock:
+                self.in_flight -= 1
+            return {"ETag": "e{0}".format(kwargs["PartNumber"])}
+        return {}
+
+
+def test_parts_in_flight_stay_under_the_limit_until_it_is_raised(tmp_path):
+    path = tmp_path / "dump"
+    path.write_bytes(b"x" * 64)
+    store = CountingStore()
+    with open(str(path), "rb") as handle:
+        upload = MultipartUpload(store, "k", handle.fileno(), in_flight=2)
+        for number in range(1, 9):
+            upload.send(number, number - 1, 1)
+        for future in list(upload._futures):
+            future.result()
+        assert store.peak == 2
+        upload.allow(10)  # never past max_concurrency
+        for number in range(9, 25):
+            upload.send(number, number - 1, 1)
+        upload.complete()
+    assert 2 < store.peak <= store.max_concurrency
