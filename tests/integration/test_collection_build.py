@@ -66,12 +66,30 @@ def test_every_module_documents_itself_from_the_installed_collection(installed):
         assert entry["doc"]["short_description"] and entry["examples"] and entry["return"], module
 
 
-def test_built_tarball_runs_backup_by_fqcn(installed, options, tmp_path):
-    extra = tmp_path / "vars.json"
-    extra.write_text(json.dumps(playbook_vars(options)))
-    run = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "ops.runbook.backup",
-                          "-i", str(installed["path"] / "inventories" / "local" / "hosts.yml"), "-e", "@" + str(extra)],
-                         cwd=str(installed["base"]), env=installed["env"], capture_output=True, text=True, check=False)
+def run_by_fqcn(installed, playbook, extra_vars, tmp_path, *args):
+    """ansible-playbook ops.runbook.PLAYBOOK from the installed copy, with the local inventory."""
+    extra = tmp_path / "{0}-vars.json".format(playbook)
+    extra.write_text(json.dumps(extra_vars))
+    run = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "ops.runbook." + playbook,
+                          "-i", str(installed["path"] / "inventories" / "local" / "hosts.yml"), "-e", "@" + str(extra)]
+                         + list(args), cwd=str(installed["base"]), env=installed["env"], capture_output=True, text=True,
+                         check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert "Backed up database bmidb" in run.stdout
+    return run.stdout
+
+
+def test_built_tarball_backs_up_verifies_and_plans_a_restore_by_fqcn(installed, options, tmp_path):
+    extra = playbook_vars(options)
+    assert "Backed up database bmidb" in run_by_fqcn(installed, "backup", extra, tmp_path)
     assert len(local_entries(options["backup_dir"])) == 1
+
+    run_by_fqcn(installed, "verify_backups", dict(extra, pg_verify_report_dir=str(tmp_path / "reports")), tmp_path)
+    report = json.loads((tmp_path / "reports" / "backup-verification-localhost.json").read_text())
+    assert report[0]["status"] == "pass" and report[0]["database"] == options["database"]
+
+    backup_id = local_entries(options["backup_dir"])[0]
+    extra["pg_restore_database"] = options["database"]
+    listing = run_by_fqcn(installed, "restore", dict(extra, pg_restore_list=True), tmp_path)
+    assert backup_id + " complete=True" in listing
+    plan = run_by_fqcn(installed, "restore", dict(extra, pg_restore_target="fqcn_copy"), tmp_path, "--check")
+    assert "Would restore " + backup_id in plan

@@ -96,12 +96,18 @@ def test_multipart_upload_of_a_large_dump(pg, s3, options):
     assert hashlib.sha256(body).hexdigest() == result["manifest"]["sha256"]
 
 
+def sample_server(name, incompressible_mb):
+    """A PostgreSQL server of a test's own with the sample data and `incompressible_mb` of random bytes."""
+    server = PostgresServer(tempfile.mkdtemp(prefix="ops-runbook-it-{0}-".format(name))).start()
+    server.create_database(DATABASE)
+    server.load_sample_data(DATABASE, scale=1, incompressible_mb=incompressible_mb)
+    return server
+
+
 @pytest.fixture(scope="module")
 def large_pg():
     """A server whose dump spans several 5 MiB parts and, compressed hard, takes a second or more."""
-    server = PostgresServer(tempfile.mkdtemp(prefix="ops-runbook-it-large-")).start()
-    server.create_database(DATABASE)
-    server.load_sample_data(DATABASE, scale=1, incompressible_mb=20)
+    server = sample_server("large", 20)
     yield server
     server.destroy()
 
@@ -181,9 +187,7 @@ def test_s3_failure_during_the_dump_keeps_the_local_set_and_no_object(large_pg, 
 @pytest.fixture
 def doomed_pg():
     """A server of its own, stopped halfway through a dump."""
-    server = PostgresServer(tempfile.mkdtemp(prefix="ops-runbook-it-doomed-")).start()
-    server.create_database(DATABASE)
-    server.load_sample_data(DATABASE, scale=1, incompressible_mb=60)
+    server = sample_server("doomed", 60)
     yield server
     server.destroy()
 
