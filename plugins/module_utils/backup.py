@@ -252,8 +252,9 @@ class BackupJob(object):
     def _make_db_root(self):
         """Create <backup_dir>/<database>, or say whose permissions stand in the way."""
         try:
-            if not os.path.isdir(self.db_root):
-                os.makedirs(self.db_root, 0o750)
+            for path in (self.opts["backup_dir"], self.db_root):
+                if not os.path.isdir(path):
+                    os.makedirs(path, 0o750)  # only the leaf takes the mode: create both levels in turn
             if not os.access(self.db_root, os.W_OK | os.X_OK):
                 raise OSError(errno.EACCES, os.strerror(errno.EACCES))
         except OSError as error:
