@@ -18,9 +18,9 @@ description:
     C(pg_dump) versions, format, compression, size, SHA-256, start and end times and the row count
     of every table, counted in the same snapshot C(pg_dump) dumps.
   - Optionally adds the cluster's globals (roles, tablespaces) and named config files to the set.
-  - Uploads the dump to S3 while C(pg_dump) is still writing it, as a multipart upload with SHA-256
-    checksums that is completed only once every process of the pipeline succeeded (and aborted
-    otherwise); then uploads the globals and config files, and the manifest last.
+  - Uploads the dump to S3 while C(pg_dump) is still writing it, as a multipart upload with an S3
+    CRC32 checksum on every part, completed only once every process of the pipeline succeeded
+    (and aborted otherwise); then uploads the globals and config files, and the manifest last.
     An upload that fails leaves no set that looks complete; the local set is kept.
   - The dump's part size is chosen before its size is known, so it is O(s3_part_size_mb) raised where
     needed for four times (uncompressed) or twice (compressed) the database's size to fit in 10,000 parts.
