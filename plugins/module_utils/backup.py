@@ -230,15 +230,19 @@ class BackupJob(object):
         return result
 
     def _claim_backup_id(self, attempts=3):
-        """The set's final directory, under an id no other set has.
+        """The set's final directory, under an id no other set has, here or in S3.
 
         Ids have one-second resolution, so a run that starts in the same second
-        as the previous one (it waited for this host's lock, or a script runs two
-        back to back) moves its start to the next second instead of failing.
+        as the previous one (it waited for this host's lock, a script runs two
+        back to back, another host backs up a database of the same name under
+        the same S3 prefix) moves its start to the next second instead of
+        failing or, in S3, overwriting the other set's objects.
         """
         for _attempt in range(attempts):
             final_dir = os.path.join(self.db_root, self.backup_id)
-            if not os.path.exists(final_dir):
+            in_s3 = self.store and next(
+                self.store.list_objects(self.store.key(self.database, self.backup_id) + "/"), None) is not None
+            if not os.path.exists(final_dir) and not in_s3:
                 return final_dir
             following = self.started.replace(microsecond=0) + datetime.timedelta(seconds=1)
             wait = (following - utc_now()).total_seconds()

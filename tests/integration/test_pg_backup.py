@@ -424,3 +424,15 @@ def test_two_backups_in_one_second_get_two_sets(options):
     assert first["backup_id"] != second["backup_id"]
     assert second["manifest"]["started_at"] > first["manifest"]["started_at"]
     assert sorted(local_entries(options["backup_dir"], DATABASE)) == sorted([first["backup_id"], second["backup_id"]])
+
+
+def test_a_set_of_the_same_second_in_s3_is_never_overwritten(s3, options):
+    # Two hosts (here: two backup directories) back up a database of the same name under the
+    # same prefix in the same second: the second set takes the next second.
+    started = datetime.datetime.now(datetime.timezone.utc)
+    first = run_backup(options, now=started)
+    second = run_backup(dict(options, backup_dir=options["backup_dir"] + "-other-host"), now=started)
+    assert first["backup_id"] != second["backup_id"]
+    keys = s3_keys(s3, options["s3_bucket"])
+    for result in (first, second):
+        assert "it/{0}/{1}/manifest.json".format(DATABASE, result["backup_id"]) in keys

@@ -116,7 +116,7 @@ def test_stream_through_still_fails_a_stage_that_fails_after_the_discard():
 
 
 def test_hash_alongside_passes_every_chunk_on_and_hashes_them_all():
-    chunks = [os.urandom(70000) for _ in range(25)]
+    chunks = [os.urandom(70000) for _index in range(25)]
     digest = hashlib.sha256()
     assert list(hash_alongside(iter(chunks), digest, depth=2)) == chunks
     assert digest.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
