@@ -4,6 +4,8 @@ The backup set is checked against the contract in docs/architecture.md: the
 layout `<backup_dir>/<database>/<backup_id>/` and the manifest's `database`,
 `backup_id`, `files` ({name, size, sha256}), `tables`, `format`, `compression`.
 """
+import glob
+import hashlib
 import json
 import os
 
@@ -36,6 +38,26 @@ def psql(host, sql, database=DATABASE):
 def backup_sets(host):
     listing = host.run("ls -1 %s", "{}/{}".format(BACKUP_DIR, DATABASE))
     return sorted(name for name in listing.stdout.split() if not name.startswith("."))
+
+
+ENGINE_DIR = "/usr/local/lib/ops-runbook/ops_runbook_utils"  # the runbook_engine role's install
+MODULE_UTILS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "plugins", "module_utils")
+
+
+def test_runbook_engine_installed_the_collection_engine_exactly(host):
+    """The runbook_engine role (imported by pg_backup) installs every module_utils file as is, and nothing else."""
+    expected = {}
+    for path in glob.glob(os.path.join(MODULE_UTILS, "*.py")):
+        if not path.endswith("__init__.py"):
+            with open(path, "rb") as handle:
+                expected[os.path.basename(path)] = hashlib.sha256(handle.read()).hexdigest()
+    installed = host.check_output("cd %s && sha256sum *.py", ENGINE_DIR).splitlines()
+    found = dict((line.split()[1], line.split()[0]) for line in installed)
+    found.pop("__init__.py", None)
+    assert found == expected
+    for name in expected:
+        engine_file = host.file("{}/{}".format(ENGINE_DIR, name))
+        assert (engine_file.user, engine_file.mode) == ("root", 0o644)
 
 
 @pytest.mark.parametrize("package", ["postgresql-client", "python3-psycopg2", "python3-boto3", "zstd", "gzip"])
