@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 
+from cpu_meter import CpuMeter, describe as describe_cpu, floor_seconds
 from harness.postgres import PostgresServer
 from harness.s3 import SeaweedS3
 
@@ -261,24 +262,27 @@ class Bench:
 
     # -- one measurement each -----------------------------------------------
     def shell(self, command, database):
-        """A bash pipeline under pipefail, connected as the engine connects."""
+        """A bash pipeline under pipefail, connected as the engine connects: its seconds and CPU."""
         env = libpq_environment(self.pg_options(database), database, "ops.runbook bench")
+        meter = CpuMeter()
         seconds, code, dummy, dummy = run_measured(["bash", "-o", "pipefail", "-c", command], env, self.log_path)
+        cpu = meter.stop()
         if code != 0:
             raise RuntimeError("`{}` failed (exit {}):\n{}".format(command, code, tail(self.log_path)))
-        return seconds
+        return {"seconds": seconds, "cpu": cpu}
 
     def pg_dump_cmd(self, database, options=""):
         return "{} {}{}".format(shlex.quote(self.pg_dump), options + " " if options else "", shlex.quote(database))
 
     def limit(self, database=DATABASE):
-        return {"seconds": self.shell(self.pg_dump_cmd(database, "-Fc -Z0") + " > /dev/null", database)}
+        return self.shell(self.pg_dump_cmd(database, "-Fc -Z0") + " > /dev/null", database)
 
     def script(self, database=DATABASE):
         """The runbook's script: pg_dump | gzip > file, then `aws s3 cp` (boto3's upload_file)."""
         run_dir, prefix = self.new_run()
         try:
             out = os.path.join(run_dir, database + ".sql.gz")
+            meter = CpuMeter()
             start = time.monotonic()
             self.shell("{} | gzip > {}".format(self.pg_dump_cmd(database), shlex.quote(out)), database)
             dumped = time.monotonic()
@@ -287,7 +291,7 @@ class Bench:
             self.s3.client().upload_file(out, BUCKET, "{}/{}.sql.gz".format(prefix, database))
             end = time.monotonic()
             return {"seconds": end - start, "dump_seconds": dumped - start, "upload_seconds": end - dumped,
-                    "size_bytes": os.path.getsize(out)}
+                    "size_bytes": os.path.getsize(out), "cpu": meter.stop()}
         finally:
             self.clean_run(run_dir, prefix)
 
@@ -323,18 +327,20 @@ class Bench:
                        PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
             out_path = os.path.join(run_dir, "ansible.json")
             log_path = os.path.join(run_dir, "ansible.log")
+            meter = CpuMeter()
             seconds, code, dummy, dummy = run_measured(argv, env, out_path, log_path)
+            cpu = meter.stop()
             if code != 0:
                 raise RuntimeError("backup.yml failed (exit {}): {}".format(
                     code, playbook_failures(out_path) or tail(out_path, 40) + tail(log_path, 20)))
             if check:
-                return {"seconds": seconds}
+                return {"seconds": seconds, "cpu": cpu}
             manifests = glob.glob(os.path.join(backup_dir, database, "*", "manifest.json"))
             if len(manifests) != 1:
                 raise RuntimeError("backup.yml left {} backup sets in {}, not 1".format(len(manifests), backup_dir))
             with open(manifests[0]) as handle:
                 manifest = json.load(handle)
-            return dict(playbook_split(out_path), seconds=seconds, size_bytes=manifest["size_bytes"])
+            return dict(playbook_split(out_path), seconds=seconds, size_bytes=manifest["size_bytes"], cpu=cpu)
         finally:
             self.clean_run(run_dir, prefix)
 
@@ -350,9 +356,11 @@ class Bench:
             out_path = os.path.join(run_dir, "engine.json")
             log_path = os.path.join(run_dir, "engine.log")
             # stdout carries the child's JSON report, stderr its log.
+            meter = CpuMeter()
             process_seconds, code, usage, tree_kb = run_measured(
                 [os.path.join(VENV_BIN, "python"), "-c", ENGINE_CHILD, config],
                 dict(os.environ, PYTHONPATH=COLLECTIONS), out_path, log_path, sample_tree=True)
+            cpu = meter.stop()
             if code != 0:
                 raise RuntimeError("the engine failed (exit {}):\n{}".format(code, tail(log_path, 40)))
             with open(out_path) as handle:
@@ -367,6 +375,7 @@ class Bench:
                 "python_maxrss_kb": report["self_maxrss_kb"],
                 "tools_maxrss_kb": report["children_maxrss_kb"],
                 "tree_peak_kb": tree_kb,
+                "cpu": cpu,
             }
         finally:
             self.clean_run(run_dir, prefix)
@@ -375,9 +384,9 @@ class Bench:
         run_dir, prefix = self.new_run()
         try:
             out = os.path.join(run_dir, "dump.out")
-            seconds = self.shell(command.format(pg_dump=shlex.quote(self.pg_dump), db=shlex.quote(database),
-                                                out=shlex.quote(out)), database)
-            return {"seconds": seconds, "size_bytes": os.path.getsize(out)}
+            result = self.shell(command.format(pg_dump=shlex.quote(self.pg_dump), db=shlex.quote(database),
+                                               out=shlex.quote(out)), database)
+            return dict(result, size_bytes=os.path.getsize(out))
         finally:
             self.clean_run(run_dir, prefix)
 
@@ -440,6 +449,32 @@ def summarize(runs):
     return dict(middle, seconds=statistics.median(seconds), runs=[round(s, 3) for s in seconds])
 
 
+def cpu_floors(p, cpus):
+    """How fast backup.yml could be on this machine at best: its CPU work spread over every CPU.
+
+    Compared with the limit, that says whether the time target is within this
+    machine's reach at all. The S3 server runs on this machine only in the bench;
+    the figure without its share is what a host uploading to a remote store needs.
+    """
+    limit = p["limit"]["seconds"]
+    cpu = p["playbook"]["cpu"]
+    s3_server = cpu["servers"].get("weed", 0.0)
+    floor = floor_seconds(cpu["cpu_seconds"], cpus)
+    floor_remote = floor_seconds(cpu["cpu_seconds"] - s3_server, cpus)
+    target = TARGETS["playbook_to_limit"]
+    return {
+        "cpus": cpus,
+        "limit_cores": round(p["limit"]["cpu"]["cpu_seconds"] / limit, 2),
+        "playbook_cpu_seconds": cpu["cpu_seconds"],
+        "playbook_floor_to_limit": round(floor / limit, 3),
+        "playbook_floor_without_s3_server_to_limit": round(floor_remote / limit, 3),
+        # The least CPU a machine needs so that backup.yml's work fits in the target's wall time.
+        "cpus_for_target": round(cpu["cpu_seconds"] / (target * limit), 2),
+        "cpus_for_target_without_s3_server": round((cpu["cpu_seconds"] - s3_server) / (target * limit), 2),
+        "target_reachable_here": floor / limit <= target,
+    }
+
+
 def ratio(numerator, denominator, target=None):
     value = numerator / denominator
     entry = {"value": round(value, 3)}
@@ -490,8 +525,9 @@ def print_report(fig):
     for label, entry, detail in rows:
         size = "{:.1f}".format(mb(entry["size_bytes"])) if "size_bytes" in entry else "-"
         print("{:<58} {:>8.2f} {:>11}".format(label, entry["seconds"], size))
-        if detail:
-            print("     " + detail)
+        for line in (detail, describe_cpu(entry, fig["machine"]["cpus"])):
+            if line:
+                print("     " + line)
     print()
     print("{:<40} {:>7} {:>9}".format("ratio", "value", "target"))
     for label, key in (("backup.yml / limit", "playbook_to_limit"),
@@ -507,6 +543,19 @@ def print_report(fig):
           "(custom format, zstd), {:.1%} of the database".format(
               mb(p["script"]["size_bytes"]), mb(p["playbook"]["size_bytes"]),
               p["playbook"]["size_bytes"] / db["size_bytes"]))
+    floor = fig["cpu_floor"]
+    print()
+    print("What this machine allows: backup.yml's CPU work ({:.2f} CPU-s) spread over all {} CPUs".format(
+        floor["playbook_cpu_seconds"], floor["cpus"]))
+    print("{:<58} {:>7.2f}   target <= {:.2f}  {}".format(
+        "  its floor / limit", floor["playbook_floor_to_limit"], TARGETS["playbook_to_limit"],
+        "fits (necessary, not sufficient)" if floor["target_reachable_here"] else "OUT OF REACH on this machine"))
+    print("{:<58} {:>7.2f}".format("  its floor / limit, the bench's S3 server left out",
+                                   floor["playbook_floor_without_s3_server_to_limit"]))
+    print("  the limit itself keeps {:.2f} CPUs busy; fitting backup.yml's work in {:.1f}x the limit takes "
+          "{:.1f} CPUs ({:.1f} with the S3 server elsewhere)".format(
+              floor["limit_cores"], TARGETS["playbook_to_limit"], floor["cpus_for_target"],
+              floor["cpus_for_target_without_s3_server"]))
     print()
     print("Peak memory of the backup (engine in a child process; target < {} MB)".format(TARGETS["peak_rss_mb"]))
     print("{:<28} {:>9} {:>9} {:>11} {:>11} {:>9}".format(
@@ -528,8 +577,10 @@ def print_report(fig):
             size = "{:.1f}".format(mb(entry["size_bytes"])) if "size_bytes" in entry else "-"
             print("{:<58} {:>8.2f} {:>11} {:>9.2f}".format(
                 "x  " + entry["label"], entry["seconds"], size, entry["to_limit"]))
-            if entry.get("phases"):
-                print("     " + engine_detail(entry))
+            for line in (engine_detail(entry) if entry.get("phases") else None,
+                         describe_cpu(entry, fig["machine"]["cpus"])):
+                if line:
+                    print("     " + line)
     print()
     print("Total benchmark wall time: {:.0f} s".format(fig["total_seconds"]))
 
@@ -646,6 +697,7 @@ def run(bench, args):
         "engine_to_limit": ratio(p["engine"]["seconds"], p["limit"]["seconds"]),
         "engine_to_script": ratio(p["engine"]["seconds"], p["script"]["seconds"]),
     }
+    cpu_floor = cpu_floors(p, os.cpu_count())
     memory = {}
     for key, db, runs in (("full", full, pipelines["engine"]), ("small", small, small_engine)):
         entry = peak_mb(runs)
@@ -690,6 +742,7 @@ def run(bench, args):
         "playbook_overhead_seconds": round(p["playbook"]["seconds"] - run_backup_in_playbook, 3),
         "playbook_overhead_source": overhead_source,
         "memory": memory,
+        "cpu_floor": cpu_floor,
         "targets": TARGETS,
         "exploration": exploration,
     }

@@ -31,6 +31,7 @@ import tempfile
 import time
 
 from backup_bench import BUCKET, DATABASE, Bench, _stop_on_sigterm, mb, say
+from cpu_meter import CpuMeter, describe as describe_cpu, floor_seconds
 
 from harness.postgres import PostgresServer
 from harness.s3 import SeaweedS3
@@ -120,13 +121,22 @@ def run(pg, s3, args):
     baseline(s3, dump_key)
     verification(options)
     base_runs, verify_runs = [], []
+    cpu = {"baseline": [], "verify": []}
     for index in range(args.repeat):
+        meter = CpuMeter()
         seconds, size = baseline(s3, dump_key)
+        cpu["baseline"].append((seconds, meter.stop()))
         base_runs.append(seconds)
+        meter = CpuMeter()
         verify_runs.append(verification(options))
+        cpu["verify"].append((verify_runs[-1], meter.stop()))
         say("run {0}/{1}: baseline {2:.2f} s, verify {3:.2f} s".format(
             index + 1, args.repeat, base_runs[-1], verify_runs[-1]))
     base, verify = statistics.median(base_runs), statistics.median(verify_runs)
+    # The CPU figures of each line's median run.
+    cpu = dict((line, sorted(runs, key=lambda run: run[0])[(len(runs) - 1) // 2][1]) for line, runs in cpu.items())
+    verify_floor = floor_seconds(cpu["verify"]["cpu_seconds"])
+    verify_floor_remote = floor_seconds(cpu["verify"]["cpu_seconds"] - cpu["verify"]["servers"].get("weed", 0.0))
     # Where the difference goes (reported, not targets): each half of the scan alone.
     parts = {"integrity_only": [], "checksum_only": [], "sha256_in_memory": []}
     for _index in range(args.repeat):
@@ -143,6 +153,14 @@ def run(pg, s3, args):
         "verify_seconds": round(verify, 3),
         "runs": {"baseline": [round(s, 3) for s in base_runs], "verify": [round(s, 3) for s in verify_runs]},
         "verify_to_baseline": round(verify / base, 3),
+        "cpu": cpu,
+        "cpu_floor": {
+            "verify_floor_to_baseline": round(verify_floor / base, 3),
+            "verify_floor_without_s3_server_to_baseline": round(verify_floor_remote / base, 3),
+            "baseline_cores": round(cpu["baseline"]["cpu_seconds"] / base, 2),
+            "cpus_for_target": round(cpu["verify"]["cpu_seconds"] / (TARGET * base), 2),
+            "target_reachable_here": verify_floor / base <= TARGET,
+        },
         "target": TARGET,
         "baseline_mb_per_second": round(mb(size) / base, 1),
         "verify_mb_per_second": round(mb(size) / verify, 1),
@@ -155,11 +173,23 @@ def print_report(fig):
         mb(fig["database"]["size_bytes"]), mb(fig["dump_bytes"]), len(fig["runs"]["verify"])))
     print("{0:<46} {1:>7.2f} s  {2:>7.1f} MB/s".format(
         "baseline: streamed download + zstd -dc", fig["baseline_seconds"], fig["baseline_mb_per_second"]))
+    print("     " + describe_cpu({"cpu": fig["cpu"]["baseline"]}, fig["cpus"]))
     print("{0:<46} {1:>7.2f} s  {2:>7.1f} MB/s".format(
         "verify: checksum + decompression + TOC", fig["verify_seconds"], fig["verify_mb_per_second"]))
+    print("     " + describe_cpu({"cpu": fig["cpu"]["verify"]}, fig["cpus"]))
     ratio = fig["verify_to_baseline"]
     print("{0:<46} {1:>7.2f}   target <= {2}  {3}".format(
         "verify / baseline", ratio, fig["target"], "met" if ratio <= fig["target"] else "MISSED"))
+    floor = fig["cpu_floor"]
+    print()
+    print("what this machine allows: verify's CPU work spread over all {0} CPUs".format(fig["cpus"]))
+    print("{0:<46} {1:>7.2f}   target <= {2}  {3}".format(
+        "  its floor / baseline", floor["verify_floor_to_baseline"], fig["target"],
+        "fits (necessary, not sufficient)" if floor["target_reachable_here"] else "OUT OF REACH on this machine"))
+    print("{0:<46} {1:>7.2f}".format("  the same, the bench's S3 server left out",
+                                     floor["verify_floor_without_s3_server_to_baseline"]))
+    print("  the baseline keeps {0:.2f} CPUs busy; verify's work in {1}x the baseline takes {2:.1f} CPUs".format(
+        floor["baseline_cores"], fig["target"], floor["cpus_for_target"]))
     explore = fig["explore_seconds"]
     print()
     print("where the time goes (not targets; {0} CPUs, SHA-256 in hardware: {1})".format(
