@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from backup_bench import BUCKET, DATABASE, Bench, _stop_on_sigterm, mb, say
+from backup_bench import BUCKET, DATABASE, Bench, _stop_on_sigterm, mb, say, summarize
 from cpu_meter import CpuMeter, describe as describe_cpu, floor_seconds
 
 from harness.postgres import PostgresServer
@@ -125,16 +125,16 @@ def run(pg, s3, args):
     for index in range(args.repeat):
         meter = CpuMeter()
         seconds, size = baseline(s3, dump_key)
-        cpu["baseline"].append((seconds, meter.stop()))
+        cpu["baseline"].append({"seconds": seconds, "cpu": meter.stop()})
         base_runs.append(seconds)
         meter = CpuMeter()
         verify_runs.append(verification(options))
-        cpu["verify"].append((verify_runs[-1], meter.stop()))
+        cpu["verify"].append({"seconds": verify_runs[-1], "cpu": meter.stop()})
         say("run {0}/{1}: baseline {2:.2f} s, verify {3:.2f} s".format(
             index + 1, args.repeat, base_runs[-1], verify_runs[-1]))
     base, verify = statistics.median(base_runs), statistics.median(verify_runs)
     # The CPU figures of each line's median run.
-    cpu = dict((line, sorted(runs, key=lambda run: run[0])[(len(runs) - 1) // 2][1]) for line, runs in cpu.items())
+    cpu = dict((line, summarize(runs)["cpu"]) for line, runs in cpu.items())
     verify_floor = floor_seconds(cpu["verify"]["cpu_seconds"])
     verify_floor_remote = floor_seconds(cpu["verify"]["cpu_seconds"] - cpu["verify"]["servers"].get("weed", 0.0))
     # Where the difference goes (reported, not targets): each half of the scan alone.
