@@ -63,7 +63,6 @@ class CpuMeter(object):
     """meter = CpuMeter(); ...timed work...; figures = meter.stop()"""
 
     def __init__(self, servers=SERVERS):
-        self.servers = servers
         self.prefixes = [prefix for prefix, dummy in servers]
         self.start_busy = machine_busy_seconds()
         self.start_servers = _settled_server_seconds(self.prefixes)
