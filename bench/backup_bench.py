@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from cpu_meter import CpuMeter, describe as describe_cpu, floor_seconds
+from cpu_meter import CpuMeter, describe as describe_cpu, floor_against, floor_lines
 from harness.postgres import PostgresServer
 from harness.s3 import SeaweedS3
 
@@ -449,32 +449,6 @@ def summarize(runs):
     return dict(middle, seconds=statistics.median(seconds), runs=[round(s, 3) for s in seconds])
 
 
-def cpu_floors(p, cpus):
-    """How fast backup.yml could be on this machine at best: its CPU work spread over every CPU.
-
-    Compared with the limit, that says whether the time target is within this
-    machine's reach at all. The S3 server runs on this machine only in the bench;
-    the figure without its share is what a host uploading to a remote store needs.
-    """
-    limit = p["limit"]["seconds"]
-    cpu = p["playbook"]["cpu"]
-    s3_server = cpu["servers"].get("weed", 0.0)
-    floor = floor_seconds(cpu["cpu_seconds"], cpus)
-    floor_remote = floor_seconds(cpu["cpu_seconds"] - s3_server, cpus)
-    target = TARGETS["playbook_to_limit"]
-    return {
-        "cpus": cpus,
-        "limit_cores": round(p["limit"]["cpu"]["cpu_seconds"] / limit, 2),
-        "playbook_cpu_seconds": cpu["cpu_seconds"],
-        "playbook_floor_to_limit": round(floor / limit, 3),
-        "playbook_floor_without_s3_server_to_limit": round(floor_remote / limit, 3),
-        # The least CPU a machine needs so that backup.yml's work fits in the target's wall time.
-        "cpus_for_target": round(cpu["cpu_seconds"] / (target * limit), 2),
-        "cpus_for_target_without_s3_server": round((cpu["cpu_seconds"] - s3_server) / (target * limit), 2),
-        "target_reachable_here": floor / limit <= target,
-    }
-
-
 def ratio(numerator, denominator, target=None):
     value = numerator / denominator
     entry = {"value": round(value, 3)}
@@ -543,19 +517,9 @@ def print_report(fig):
           "(custom format, zstd), {:.1%} of the database".format(
               mb(p["script"]["size_bytes"]), mb(p["playbook"]["size_bytes"]),
               p["playbook"]["size_bytes"] / db["size_bytes"]))
-    floor = fig["cpu_floor"]
     print()
-    print("What this machine allows: backup.yml's CPU work ({:.2f} CPU-s) spread over all {} CPUs".format(
-        floor["playbook_cpu_seconds"], floor["cpus"]))
-    print("{:<58} {:>7.2f}   target <= {:.2f}  {}".format(
-        "  its floor / limit", floor["playbook_floor_to_limit"], TARGETS["playbook_to_limit"],
-        "fits (necessary, not sufficient)" if floor["target_reachable_here"] else "OUT OF REACH on this machine"))
-    print("{:<58} {:>7.2f}".format("  its floor / limit, the bench's S3 server left out",
-                                   floor["playbook_floor_without_s3_server_to_limit"]))
-    print("  the limit itself keeps {:.2f} CPUs busy; fitting backup.yml's work in {:.1f}x the limit takes "
-          "{:.1f} CPUs ({:.1f} with the S3 server elsewhere)".format(
-              floor["limit_cores"], TARGETS["playbook_to_limit"], floor["cpus_for_target"],
-              floor["cpus_for_target_without_s3_server"]))
+    for line in floor_lines(fig["cpu_floor"], "backup.yml", "limit"):
+        print(line)
     print()
     print("Peak memory of the backup (engine in a child process; target < {} MB)".format(TARGETS["peak_rss_mb"]))
     print("{:<28} {:>9} {:>9} {:>11} {:>11} {:>9}".format(
@@ -697,7 +661,7 @@ def run(bench, args):
         "engine_to_limit": ratio(p["engine"]["seconds"], p["limit"]["seconds"]),
         "engine_to_script": ratio(p["engine"]["seconds"], p["script"]["seconds"]),
     }
-    cpu_floor = cpu_floors(p, os.cpu_count())
+    cpu_floor = floor_against(p["playbook"]["cpu"], p["limit"], TARGETS["playbook_to_limit"])
     memory = {}
     for key, db, runs in (("full", full, pipelines["engine"]), ("small", small, small_engine)):
         entry = peak_mb(runs)

@@ -94,3 +94,45 @@ def describe(entry, cpus=None):
     return "CPU {0:.2f} s ({1}; the rest {2:.2f}); at least {3:.2f} s of wall time on {4} CPUs".format(
         cpu["cpu_seconds"], ", ".join(parts) or "no server", cpu["pipeline_cpu_seconds"],
         floor_seconds(cpu["cpu_seconds"], cpus), cpus or os.cpu_count())
+
+
+def floor_against(cpu, baseline, target, cpus=None):
+    """What a line's CPU work allows against a baseline's wall time and a time target.
+
+    `cpu` is the line's CpuMeter figures, `baseline` the baseline line ({"seconds", "cpu"}).
+    The S3 server runs on the measured machine only in the benches; the figures
+    without its share are what a host talking to a remote store must carry.
+    """
+    cpus = cpus or os.cpu_count() or 1
+    seconds = baseline["seconds"]
+    s3_server = cpu["servers"].get("weed", 0.0)
+    floor = floor_seconds(cpu["cpu_seconds"], cpus)
+    return {
+        "cpus": cpus,
+        "cpu_seconds": cpu["cpu_seconds"],
+        "baseline_cores": round(baseline["cpu"]["cpu_seconds"] / seconds, 2),
+        "floor_to_baseline": round(floor / seconds, 3),
+        "floor_without_s3_server_to_baseline": round(floor_seconds(cpu["cpu_seconds"] - s3_server, cpus) / seconds, 3),
+        # The least number of CPUs on which this work fits in the target's wall time, at this CPU speed.
+        "cpus_for_target": round(cpu["cpu_seconds"] / (target * seconds), 2),
+        "cpus_for_target_without_s3_server": round((cpu["cpu_seconds"] - s3_server) / (target * seconds), 2),
+        "target": target,
+        "target_reachable_here": floor / seconds <= target,
+    }
+
+
+def floor_lines(floor, line, baseline):
+    """The report's lines for floor_against()'s figures; `line` and `baseline` name the two lines."""
+    return [
+        "What this machine allows: {0}'s CPU work ({1:.2f} CPU-s) spread over all {2} CPUs".format(
+            line, floor["cpu_seconds"], floor["cpus"]),
+        "{0:<58} {1:>7.2f}   target <= {2:.2f}  {3}".format(
+            "  its floor / " + baseline, floor["floor_to_baseline"], floor["target"],
+            "fits (necessary, not sufficient)" if floor["target_reachable_here"] else "OUT OF REACH on this machine"),
+        "{0:<58} {1:>7.2f}".format("  the same, the bench's S3 server left out",
+                                   floor["floor_without_s3_server_to_baseline"]),
+        "  the {0} itself keeps {1:.2f} CPUs busy; fitting {2}'s work in {3:.1f}x the {0} takes "
+        "{4:.1f} CPUs ({5:.1f} with the S3 server elsewhere)".format(
+            baseline, floor["baseline_cores"], line, floor["target"], floor["cpus_for_target"],
+            floor["cpus_for_target_without_s3_server"]),
+    ]

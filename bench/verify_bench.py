@@ -31,7 +31,7 @@ import tempfile
 import time
 
 from backup_bench import BUCKET, DATABASE, Bench, _stop_on_sigterm, mb, say, summarize
-from cpu_meter import CpuMeter, describe as describe_cpu, floor_seconds
+from cpu_meter import CpuMeter, describe as describe_cpu, floor_against, floor_lines
 
 from harness.postgres import PostgresServer
 from harness.s3 import SeaweedS3
@@ -135,8 +135,6 @@ def run(pg, s3, args):
     base, verify = statistics.median(base_runs), statistics.median(verify_runs)
     # The CPU figures of each line's median run.
     cpu = dict((line, summarize(runs)["cpu"]) for line, runs in cpu.items())
-    verify_floor = floor_seconds(cpu["verify"]["cpu_seconds"])
-    verify_floor_remote = floor_seconds(cpu["verify"]["cpu_seconds"] - cpu["verify"]["servers"].get("weed", 0.0))
     # Where the difference goes (reported, not targets): each half of the scan alone.
     parts = {"integrity_only": [], "checksum_only": [], "sha256_in_memory": []}
     for _index in range(args.repeat):
@@ -154,13 +152,7 @@ def run(pg, s3, args):
         "runs": {"baseline": [round(s, 3) for s in base_runs], "verify": [round(s, 3) for s in verify_runs]},
         "verify_to_baseline": round(verify / base, 3),
         "cpu": cpu,
-        "cpu_floor": {
-            "verify_floor_to_baseline": round(verify_floor / base, 3),
-            "verify_floor_without_s3_server_to_baseline": round(verify_floor_remote / base, 3),
-            "baseline_cores": round(cpu["baseline"]["cpu_seconds"] / base, 2),
-            "cpus_for_target": round(cpu["verify"]["cpu_seconds"] / (TARGET * base), 2),
-            "target_reachable_here": verify_floor / base <= TARGET,
-        },
+        "cpu_floor": floor_against(cpu["verify"], {"seconds": base, "cpu": cpu["baseline"]}, TARGET),
         "target": TARGET,
         "baseline_mb_per_second": round(mb(size) / base, 1),
         "verify_mb_per_second": round(mb(size) / verify, 1),
@@ -180,16 +172,9 @@ def print_report(fig):
     ratio = fig["verify_to_baseline"]
     print("{0:<46} {1:>7.2f}   target <= {2}  {3}".format(
         "verify / baseline", ratio, fig["target"], "met" if ratio <= fig["target"] else "MISSED"))
-    floor = fig["cpu_floor"]
     print()
-    print("what this machine allows: verify's CPU work spread over all {0} CPUs".format(fig["cpus"]))
-    print("{0:<46} {1:>7.2f}   target <= {2}  {3}".format(
-        "  its floor / baseline", floor["verify_floor_to_baseline"], fig["target"],
-        "fits (necessary, not sufficient)" if floor["target_reachable_here"] else "OUT OF REACH on this machine"))
-    print("{0:<46} {1:>7.2f}".format("  the same, the bench's S3 server left out",
-                                     floor["verify_floor_without_s3_server_to_baseline"]))
-    print("  the baseline keeps {0:.2f} CPUs busy; verify's work in {1}x the baseline takes {2:.1f} CPUs".format(
-        floor["baseline_cores"], fig["target"], floor["cpus_for_target"]))
+    for line in floor_lines(fig["cpu_floor"], "verify", "baseline"):
+        print(line)
     explore = fig["explore_seconds"]
     print()
     print("where the time goes (not targets; {0} CPUs, SHA-256 in hardware: {1})".format(
