@@ -558,7 +558,8 @@ class HostHealth:
                            "(dnf install dnf-utils), or leave reboot out of categories.".format(reasons),
                            observed="unknown", threshold=False)
         elif signals["required"]:
-            output = "A reboot is required ({0}){1}.".format(reasons, "; packages: " + ", ".join(names) if names else "")
+            output = "A reboot is required ({0}){1}.".format(reasons,
+                                                             "; packages: " + ", ".join(names) if names else "")
             self.add("reboot_required", health.WARN, True, False, output, packages=names)
         else:
             output = ("No reboot is required ({0} is absent and no newer kernel was found in /boot)."

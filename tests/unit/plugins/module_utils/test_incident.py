@@ -172,7 +172,8 @@ def test_a_host_where_no_service_could_be_checked_is_never_healthy():
     assert "Not checked either: journal_errors:bmi-backend.service, journal_errors:nginx.service" in record["summary"]
     assert "every service is active" not in record["summary"]
     whats = [event["what"] for event in record["events"]]
-    assert "Could not check: service:nginx.service" in whats and "Could not check: journal_errors:nginx.service" in whats
+    assert "Could not check: service:nginx.service" in whats
+    assert "Could not check: journal_errors:nginx.service" in whats
     text = incident.render_markdown(record)
     assert text.startswith("# Incident on web1: COULD NOT CHECK\n")
     assert "NO ACTION NEEDED" not in text
