@@ -162,10 +162,9 @@ def timeline(host, diagnosis, incident_plan, services, cleanup=None, restarts=()
     blind = bool(services) and len(unknown) >= len(services)
     if (not incident_plan.get("needed") and (unchecked or unknown)) or (blind and not acted):
         outcome = UNCHECKED
-        summary = "Could not decide: {0}.{1}".format(_unchecked_sentence(unchecked, unknown, services),
-                                                    " The plan for what could be checked: {0}.".format(
-                                                        _plan_sentence(incident_plan))
-                                                    if incident_plan.get("needed") else "")
+        planned = " The plan for what could be checked: {0}.".format(_plan_sentence(incident_plan)) \
+            if incident_plan.get("needed") else ""
+        summary = "Could not decide: {0}.{1}".format(_unchecked_sentence(unchecked, unknown, services), planned)
     elif not incident_plan.get("needed"):
         outcome = HEALTHY
         summary = "Nothing to remediate: every service is active and no disk is above its critical threshold."

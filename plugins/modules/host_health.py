@@ -22,12 +22,12 @@ description:
   - C(memory), C(swap) - memory in use (C(MemTotal - MemAvailable)) and swap in use.
   - C(cpu) - CPU busy over O(cpu_sample_seconds); C(load) - the 5-minute load average per core.
   - C(oom) - OOM kills since O(journal_since), from the kernel's messages and systemd's reports of units killed.
-  - C(reboot) - no reboot is pending, as M(ops.runbook.security_patching) reads it: on apt hosts
+  - C(reboot) - no reboot is pending, as M(ops.runbook.security_patching) reads it - on apt hosts
     C(/var/run/reboot-required) is absent and no newer kernel of the running flavour is in C(/boot); on dnf hosts
     C(needs-restarting -r) says none is needed.
   - C(updates) - pending package updates and security updates (apt, or dnf as M(ops.runbook.security_patching)
     reads them).
-  - A check that cannot be made is never a C(pass): it is C(fail) with C(unchecked=true), C(observed_value) unknown,
+  - A check that cannot be made is never a C(pass) - it is C(fail) with C(unchecked=true), C(observed_value) unknown,
     and a sentence saying what could not be checked, why and what to do. For example a service or C(failed_units)
     on a host where systemd is not PID 1, a unit systemd does not know, the journal and OOM kills where
     C(journalctl) finds no journal files or may not read them (never "no error lines"), updates and reboot on a
