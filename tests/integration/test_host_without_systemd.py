@@ -100,3 +100,15 @@ def test_the_morning_health_check_reports_what_it_could_not_check_and_fails(tmp_
     assert (service["status"], service["unchecked"]) == ("fail", True)
     assert document["checks"]["localhost:journal_errors:nginx.service"][0]["unchecked"] is True
     assert "could not be checked" in run.stdout
+
+
+def test_patching_refuses_to_start_when_it_could_not_note_the_failed_units(tmp_path):
+    # Check mode: the role stops at its own refusal, before the patching module would even simulate.
+    run = ansible_playbook("security_patching.yml", {
+        "security_patching_hosts": "localhost", "security_patching_services": [], "security_patching_backup": False},
+        "--check")
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert "Refuse to patch when the failed units cannot be noted" in run.stdout
+    assert "Could not check failed_units: `systemctl list-units --state=failed` failed" in run.stdout
+    assert "nothing was changed" in run.stdout
+    assert "No systemd unit failed during patching" not in run.stdout
