@@ -433,6 +433,7 @@ def check_endpoint(settings, host, now):
         if tls[0]["observed_value"] is None:
             # Nothing answers at all: one failure says so, rather than three saying it again.
             failure = dict(tls[0], name="{0}:status".format(settings["name"]), threshold=settings["expect_status"])
+            failure.pop("unchecked", None)  # no answer at all is what the status check found, not a check not made
             failure["output"] = "{0} {1} failed: {2}".format(settings["method"], settings["url"], tls[0]["output"])
             summary["status"] = health.FAIL
             return [failure], summary
