@@ -417,7 +417,8 @@ def trust_check(name, seen, server_name=None, **facts):
 
 
 def unreachable_check(name, error, **facts):
-    return health.check(name, health.FAIL, None, None, str(error), **facts)
+    """The certificate could not be examined (no such file, no TLS answer): a fail marked unchecked, with why."""
+    return health.unchecked(name, str(error), **facts)
 
 
 # -- the cert_check job ----------------------------------------------------------

@@ -13,7 +13,12 @@ lost in the job log:
 - a module that failed without returning checks (bad credentials, a missing
   library) is a failed check named after the module, with its message;
 - a host of the play that has no result at all (it failed or went away
-  before its checks finished) is a failed `host_reachable` check.
+  before its checks finished) is a failed `host_reachable` check;
+- a module that ran but returned no check at all is a failed check marked
+  `unchecked`: nothing it was run for was checked.
+
+Checks a module could not make (marked `unchecked`, see health.unchecked) are
+failures like any other; the summary also lists them as "could not check".
 
 Plain Python, no Ansible imports: the filters of the role and the tests call it.
 """
@@ -93,6 +98,11 @@ def host_checks(host, connection, results):
             checks.append(health.check(source, health.FAIL, "error", _RUNS,
                                        "{0} could not run on {1}: {2}".format(source, host, _message(result)),
                                        host=host))
+        else:
+            checks.append(health.unchecked(source, "Could not check anything with {0} on {1}: it ran but returned no "
+                                                   "check. Give it something to check (its categories, services or "
+                                                   "endpoints), or leave it out.".format(source, host),
+                                           threshold=_RUNS, host=host))
     if unreachable:
         checks.insert(0, unreachable_check(host, _message({"msg": unreachable})))
     elif not any(item["name"] == REACHABLE for item in checks):
@@ -135,12 +145,15 @@ def summary(checks, files=None):
     failed_hosts = sorted(set(item.get("host") or "-" for item in checks if item["status"] == health.FAIL))
     status = health.worst(checks)
     tally = health.counts(checks)
+    unchecked = health.not_checked(ordered)
     return {
         "status": status,
         "counts": tally,
-        "headline": "{0}: {1} fail, {2} warn, {3} pass on {4} host{5}.".format(
+        "headline": "{0}: {1} fail, {2} warn, {3} pass on {4} host{5}{6}.".format(
             status.upper(), tally[health.FAIL], tally[health.WARN], tally[health.PASS], len(hosts),
-            "" if len(hosts) == 1 else "s"),
+            "" if len(hosts) == 1 else "s",
+            "; {0} of the failures could not be checked".format(len(unchecked)) if unchecked else ""),
+        "unchecked": [_line(item) for item in unchecked],
         "hosts": len(hosts),
         "failed_hosts": failed_hosts,
         "failing": [_line(item) for item in ordered if item["status"] == health.FAIL],

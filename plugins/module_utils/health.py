@@ -6,6 +6,12 @@
 Every check, whatever it looks at, is a dict with the check's name, its
 status, the observed value, the threshold it was held against and a sentence
 for a person. Reports (JSON, Prometheus, Markdown, Nagios) render these.
+
+A check that could not be made (no systemd, no journal, no permission, an
+extension that is not installed) is never a pass: `unchecked` makes it a
+`fail` marked `unchecked: true`, whose sentence says what could not be
+checked, why, and what to do. Reports and playbooks tell these apart from
+measured failures by that field.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,6 +32,16 @@ def check(name, status, observed, threshold, output, unit=None, **facts):
         result["observed_unit"] = unit
     result.update(facts)
     return result
+
+
+def unchecked(name, output, observed=None, threshold=None, unit=None, **facts):
+    """A check that could not be made: `fail`, marked `unchecked`, `output` saying what, why and what to do."""
+    return check(name, FAIL, observed, threshold, output, unit=unit, unchecked=True, **facts)
+
+
+def not_checked(checks):
+    """The checks that could not be made (marked `unchecked`)."""
+    return [item for item in checks if item.get("unchecked")]
 
 
 def worst(checks):

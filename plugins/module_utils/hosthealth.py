@@ -9,6 +9,11 @@ load, failed units, OOM kills, a pending reboot and pending (security) updates.
 Every finding is a health.check with its observed value and threshold; nothing
 is changed on the host. The parse_* and grade functions are pure and tested
 without a host; `collect` reads /proc, statvfs, systemctl, journalctl and apt.
+
+A check that cannot be made (no systemd as PID 1, a unit systemd does not
+know, no journal files, no permission to read them, neither apt nor dnf) is a
+`fail` marked `unchecked` (health.unchecked) that says what could not be
+checked, why and what to do; it never passes for want of data.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,7 +26,7 @@ import re
 import socket
 import time
 
-from . import health, packages
+from . import health, packages, patching
 from .commands import run
 from .common import RunbookError, human_size, isoformat, utc_now
 from .systemd import SystemdUnit, failed_units, journal_entries, unit_name
@@ -63,6 +68,17 @@ DEFAULTS = {
 }
 OOM_KERNEL = re.compile(r"Out of memory: Killed process|Memory cgroup out of memory: Killed process|oom_reaper")
 OOM_KERNEL_KILL = re.compile(r"Killed process (\d+) \(([^)]*)\)")
+# What to do when a whole category cannot be checked, unless its error says it already.
+ADVICE = {
+    "services": "Run the check on a host where systemd is PID 1, or leave services out of categories.",
+    "failed_units": "Run the check on a host where systemd is PID 1, or leave failed_units out of categories.",
+    "journal": "Run it with become (root, or a member of systemd-journal or adm) on a host whose journal is kept, "
+               "or leave journal out of categories.",
+    "oom": "Run it with become (root, or a member of systemd-journal or adm) on a host whose journal is kept, "
+           "or leave oom out of categories.",
+    "reboot": "Leave reboot out of categories on this host.",
+    "updates": "Leave updates out of categories on this host.",
+}
 
 
 # -- thresholds ------------------------------------------------------------
@@ -266,13 +282,49 @@ def _quote(entry):
     return "{0} {1}: {2}".format(moment, entry["identifier"] or entry["unit"], " ".join(entry["message"].split()))
 
 
+def _flat(error):
+    return " ".join(str(error).split())
+
+
+def systemctl_problem(error):
+    """Why `systemctl` could not answer, in a sentence, from its RunbookError."""
+    text = " ".join(str(error.message).split())
+    said = text.split(" failed: ", 1)[1] if " failed: " in text else text
+    if "not been booted with systemd" in said or "Failed to connect to bus" in said:
+        return "systemd is not running this host as PID 1, so systemctl cannot tell a unit's state ({0}).".format(
+            said.rstrip("."))
+    return "{0}.".format(text.rstrip("."))
+
+
+def journal_access_problem(result):
+    """None when `journalctl --disk-usage` shows a readable system journal, else why not.
+
+    journalctl says "No journal files were found." (and exits 0) on a host
+    whose journal is not kept; it says "insufficient permissions" or "not seeing
+    messages from other users and the system" to a user who may not read it.
+    Its JSON output says none of this, which is why it is asked separately.
+    """
+    text = " ".join(result.output(2000).split())
+    if not result.ok:
+        return "`journalctl --disk-usage` failed: {0}".format(text.rstrip(".") or "exit status {0}".format(result.rc))
+    if "No journal files were found" in text:
+        return "this host keeps no journal files (journalctl: \"No journal files were found\")"
+    if "insufficient permissions" in text:
+        return "this user may not read the journal files (journalctl: \"{0}\")".format(text.rstrip("."))
+    if "not seeing messages from other users and the system" in text:
+        return "this user sees only its own messages, not the system's (journalctl: \"You are currently not " \
+               "seeing messages from other users and the system\")"
+    return None
+
+
 # -- the checks ------------------------------------------------------------
 
 class HostHealth:
     """Collects the checks of one host. Every method appends to self.checks and self.facts."""
 
-    def __init__(self, opts, runner=run, proc_root="/proc", sleep=time.sleep):
+    def __init__(self, opts, runner=run, proc_root="/proc", sleep=time.sleep, exists=os.path.exists):
         self.opts = opts
+        self.exists = exists
         self.thresholds = merge_thresholds(opts.get("thresholds"))
         self.run = runner
         self.proc = proc_root
@@ -293,19 +345,35 @@ class HostHealth:
         limits = self.thresholds[key]
         self.add(name, grade(value, limits), value, _threshold(limits), output, unit=unit, **facts)
 
+    def unchecked(self, name, output, **facts):
+        self.checks.append(health.unchecked(name, output, host=self.host, **facts))
+
     def services(self):
         states = {}
         for name in self.opts["services"]:
             unit = SystemdUnit(name, runner=self.run)
-            snap = unit.snapshot()
+            try:
+                snap = unit.snapshot()
+            except RunbookError as error:
+                why = systemctl_problem(error)
+                states[unit.name] = {"unchecked": True, "reason": why}
+                self.unchecked("service:" + unit.name, "Could not check {0}: {1} {2}".format(
+                    unit.name, why, ADVICE["services"]), unit_name=unit.name)
+                continue
+            if not snap["exists"]:
+                why = "systemd does not know this unit (LoadState={0})".format(snap["load_state"] or "none")
+                states[unit.name] = dict(snap, unchecked=True, reason=why)
+                self.unchecked("service:" + unit.name, "Could not check {0}: {1}. Check its name (`systemctl "
+                               "list-units --all --type=service` lists them) or whether it runs another way (docker "
+                               "compose), or leave it out of services.".format(unit.name, why),
+                               unit_name=unit.name, load_state=snap["load_state"])
+                continue
             if snap["since"]:
                 # ActiveEnterTimestampMonotonic is CLOCK_MONOTONIC, the clock time.monotonic() reads.
                 snap["active_since_epoch"] = round(time.time() - (time.monotonic() - snap["since"] / 1e6), 3)
             states[unit.name] = snap
             if snap["active"]:
                 status, verdict = health.PASS, "is active ({0}) since {1}".format(snap["detail"], snap["since_text"])
-            elif not snap["exists"]:
-                status, verdict = health.FAIL, "does not exist"
             elif snap["state"] in ("activating", "reloading", "deactivating"):
                 status, verdict = health.WARN, "is {0} ({1})".format(snap["state"], snap["detail"])
             else:
@@ -324,14 +392,36 @@ class HostHealth:
                      "Failed units: {0}.".format(listed) if names else "No failed systemd units.", unit="units",
                      units=names)
 
+    def journal_problem(self):
+        """None when the system journal can be read, else why not (asked once, kept for the OOM check)."""
+        if not hasattr(self, "_journal_problem"):
+            try:
+                self._journal_problem = journal_access_problem(self.run(
+                    ["journalctl", "--no-pager", "--disk-usage"], timeout=60))
+            except RunbookError as error:
+                self._journal_problem = " ".join(str(error.message).split()).rstrip(".")
+        return self._journal_problem
+
     def journal(self):
         units = self.opts["journal_units"] if self.opts["journal_units"] is not None else self.opts["services"]
         since = self.opts["journal_since"]
         found = {}
+        problem = self.journal_problem() if units else None
         for name in units:
             unit = unit_name(name)
-            errors = journal_error_lines(journal_entries(since, units=[unit], runner=self.run),
-                                         self.opts["journal_pattern"], self.opts["journal_max_priority"])
+            if problem:
+                found[unit] = {"count": None, "unchecked": True, "reason": problem}
+                self.unchecked("journal_errors:" + unit, "Could not read the journal of {0} since {1}: {2}. {3}".format(
+                    unit, since, problem, ADVICE["journal"]), unit="lines", unit_name=unit)
+                continue
+            try:
+                entries = journal_entries(since, units=[unit], runner=self.run)
+            except RunbookError as error:
+                found[unit] = {"count": None, "unchecked": True, "reason": str(error)}
+                self.unchecked("journal_errors:" + unit, "Could not read the journal of {0} since {1}: {2}".format(
+                    unit, since, error), unit="lines", unit_name=unit)
+                continue
+            errors = journal_error_lines(entries, self.opts["journal_pattern"], self.opts["journal_max_priority"])
             quoted = [_quote(entry) for entry in errors[-self.opts["journal_quote_lines"]:]]
             found[unit] = {"count": len(errors), "newest": quoted}
             if errors:
@@ -350,12 +440,16 @@ class HostHealth:
 
     def disks(self, inodes=True, space=True):
         disks = []
-        for device, point, fstype in self._filesystems():
+        filesystems = self._filesystems()
+        if not filesystems:
+            self.unchecked("disk", "Could not check any disk: /proc/mounts lists no writable filesystem of a type "
+                           "not in exclude_fstypes. Name the paths to check in mounts.")
+        for device, point, fstype in filesystems:
             try:
                 usage = usage_from_statvfs(os.statvfs(point))
             except OSError as error:
-                self.add("disk:" + point, health.FAIL, None, None, "Cannot read {0}: {1}.".format(
-                    point, error.strerror or error), mount=point)
+                self.unchecked("disk:" + point, "Could not check the disk use of {0}: {1}. Check the path in "
+                               "mounts, or run with become.".format(point, error.strerror or error), mount=point)
                 continue
             usage.update(mount=point, device=device, fstype=fstype)
             disks.append(usage)
@@ -374,6 +468,8 @@ class HostHealth:
 
     def memory(self, memory=True, swap=True):
         info = parse_meminfo(self._read("meminfo"))
+        if not info["total_bytes"]:
+            raise RunbookError("{0}/meminfo has no MemTotal.".format(self.proc), cause="proc")
         self.facts["memory"] = info
         if memory:
             self._graded("memory", "memory_used_percent", info["used_percent"],
@@ -393,6 +489,9 @@ class HostHealth:
         first = parse_cpu_times(self._read("stat"))
         self.sleep(self.opts["cpu_sample_seconds"])
         second = parse_cpu_times(self._read("stat"))
+        if second[1] <= first[1]:
+            raise RunbookError("{0}/stat did not advance over {1:g} s, so CPU use cannot be measured.".format(
+                self.proc, self.opts["cpu_sample_seconds"]), cause="proc")
         busy = cpu_percent(first, second)
         self.facts["cpu_used_percent"] = busy
         self._graded("cpu", "cpu_used_percent", busy, "CPU was {0:g}% busy over {1:g} s.".format(
@@ -409,13 +508,24 @@ class HostHealth:
 
     def oom(self):
         since = self.opts["journal_since"]
-        entries = journal_entries(since, matches=["_TRANSPORT=kernel", "_PID=1"], runner=self.run)
-        kernel_kills, units = oom_events(entries)
+        problem = self.journal_problem()
+        if problem:
+            kernel_kills, units = [], {}
+        else:
+            entries = journal_entries(since, matches=["_TRANSPORT=kernel", "_PID=1"], runner=self.run)
+            kernel_kills, units = oom_events(entries)
         for name, snap in (self.facts.get("services") or {}).items():
             if snap.get("result") == "oom-kill" and name not in units:
                 units[name] = {"kills": 1, "last": None}
         count = max(len(kernel_kills), sum(seen["kills"] for seen in units.values()))
         self.facts["oom"] = {"kernel_kills": kernel_kills, "units": units}
+        if problem:
+            self.facts["oom"].update(unchecked=True, reason=problem)
+            seen = " systemd reports units killed by it: {0}.".format(", ".join(sorted(units))) if units else ""
+            self.unchecked("oom_kills", "Could not check OOM kills since {0}: the kernel's and systemd's messages are "
+                           "in the journal, and {1}.{2} {3}".format(since, problem, seen, ADVICE["oom"]),
+                           observed=count or None, unit="kills", units=sorted(units))
+            return
         if count:
             parts = []
             if units:
@@ -430,16 +540,32 @@ class HostHealth:
         self._graded("oom_kills", "oom_kills", count, output, unit="kills", units=sorted(units))
 
     def reboot(self):
-        flag = packages.REBOOT_FLAG
-        flagged, names = packages.read_reboot_flag(flag)
-        if flagged:
-            output = "A reboot is required ({0} exists){1}.".format(
-                flag, "; packages: " + ", ".join(names) if names else "")
+        """The patching engine's reboot signals: Debian's flag and a newer kernel (apt), needs-restarting (dnf)."""
+        try:
+            backend = patching.detect_backend("auto", runner=self.run, exists=self.exists)
+        except RunbookError:
+            self.facts["reboot_required"] = "unknown"
+            self.unchecked("reboot_required", "Could not check whether a reboot is required: this host has neither "
+                           "apt-get nor dnf, whose signals (/var/run/reboot-required, needs-restarting -r) tell. "
+                           + ADVICE["reboot"], observed="unknown", threshold=False)
+            return
+        signals = backend.reboot_signals()
+        self.facts["reboot_required"] = "unknown" if signals["required"] is None else signals["required"]
+        reasons = "; ".join(signals["reasons"])
+        names = signals["packages"]
+        if signals["required"] is None:
+            self.unchecked("reboot_required", "Could not check whether a reboot is required: {0}. Install it "
+                           "(dnf install dnf-utils), or leave reboot out of categories.".format(reasons),
+                           observed="unknown", threshold=False)
+        elif signals["required"]:
+            output = "A reboot is required ({0}){1}.".format(reasons,
+                                                             "; packages: " + ", ".join(names) if names else "")
             self.add("reboot_required", health.WARN, True, False, output, packages=names)
-            self.facts["reboot_required"] = True
         else:
-            self.add("reboot_required", health.PASS, False, False, "No reboot is required ({0} is absent).".format(flag))
-            self.facts["reboot_required"] = False
+            output = ("No reboot is required ({0} is absent and no newer kernel was found in /boot)."
+                      .format(backend.reboot_flag) if backend.name == "apt"
+                      else "No reboot is required (needs-restarting -r says so).")
+            self.add("reboot_required", health.PASS, False, False, output)
 
     def _apt_lists_age_days(self, lists_dir="/var/lib/apt/lists"):
         stamps = [os.path.getmtime(path) for path in glob.glob(os.path.join(lists_dir, "*Release"))]
@@ -447,19 +573,33 @@ class HostHealth:
             return None
         return round((time.time() - max(stamps)) / 86400.0, 1)
 
+    def _dnf_updates(self):
+        """(all, security) pending dnf updates, read as the patching engine reads them."""
+        pending = patching.Dnf(self.run).pending(packages.DEFAULT_SECURITY_PATTERN)["upgrades"]
+        return len(pending), sum(1 for update in pending if update["security"])
+
     def updates(self):
         known = None
         reason = None
-        age = self._apt_lists_age_days()
+        age = None
         apt_check = "/usr/lib/update-notifier/apt-check"
-        if age is None:
-            reason = "the package lists were never downloaded (run apt-get update)" if os.path.exists(
-                "/usr/bin/apt-get") else "this host has no apt"
-        elif os.path.exists(apt_check):
+        if not self.exists("/usr/bin/apt-get"):
+            if self.exists("/usr/bin/dnf"):
+                try:
+                    known = self._dnf_updates()
+                except RunbookError as error:
+                    reason = str(error).rstrip(".")
+            else:
+                reason = "this host has neither apt-get nor dnf"
+        elif self._apt_lists_age_days() is None:
+            reason = "the package lists were never downloaded (run apt-get update)"
+        elif self.exists(apt_check):
+            age = self._apt_lists_age_days()
             result = self.run([apt_check], timeout=300)
             known = parse_apt_check(result.stderr + result.stdout) if result.ok else None
             reason = None if known else "apt-check failed: {0}".format(result.output(300))
         else:
+            age = self._apt_lists_age_days()
             result = self.run(["apt-get", "-s", "-o", "Debug::NoLocking=true", "dist-upgrade"], timeout=300)
             if result.ok:
                 known = parse_apt_simulation(result.stdout)
@@ -468,13 +608,13 @@ class HostHealth:
         self.facts["updates"] = {"pending": known[0] if known else "unknown",
                                  "security": known[1] if known else "unknown", "lists_age_days": age}
         if known is None:
-            output = "Pending updates are unknown: {0}.".format(reason)
-            self.add("pending_updates", health.WARN, "unknown", None, output)
-            self.add("security_updates", health.WARN, "unknown", _threshold(self.thresholds["security_updates"]),
-                     output)
+            output = "Could not check pending updates: {0}. {1}".format(reason, ADVICE["updates"])
+            self.unchecked("pending_updates", output, observed="unknown")
+            self.unchecked("security_updates", output, observed="unknown",
+                           threshold=_threshold(self.thresholds["security_updates"]))
             return
-        stale = age > self.opts["apt_lists_max_age_days"]
-        as_of = " as of package lists {0:g} days old".format(age)
+        stale = age is not None and age > self.opts["apt_lists_max_age_days"]
+        as_of = " as of package lists {0:g} days old".format(age) if age is not None else " (dnf check-update)"
         if stale:
             as_of += " (older than {0} days: run apt-get update for a true count)".format(
                 self.opts["apt_lists_max_age_days"])
@@ -508,14 +648,15 @@ def normalize(options):
     return opts
 
 
-def collect(options, runner=run, proc_root="/proc", sleep=time.sleep):
-    """Run the chosen categories of checks; returns {checks, status, counts, facts, host, time}.
+def collect(options, runner=run, proc_root="/proc", sleep=time.sleep, exists=os.path.exists):
+    """Run the chosen categories of checks; returns {checks, status, counts, facts, host, time, unchecked}.
 
     A category that cannot be read (no journal access, no systemd) becomes a
-    warn check saying why, so one missing tool never hides the other findings.
+    failed check marked `unchecked` saying why, so one missing tool never hides
+    the other findings and never passes; `unchecked` names those checks.
     """
     opts = normalize(options)
-    probe = HostHealth(opts, runner=runner, proc_root=proc_root, sleep=sleep)
+    probe = HostHealth(opts, runner=runner, proc_root=proc_root, sleep=sleep, exists=exists)
     chosen = set(opts["categories"])
     steps = [
         ("services", probe.services),
@@ -536,10 +677,13 @@ def collect(options, runner=run, proc_root="/proc", sleep=time.sleep):
         try:
             step()
         except RunbookError as error:
-            probe.add(category, health.WARN, "unknown", None, "Could not check {0}: {1}".format(category, error))
+            advice = "" if error.hint else " " + ADVICE.get(category, "Leave {0} out of categories.".format(category))
+            probe.unchecked(category, "Could not check {0}: {1}.{2}".format(category, _flat(error).rstrip("."), advice),
+                            observed="unknown")
         except (IOError, OSError) as error:
-            probe.add(category, health.WARN, "unknown", None, "Could not check {0}: {1}.".format(
-                category, error.strerror or error))
+            probe.unchecked(category, "Could not check {0}: {1}. {2}".format(
+                category, error.strerror or error, ADVICE.get(category, "Leave {0} out of categories.".format(
+                    category))), observed="unknown")
     return {
         "checks": probe.checks,
         "status": health.worst(probe.checks),
@@ -547,4 +691,5 @@ def collect(options, runner=run, proc_root="/proc", sleep=time.sleep):
         "facts": probe.facts,
         "host": probe.host,
         "time": isoformat(utc_now()),
+        "unchecked": [item["name"] for item in health.not_checked(probe.checks)],
     }

@@ -418,12 +418,22 @@ def check_endpoint(settings, host, now):
     summary = {"name": settings["name"], "url": settings["url"], "status_code": None, "latency_ms": None,
                "days_to_expiry": None}
     checks = []
-    if parsed.scheme == "https" and settings["check_certificate"] and not proxied(settings, parsed):
+    if parsed.scheme == "https" and settings["check_certificate"] and proxied(settings, parsed):
+        # The certificate is asked for but cannot be seen through the proxy: could not check, never a pass.
+        checks.append(health.unchecked(
+            "{0}:certificate".format(settings["name"]),
+            "Could not check the certificate of {0}: the request goes through the proxy {1}:{2}, and a direct TLS "
+            "handshake would see another certificate or none. Check it with cert_check from a host that reaches "
+            "{3} directly, or set check_certificate: false for this endpoint.".format(
+                settings["name"], _proxy(settings, parsed)[0], _proxy(settings, parsed)[1], parsed.hostname),
+            threshold={"warn": settings["warn_days"], "fail": settings["fail_days"]}, unit="days", **facts))
+    elif parsed.scheme == "https" and settings["check_certificate"]:
         endpoint = {"host": parsed.hostname, "port": parsed.port or 443, "server_name": parsed.hostname}
         tls = certs.endpoint_checks(settings["name"], endpoint, settings, now, facts)
         if tls[0]["observed_value"] is None:
             # Nothing answers at all: one failure says so, rather than three saying it again.
             failure = dict(tls[0], name="{0}:status".format(settings["name"]), threshold=settings["expect_status"])
+            failure.pop("unchecked", None)  # no answer at all is what the status check found, not a check not made
             failure["output"] = "{0} {1} failed: {2}".format(settings["method"], settings["url"], tls[0]["output"])
             summary["status"] = health.FAIL
             return [failure], summary

@@ -9,6 +9,10 @@ decides those from a host_health result, `timeline` turns the results of the
 diagnosis, the cleanup, the restarts and the final check into a dated record
 (the runbook's "Document incident"), and `render_markdown` writes it for a
 person, with the final health table rendered by report.py.
+
+What could not be checked (no systemd, a unit systemd does not know, no
+journal) is listed in the plan's `unchecked` and in the timeline; a host where
+something could not be checked is never reported as needing no action.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,6 +27,7 @@ RESOLVED = "resolved"
 UNRESOLVED = "unresolved"
 PLANNED = "planned"
 HEALTHY = "no action needed"
+UNCHECKED = "could not check"
 
 
 def _checks_named(result, prefix):
@@ -36,20 +41,25 @@ def plan(diagnosis, services):
       killer hit after its current start, with the reason;
     - `cleanup`: true when a disk or inode check failed (at or above its critical threshold),
       with the full mounts in `full_disks`;
-    - `notes`: what the playbook will not fix (a unit that does not exist).
+    - `notes`: what the playbook will not fix (a unit that does not exist);
+    - `unchecked`: every check that could not be made ({name, output}), and `services_unchecked`,
+      the units whose state is unknown ({unit, reason}: no systemd, a unit systemd does not know).
     """
     facts = (diagnosis or {}).get("facts", {})
     states = facts.get("services", {})
     oom_units = (facts.get("oom") or {}).get("units", {})
-    restart, notes = [], []
+    restart, notes, unknown = [], [], []
     for name in services:
         unit = unit_name(name)
         snap = states.get(unit)
         if snap is None:
             notes.append("{0} was not diagnosed.".format(unit))
+            unknown.append({"unit": unit, "reason": "it was not diagnosed"})
             continue
-        if not snap.get("exists", True):
-            notes.append("{0} does not exist on this host; nothing to restart.".format(unit))
+        if snap.get("unchecked") or not snap.get("exists", True):
+            reason = str(snap.get("reason") or "systemd does not know this unit").rstrip(".")
+            notes.append("{0}: its state could not be checked ({1}); nothing is restarted.".format(unit, reason))
+            unknown.append({"unit": unit, "reason": reason})
             continue
         if not snap.get("active"):
             reason = "it is {0} ({1}){2}".format(snap.get("state"), snap.get("detail"),
@@ -66,7 +76,9 @@ def plan(diagnosis, services):
                                 "reason": "the OOM killer killed its processes {0} time(s) since it started".format(
                                     killed.get("kills", 1))})
     full = [check for check in _checks_named(diagnosis, "disk:") + _checks_named(diagnosis, "inodes:")
-            if check["status"] == health.FAIL]
+            if check["status"] == health.FAIL and not check.get("unchecked")]
+    unchecked = [{"name": check["name"], "output": check["output"]}
+                 for check in health.not_checked((diagnosis or {}).get("checks", []))]
     return {
         "restart": restart,
         "cleanup": bool(full),
@@ -74,6 +86,8 @@ def plan(diagnosis, services):
                         "used_percent": check["observed_value"], "threshold": check.get("threshold")}
                        for check in full],
         "notes": notes,
+        "unchecked": unchecked,
+        "services_unchecked": unknown,
         "needed": bool(restart or full),
     }
 
@@ -92,10 +106,13 @@ def timeline(host, diagnosis, incident_plan, services, cleanup=None, restarts=()
                          "Checked services {0}, the journal, disks, memory and OOM kills".format(
                              ", ".join(unit_name(s) for s in services)),
                          diagnosis.get("status", health.PASS),
-                         "{0} fail, {1} warn".format(*[diagnosis.get("counts", {}).get(k, 0) for k in ("fail", "warn")])))
+                         "{0} fail, {1} warn{2}".format(
+                             *[diagnosis.get("counts", {}).get(k, 0) for k in ("fail", "warn")] + [
+                                 "; {0} could not be checked".format(len(incident_plan["unchecked"]))
+                                 if incident_plan.get("unchecked") else ""])))
     for check in report.worst_first(found):
-        events.append(_event(diagnosis.get("time"), "diagnose", "Found: " + check["name"], check["status"],
-                             check["output"]))
+        what = ("Could not check: " if check.get("unchecked") else "Found: ") + check["name"]
+        events.append(_event(diagnosis.get("time"), "diagnose", what, check["status"], check["output"]))
     for item in incident_plan.get("restart", []):
         events.append(_event(diagnosis.get("time"), "plan", "Restart {0}".format(item["unit"]), "planned",
                              item["reason"]))
@@ -140,7 +157,15 @@ def timeline(host, diagnosis, incident_plan, services, cleanup=None, restarts=()
                 events.append(_event(verification.get("time"), "verify", "Still failing: " + check["name"],
                                      check["status"], check["output"]))
 
-    if not incident_plan.get("needed"):
+    unchecked = incident_plan.get("unchecked") or []
+    unknown = incident_plan.get("services_unchecked") or []
+    blind = bool(services) and len(unknown) >= len(services)
+    if (not incident_plan.get("needed") and (unchecked or unknown)) or (blind and not acted):
+        outcome = UNCHECKED
+        planned = " The plan for what could be checked: {0}.".format(_plan_sentence(incident_plan)) \
+            if incident_plan.get("needed") else ""
+        summary = "Could not decide: {0}.{1}".format(_unchecked_sentence(unchecked, unknown, services), planned)
+    elif not incident_plan.get("needed"):
         outcome = HEALTHY
         summary = "Nothing to remediate: every service is active and no disk is above its critical threshold."
     elif not acted:
@@ -158,6 +183,8 @@ def timeline(host, diagnosis, incident_plan, services, cleanup=None, restarts=()
         else:
             outcome = RESOLVED
             summary = "Resolved: {0}; the host passes its critical checks again.".format(_plan_sentence(incident_plan))
+    if unchecked and outcome != UNCHECKED:
+        summary += " Could not check: {0}.".format(", ".join(item["name"] for item in unchecked))
     times = [event["time"] for event in events if event["time"]]
     return {
         "host": host,
@@ -168,9 +195,30 @@ def timeline(host, diagnosis, incident_plan, services, cleanup=None, restarts=()
         "remediate": bool(remediate),
         "check_mode": bool(check_mode),
         "plan": incident_plan,
+        "unchecked": unchecked,
         "events": sorted(events, key=lambda event: (event["time"] or "")),
         "checks": (verification if acted and verification else diagnosis).get("checks", []),
     }
+
+
+def _unchecked_sentence(unchecked, unknown, services):
+    """What could not be checked, short: the services and why, then the names of the other checks."""
+    units = [item["unit"] for item in unknown]
+    reasons = []
+    for item in unknown:
+        if item["reason"] not in reasons:
+            reasons.append(item["reason"])
+    if units:
+        head = "{0} ({1}): {2}".format(
+            "no service could be checked" if len(units) >= len(services) else "{0} of {1} services could not be "
+            "checked".format(len(units), len(services)), ", ".join(units), "; ".join(reasons))
+    else:
+        head = "{0} could not be made".format("one check" if len(unchecked) == 1 else "{0} checks".format(
+            len(unchecked)))
+    others = [item["name"] for item in unchecked if item["name"] not in ["service:" + unit for unit in units]]
+    if others:
+        head += ". {0}: {1}".format("Not checked either" if units else "Not checked", ", ".join(others))
+    return head + ". The timeline says why for each and what to do"
 
 
 def _plan_sentence(incident_plan):

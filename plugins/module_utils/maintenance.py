@@ -118,13 +118,21 @@ def disk_gate(host, result, min_free_bytes):
     name_prefix = "free_space:"
     disks = [item for item in result.get("checks") or [] if item.get("name", "").startswith("disk:")
              and item.get("available_bytes") is not None]
-    if not disks:
+    unread = [item for item in result.get("checks") or [] if item.get("name", "").startswith("disk")
+              and item.get("unchecked")]
+    if not disks and not unread:
         return [health.check(name_prefix.rstrip(":"), health.FAIL, "unknown", min_free_bytes,
                              "The free disk space of {0} could not be read: {1}".format(
                                  host, _reason(result) if result.get("failed") or result.get("unreachable")
                                  else "host_health reported no file system."),
                              unit="bytes", host=host)]
     checks = []
+    for item in unread:
+        # A file system whose space could not be read is not one with enough space.
+        mount = item.get("mount") or item["name"][len("disk:"):] or "?"
+        checks.append(health.unchecked(name_prefix + mount, "The free disk space of {0} on {1} could not be "
+                                       "read: {2}".format(mount, host, item.get("output")), observed="unknown",
+                                       threshold=min_free_bytes, unit="bytes", host=host, mount=mount))
     for item in disks:
         mount = item.get("mount") or item["name"][len("disk:"):]
         free = int(item["available_bytes"])

@@ -10,6 +10,13 @@ PostgreSQL 12 and 17 are chosen from server_version_num or read from the
 catalog, never guessed. The pg_health module, the host-side command
 (pg_health_cli.py), the maintenance engine's slow-query report, the tests and
 the benchmark all run this code.
+
+A check that cannot be made is never a pass: a missing privilege (a role
+without pg_read_all_stats sees other sessions' state, queries and the
+standbys' positions as NULL), an extension that is not installed, a query that
+fails: each is a `fail` marked `unchecked` (health.unchecked) saying what
+could not be checked, why and what to do. `slow_statements` needs
+pg_stat_statements, so it runs only when asked for.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -52,10 +59,15 @@ CHECKS = [
     "cache_hit_ratio", "dead_tuples", "last_vacuum", "last_analyze", "wraparound", "replication",
     "replication_slots", "archiver", "slow_statements",
 ]
+# Checks that need something a server may well not have (the pg_stat_statements extension) run only when
+# asked for; asked for and not possible, they fail as unchecked.
+OPTIONAL_CHECKS = ("slow_statements",)
+DEFAULT_CHECKS = [name for name in CHECKS if name not in OPTIONAL_CHECKS]
+PRIVILEGE_HINT = "Grant it pg_monitor (or pg_read_all_stats), or connect as a superuser."
 
 DEFAULTS = {
     "database": "postgres",
-    "checks": list(CHECKS),
+    "checks": list(DEFAULT_CHECKS),
     "thresholds": {},
     "min_table_size_mb": 10.0,
     "expected_standbys": 0,
@@ -157,6 +169,30 @@ class Probe(object):
         self.version_num = server["version_num"]
         self.standby = server["in_recovery"]
         self.database = opts["database"]
+        self._sees_all = None
+        self.user = None
+
+    @property
+    def sees_all(self):
+        """True when this role sees every session's and WAL sender's details (superuser or pg_read_all_stats)."""
+        if self._sees_all is None:
+            self.user, sees = self.one(
+                "SELECT current_user, rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') "
+                "FROM pg_roles WHERE rolname = current_user")
+            self._sees_all = bool(sees)
+        return self._sees_all
+
+    def _hidden_sessions(self):
+        """Sessions whose details this role may not see (NULL backend_type, state and query start)."""
+        return int(self.one("SELECT count(*) FROM pg_stat_activity WHERE backend_type IS NULL")[0])
+
+    def _unseen(self, name, what, found, unit=None, **facts):
+        """`found` (the check of what this role could see) as a fail marked unchecked: part of it was hidden."""
+        return health.unchecked(name, "Could not check {0}: role {1} may not see other roles' sessions ({2} hidden "
+                                "from it). {3} Of what it can see: {4}".format(
+                                    what, self.user, self._hidden_sessions(), PRIVILEGE_HINT, found["output"]),
+                                observed=found["observed_value"], threshold=found["threshold"], unit=unit,
+                                **dict((k, v) for k, v in found.items() if k not in health_fields()), **facts)
 
     def rows(self, sql, params=None):
         with self.conn.cursor() as cur:
@@ -194,15 +230,23 @@ class Probe(object):
         states = dict(self.rows("""
             SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity
             WHERE backend_type = 'client backend' GROUP BY 1"""))
+        counted = "pg_stat_activity"
+        if not self.sees_all:
+            # Other roles' sessions have no backend_type for this role: count every backend connected to a database.
+            used = int(self.one("SELECT coalesce(sum(numbackends), 0) FROM pg_stat_database WHERE datid <> 0")[0])
+            counted = "pg_stat_database"
         percent = round(100.0 * used / max_connections, 1)
         sentence = "{0} of max_connections {1} in use ({2}%).".format(used, max_connections, percent)
+        if counted == "pg_stat_database":
+            sentence += (" Counted from pg_stat_database.numbackends: this role may not see other roles' sessions "
+                         "(idle ones of other roles are not counted).")
         if idle_long:
             sentence += " {0} idle for more than {1} min (ops.runbook.pg_terminate can end them).".format(
                 _plural(idle_long, "session"), idle_minutes)
         return [self.graded("connections", "db_connections_percent", percent, sentence, unit="percent",
                             connections=used, max_connections=max_connections,
                             superuser_reserved_connections=reserved, by_state=states,
-                            idle_over_limit=idle_long)]
+                            idle_over_limit=idle_long, counted_from=counted)]
 
     def database_size(self):
         sizes = [(name, int(size)) for name, size in self.rows("""
@@ -210,12 +254,27 @@ class Probe(object):
             WHERE datallowconn AND has_database_privilege(oid, 'CONNECT')
             ORDER BY 2 DESC, 1""")]
         largest_name, largest = sizes[0] if sizes else ("", 0)
-        return [self.graded(
+        check = self.graded(
             "database_size", "database_size_bytes", largest,
             "Largest database {0} is {1}; {2}, {3} in all.".format(
                 largest_name, human_size(largest), _plural(len(sizes), "database"),
                 human_size(sum(size for name, size in sizes))),
-            unit="bytes", databases=[{"name": name, "size_bytes": size} for name, size in sizes])]
+            unit="bytes", databases=[{"name": name, "size_bytes": size} for name, size in sizes])
+        unmeasured = [row[0] for row in self.rows("""
+            SELECT datname FROM pg_database
+            WHERE datallowconn AND NOT has_database_privilege(oid, 'CONNECT') ORDER BY 1""")]
+        if unmeasured:
+            check["unmeasured"] = unmeasured
+            check["output"] += " Not measured (no CONNECT privilege): {0}.".format(", ".join(unmeasured[:LISTED]))
+            limits = self.limits["database_size_bytes"]
+            if limits.get("warn") is not None or limits.get("fail") is not None:
+                check = health.unchecked(
+                    "database_size", "Could not check the size of {0} against the limits: this role may not "
+                    "connect to {1}. Grant it CONNECT there, or connect as a superuser. {2}".format(
+                        _plural(len(unmeasured), "database"), ", ".join(unmeasured[:LISTED]), check["output"]),
+                    observed=largest, threshold=limits, unit="bytes", databases=check["databases"],
+                    unmeasured=unmeasured)
+        return [check]
 
     # -- sessions -----------------------------------------------------------
     def _sessions(self, where, since):
@@ -244,15 +303,22 @@ class Probe(object):
         return [self.graded(name, key, oldest, sentence, unit="minutes", count=len(sessions),
                             sessions=over[:LISTED])]
 
+    def _all_seen(self, checks, what):
+        if self.sees_all:
+            return checks
+        return [self._unseen(check["name"], what, check, unit=check.get("observed_unit")) for check in checks]
+
     def long_queries(self):
         sessions = self._sessions("state = 'active'", "query_start")
-        return self._session_check("long_queries", "long_query_minutes", sessions, "active query", "active queries")
+        return self._all_seen(self._session_check("long_queries", "long_query_minutes", sessions, "active query",
+                                                  "active queries"), "long-running queries")
 
     def idle_in_transaction(self):
         sessions = self._sessions("state IN ('idle in transaction', 'idle in transaction (aborted)')",
                                   "state_change")
-        return self._session_check("idle_in_transaction", "idle_in_transaction_minutes", sessions,
-                                   "session idle in a transaction", "sessions idle in a transaction")
+        return self._all_seen(self._session_check("idle_in_transaction", "idle_in_transaction_minutes", sessions,
+                                                  "session idle in a transaction", "sessions idle in a transaction"),
+                              "sessions idle in a transaction")
 
     def blocked_queries(self):
         found = self.rows("""
@@ -272,8 +338,8 @@ class Probe(object):
                 ", ".join(str(p) for p in first["blocked_by"]), first["query"])
         else:
             sentence = "No session waits for a lock."
-        return [self.graded("blocked_queries", "lock_wait_seconds", longest, sentence, unit="seconds",
-                            count=len(blocked), sessions=blocked[:LISTED])]
+        return self._all_seen([self.graded("blocked_queries", "lock_wait_seconds", longest, sentence, unit="seconds",
+                                           count=len(blocked), sessions=blocked[:LISTED])], "lock waits")
 
     # -- storage and statistics ------------------------------------------------
     def cache_hit_ratio(self):
@@ -374,8 +440,15 @@ class Probe(object):
                      "lag_bytes": int(lag_bytes or 0),
                      "lag_seconds": round(lag_seconds, 3) if lag_seconds is not None else 0.0}
                     for name, addr, state, sync, lag_bytes, lag_seconds in found]
-        streaming = [s for s in standbys if s["state"] == "streaming"]
         expected = int(self.opts["expected_standbys"] or 0)
+        if standbys and not self.sees_all:
+            # For a role without pg_read_all_stats every column but the pid is NULL: no state, no positions.
+            return [health.unchecked(
+                "standbys", "Could not check replication: {0} connected to this primary, but role {1} may "
+                "not read their state and positions in pg_stat_replication. {2}".format(
+                    _plural(len(standbys), "WAL sender"), self.user, PRIVILEGE_HINT),
+                unit="standbys", expected=expected, connected=len(standbys))]
+        streaming = [s for s in standbys if s["state"] == "streaming"]
         count_status = health.FAIL if len(streaming) < expected else health.PASS
         # No threshold: "at least N" has no place in the warn/fail-above vocabulary the renderings read.
         checks = [health.check(
@@ -407,7 +480,11 @@ class Probe(object):
                    pg_is_wal_replay_paused()""")
         # NULL: nothing was replayed since this standby started, so its lag in time is unknown.
         lag_seconds = None if lag_seconds is None else round(max(lag_seconds, 0.0), 3)
-        if receiver and receiver[0] == "streaming":
+        if receiver and receiver[0] is None and not self.sees_all:
+            receiving = health.unchecked(
+                "wal_receiver", "Could not check this standby's WAL receiver: this role may not read its status in "
+                "pg_stat_wal_receiver. {0}".format(PRIVILEGE_HINT), threshold="streaming")
+        elif receiver and receiver[0] == "streaming":
             receiving = health.check("wal_receiver", health.PASS, receiver[0], "streaming",
                                      "This standby streams WAL from {0}:{1}.".format(receiver[1], receiver[2]))
         else:
@@ -488,9 +565,10 @@ class Probe(object):
         report_ = slow_statement_report(self.conn, self.opts["slow_statements_top"],
                                         self.opts["slow_statements_min_calls"])
         if not report_["available"]:
-            status = health.WARN if report_["reason"] == "not_loaded" else health.PASS
-            return [health.check("slow_statements", status, None, self.limits["slow_statement_ms"],
-                                 report_["message"], unit="ms", available=False, statements=[])]
+            return [health.unchecked("slow_statements", "Could not check slow statements: {0} Or leave "
+                                     "slow_statements out of checks.".format(report_["message"]),
+                                     threshold=self.limits["slow_statement_ms"], unit="ms", available=False,
+                                     reason=report_["reason"], statements=[])]
         statements = report_["statements"]
         slowest = statements[0]["mean_ms"] if statements else 0.0
         if statements:
@@ -499,6 +577,9 @@ class Probe(object):
         else:
             sentence = "No statement was called {0} times or more since the statistics were reset.".format(
                 self.opts["slow_statements_min_calls"])
+        if any(statement["query"] == "<insufficient privilege>" for statement in statements):
+            sentence += (" The texts of other roles' statements are hidden from this role: grant it "
+                         "pg_read_all_stats to see them.")
         return [self.graded("slow_statements", "slow_statement_ms", slowest, sentence, unit="ms", available=True,
                             mean_column=report_["mean_column"], statements=statements)]
 
@@ -562,6 +643,24 @@ def slow_statement_report(conn, top=10, min_calls=5):
             "message": "{0} from pg_stat_statements.{1}.".format(_plural(len(statements), "statement"), mean)}
 
 
+def health_fields():
+    return ("name", "status", "observed_value", "threshold", "output", "observed_unit", "unchecked")
+
+
+def could_not_run(name, failure, opts):
+    """The failed, unchecked check of a probe whose query the server refused or cancelled."""
+    said = " ".join(str(failure).split()).rstrip(".")
+    code = getattr(failure, "pgcode", None)
+    if code == "42501":  # insufficient_privilege
+        todo = PRIVILEGE_HINT.replace("Grant it", "Grant the login role")
+    elif code == "57014":  # query_canceled: statement_timeout
+        todo = "The query ran past query_timeout ({0} s); raise it if the server is just busy.".format(
+            opts["query_timeout"])
+    else:
+        todo = "Leave {0} out of checks if this server cannot answer it.".format(name)
+    return health.unchecked(name, "Could not check {0}: {1}. {2}".format(name, said, todo), cause=code)
+
+
 def _summary(checks, error=None):
     if error is not None:
         return str(error)
@@ -608,9 +707,7 @@ def run_health(options, check_mode=False, log=None):
                 try:
                     found = getattr(probe, name)()
                 except psycopg2.Error as failure:
-                    found = [health.check(name, health.WARN, None, None,
-                                          "The {0} check could not run: {1}. Connect as a superuser or a member "
-                                          "of pg_monitor.".format(name, " ".join(str(failure).split())))]
+                    found = [could_not_run(name, failure, opts)]
                 for item in found:
                     log("{0}: {1} - {2}".format(item["name"], item["status"], item["output"]))
                 checks.extend(found)

@@ -13,6 +13,10 @@ calls it. Counters (hits, misses, evictions, rejections) only ever grow, so
 with a state file they are judged over the time since the previous check;
 without one they cover the server's whole uptime, and a count alone then only
 warns, because it cannot tell whether the problem is still happening.
+
+A check that cannot be made (maxclients unknown because CONFIG is refused on a
+Redis that does not report it in INFO; no memory limit and no system memory
+to compare with) is a `fail` marked `unchecked` (health.unchecked), never a pass.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -180,10 +184,10 @@ def check_memory(info, limits):
             human_size(used), percent, human_size(system))
         return health.check("redis_memory", status, percent, limits, output, unit="percent",
                             limit_source="system_memory", total_system_memory_bytes=system, **facts)
-    output = ("maxmemory is 0 (no limit) and the system's memory is not reported: Redis uses {0} and may grow "
-              "until the host runs out of memory; set maxmemory to cap it.").format(human_size(used))
-    return health.check("redis_memory", health.PASS, None, limits, output, unit="percent", limit_source=None,
-                        **facts)
+    output = ("Could not check Redis memory use: maxmemory is 0 (no limit) and the server does not report "
+              "total_system_memory, so its {0} cannot be held against anything. Set maxmemory to cap it.").format(
+        human_size(used))
+    return health.unchecked("redis_memory", output, threshold=limits, unit="percent", limit_source=None, **facts)
 
 
 def check_hit_rate(window, limits, min_lookups):
@@ -246,8 +250,10 @@ def check_clients(info, maxclients, limits):
     connected = int(info.get("connected_clients", 0))
     facts = {"connected_clients": connected, "maxclients": maxclients}
     if not maxclients:
-        output = "{0} clients connected; maxclients is unknown (CONFIG is not available).".format(connected)
-        return health.check("redis_clients", health.PASS, None, limits, output, unit="percent", **facts)
+        output = ("Could not check client use: {0} clients connected, but maxclients is unknown (INFO does not report "
+                  "it and CONFIG GET maxclients is refused or renamed). Allow CONFIG GET to the user that "
+                  "checks (ACL +config|get).").format(connected)
+        return health.unchecked("redis_clients", output, threshold=limits, unit="percent", **facts)
     percent = _percent(connected, maxclients)
     status = grade("clients_used_percent", percent, limits)
     output = "{0} of maxclients {1} clients connected ({2} %).".format(connected, maxclients, percent)

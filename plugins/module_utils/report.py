@@ -92,6 +92,8 @@ def build_report(checks, service_id="ops.runbook", description=None, now=None, *
             entry["observedUnit"] = item["observed_unit"]
         if item.get("component_type"):
             entry["componentType"] = item["component_type"]
+        if item.get("unchecked"):
+            entry["unchecked"] = True  # a fail because the check could not be made, not because of what it saw
         grouped.setdefault(key, []).append(entry)
     tally = health.counts(checks)
     report = {

@@ -22,11 +22,17 @@ description:
   - C(memory), C(swap) - memory in use (C(MemTotal - MemAvailable)) and swap in use.
   - C(cpu) - CPU busy over O(cpu_sample_seconds); C(load) - the 5-minute load average per core.
   - C(oom) - OOM kills since O(journal_since), from the kernel's messages and systemd's reports of units killed.
-  - C(reboot) - C(/var/run/reboot-required) is absent.
-  - C(updates) - pending package updates and security updates (apt). When it cannot tell (no package lists, no apt)
-    the observed value is C(unknown) and the check warns; it never guesses.
-  - A category that cannot be read (for example the journal without permission) is a C(warn) check saying why;
-    the other categories still run.
+  - C(reboot) - no reboot is pending, as M(ops.runbook.security_patching) reads it - on apt hosts
+    C(/var/run/reboot-required) is absent and no newer kernel of the running flavour is in C(/boot); on dnf hosts
+    C(needs-restarting -r) says none is needed.
+  - C(updates) - pending package updates and security updates (apt, or dnf as M(ops.runbook.security_patching)
+    reads them).
+  - A check that cannot be made is never a C(pass) - it is C(fail) with C(unchecked=true), C(observed_value) unknown,
+    and a sentence saying what could not be checked, why and what to do. For example a service or C(failed_units)
+    on a host where systemd is not PID 1, a unit systemd does not know, the journal and OOM kills where
+    C(journalctl) finds no journal files or may not read them (never "no error lines"), updates and reboot on a
+    host with neither apt nor dnf (or package lists never downloaded), a path of O(mounts) that cannot be read.
+    The other categories still run; leave a category out of O(categories) where it is known not to apply.
   - The result's C(checks) and C(status) are the collection's health vocabulary; other playbooks (health reports,
     patching) aggregate them. Renderings come from the collection's one report renderer.
 author:
@@ -149,7 +155,9 @@ checks:
       C(observed_value), C(threshold) (C({warn, fail}) or a value), C(output) (a sentence), C(host), and for
       measurements C(observed_unit).
     - Names are C(service:UNIT), C(failed_units), C(journal_errors:UNIT), C(disk:MOUNT), C(inodes:MOUNT), C(memory),
-      C(swap), C(cpu), C(load), C(oom_kills), C(reboot_required), C(pending_updates), C(security_updates).
+      C(swap), C(cpu), C(load), C(oom_kills), C(reboot_required), C(pending_updates), C(security_updates); a
+      category that could not be checked as a whole is named after the category.
+    - A check that could not be made has C(unchecked=true) (and C(status) C(fail)).
   returned: always
   type: list
   elements: dict
@@ -174,6 +182,12 @@ facts:
       killed, C(kernel_kills)), C(journal_errors) (unit -> count and newest lines), C(reboot_required), C(updates).
   returned: always
   type: dict
+unchecked:
+  description: Names of the checks that could not be made (those with C(unchecked=true)).
+  returned: always
+  type: list
+  elements: str
+  sample: ["service:nginx.service", "journal_errors:nginx.service"]
 host:
   description: The host name on the checks.
   returned: always

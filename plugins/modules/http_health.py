@@ -157,8 +157,10 @@ notes:
   - Latency is the wall time from opening the connection to the last byte of the body, as C(curl -w %{time_total})
     reports it, measured from where the task runs.
   - Over https the certificate is read in its own, direct TLS handshake before the request. When the request goes
-    through a proxy (O(use_proxy) and E(https_proxy) set, the host not in E(no_proxy)), the certificate is not
-    checked; run M(ops.runbook.cert_check) from a host that reaches the endpoint directly.
+    through a proxy (O(use_proxy) and E(https_proxy) set, the host not in E(no_proxy)), the certificate cannot be
+    checked, and C(NAME:certificate) is then C(fail) with C(unchecked=true), never a pass. Run
+    M(ops.runbook.cert_check) from a host that reaches the endpoint directly, or set O(check_certificate) (module-wide
+    or on the endpoint) to false.
 seealso:
   - module: ops.runbook.cert_check
   - module: ops.runbook.health_report

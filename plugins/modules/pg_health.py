@@ -21,7 +21,13 @@ description:
     O(min_table_size_mb) in O(database)), C(wraparound) (transaction ID age), C(replication) (lag in bytes and
     seconds, from a primary or on a standby, and the number of streaming standbys), C(replication_slots)
     (WAL retained, inactive or lost slots), C(archiver) (failing archive_command, WAL files waiting) and
-    C(slow_statements) (top statements from pg_stat_statements, or a note that it is not installed)."
+    C(slow_statements) (top statements from pg_stat_statements; only when asked for in O(checks), since it needs
+    that extension)."
+  - A check that cannot be made is never C(pass) - it is C(fail), marked C(unchecked=true), and its sentence says
+    what could not be checked, why and what to do. For example, C(slow_statements) asked for where
+    pg_stat_statements is not installed (or not in shared_preload_libraries), session and replication checks run
+    by a role that lacks pg_read_all_stats (PostgreSQL hides other roles' sessions and the standbys' positions
+    from it), or a query the server refuses.
   - Works on PostgreSQL 12 to 17; names that differ between versions (C(mean_time) and C(mean_exec_time)
     of pg_stat_statements, C(wal_status) of slots) are read from the catalog or chosen by C(server_version_num).
   - The task fails when any check is C(fail), unless O(report_only=true). A server that cannot be reached
@@ -41,7 +47,10 @@ options:
     default: postgres
     aliases: [db, login_db]
   checks:
-    description: Checks to run. C(reachable) always runs.
+    description:
+      - Checks to run. C(reachable) always runs.
+      - C(slow_statements) is not among the defaults; name it to check pg_stat_statements (it fails as
+        unchecked where that extension is not installed and loaded).
     type: list
     elements: str
     choices: [reachable, connections, database_size, long_queries, idle_in_transaction, blocked_queries,
@@ -49,7 +58,7 @@ options:
               replication_slots, archiver, slow_statements]
     default: [reachable, connections, database_size, long_queries, idle_in_transaction, blocked_queries,
               cache_hit_ratio, dead_tuples, last_vacuum, last_analyze, wraparound, replication,
-              replication_slots, archiver, slow_statements]
+              replication_slots, archiver]
   thresholds:
     description:
       - "Limits that override the defaults, keyed by name. A value is a number (the fail limit alone) or
@@ -112,8 +121,9 @@ attributes:
     support: none
     description: Nothing is changed.
 notes:
-  - Connect as a superuser or a member of C(pg_monitor); otherwise checks that need it (other users' queries,
-    C(pg_ls_archive_statusdir)) report C(warn) with the reason.
+  - Connect as a superuser or a member of C(pg_monitor) (or C(pg_read_all_stats)); otherwise the checks that need
+    it (other roles' sessions, the standbys' positions, C(pg_ls_archive_statusdir)) fail as unchecked with the
+    reason, and C(connections) counts backends from C(pg_stat_database).
   - The module never writes to the database; the session is read-only, with statement and lock timeouts.
 seealso:
   - module: ops.runbook.pg_terminate
@@ -161,7 +171,8 @@ checks:
     - One entry per check in the collection's health vocabulary (C(name), C(status), C(observed_value),
       C(observed_unit), C(threshold) as C({warn, fail}), C(output)) plus the check's own facts (the sessions,
       tables, slots or statements behind the figure).
-    - A check that could not run (missing privilege) is C(warn) with the reason.
+    - A check that could not be made (missing privilege, missing extension, a refused query) is C(fail) with
+      C(unchecked=true) and a sentence saying what could not be checked, why and what to do.
   returned: always
   type: list
   elements: dict
@@ -199,7 +210,7 @@ ignored_thresholds:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
-from ansible_collections.ops.runbook.plugins.module_utils.pg_health import CHECKS, DEFAULTS, run_health
+from ansible_collections.ops.runbook.plugins.module_utils.pg_health import CHECKS, DEFAULT_CHECKS, DEFAULTS, run_health
 from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
 
 
@@ -207,7 +218,7 @@ def argument_spec():
     spec = postgres_common_argument_spec()
     spec.update(
         database=dict(type="str", default=DEFAULTS["database"], aliases=["db", "login_db"]),
-        checks=dict(type="list", elements="str", choices=CHECKS, default=list(CHECKS)),
+        checks=dict(type="list", elements="str", choices=CHECKS, default=list(DEFAULT_CHECKS)),
         thresholds=dict(type="dict", default={}),
         min_table_size_mb=dict(type="float", default=DEFAULTS["min_table_size_mb"]),
         expected_standbys=dict(type="int", default=DEFAULTS["expected_standbys"]),

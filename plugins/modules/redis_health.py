@@ -32,6 +32,9 @@ description:
   - Hits, misses, evictions and rejections are counters that grow from the server's start. With O(state_file)
     they are judged over the time since the previous check; without it over the whole uptime, and then a count
     alone only warns, because it cannot tell whether the problem is still happening.
+  - A check that cannot be made is never a C(pass) - it is C(fail) with C(unchecked=true) and says why, for example
+    C(redis_clients) when C(maxclients) is neither in C(INFO) nor readable with C(CONFIG GET), or C(redis_memory)
+    with C(maxmemory 0) on a server that does not report C(total_system_memory).
   - The task fails when a check fails, unless O(report_only) is true.
 author:
   - ops.runbook maintainers (@ops-runbook)

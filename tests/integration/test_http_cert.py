@@ -183,6 +183,7 @@ def test_connection_refused_is_one_clear_failure(ca):
         output = by_name(result)[name]["output"]
         assert "refused: nothing listens there" in output, output
         assert "Is the service" in output
+        assert "unchecked" not in by_name(result)[name]  # nothing answers: a finding, not a check not made
 
 
 def test_unresolvable_host_and_silent_port_fail_with_the_reason(ca):
@@ -269,7 +270,7 @@ def test_bad_files_fail_with_what_to_do(issued, tmp_path):
     paths = [key, str(garbage), str(tmp_path / "missing.pem"), str(tmp_path / "none-*.pem")]
     result = run_cert_check({"paths": paths})
     outputs = [item["output"] for item in result["checks"]]
-    assert all(item["status"] == "fail" for item in result["checks"])
+    assert all(item["status"] == "fail" and item["unchecked"] is True for item in result["checks"])
     assert "not at a key or CSR" in outputs[0]
     assert "not valid base64" in outputs[1]
     assert "does not exist" in outputs[2]
@@ -302,6 +303,7 @@ def test_unreachable_endpoint_and_plain_port_fail_with_the_reason(servers):
                                            "127.0.0.1:{0}".format(servers["plain"].port)], "timeout": 5})
     outputs = [item["output"] for item in result["checks"]]
     assert len(outputs) == 2
+    assert all(item["status"] == "fail" and item["unchecked"] is True for item in result["checks"])
     assert "refused: nothing listens there" in outputs[0]
     assert "TLS handshake" in outputs[1] and "speak TLS" in outputs[1]
 

@@ -387,18 +387,80 @@ def test_slow_statements_from_pg_stat_statements(health_primary):
     assert one(health_primary, "slow_statements", slow_statements_min_calls=6)["status"] == "pass"
 
 
-def test_slow_statements_say_when_the_extension_is_absent(health_primary, pg):
+def test_slow_statements_without_the_extension_fail_as_unchecked(health_primary, pg):
     not_installed = one(health_primary, "slow_statements", database="postgres")
-    assert (not_installed["status"], not_installed["available"]) == ("pass", False)
-    assert "not installed in database postgres" in not_installed["output"]
+    assert (not_installed["status"], not_installed["unchecked"], not_installed["available"]) == ("fail", True, False)
+    assert not_installed["output"].startswith("Could not check slow statements: pg_stat_statements is not installed "
+                                              "in database postgres")
+    assert "CREATE EXTENSION pg_stat_statements" in not_installed["output"]
+    assert not_installed["output"].endswith("Or leave slow_statements out of checks.")
 
     # The backup tests' server does not preload the library; a database of its own keeps their dumps as they were.
     if not pg.execute("SELECT 1 FROM pg_database WHERE datname = 'stats_not_loaded'"):
         pg.create_database("stats_not_loaded")
     pg.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", database="stats_not_loaded")
     not_loaded = one(pg, "slow_statements", database="stats_not_loaded")
-    assert (not_loaded["status"], not_loaded["available"]) == ("warn", False)
+    assert (not_loaded["status"], not_loaded["unchecked"], not_loaded["available"]) == ("fail", True, False)
     assert "shared_preload_libraries" in not_loaded["output"]
+
+
+def test_the_default_checks_leave_slow_statements_out_and_it_never_passes_unasked(pg):
+    # The backup tests' server: no pg_stat_statements at all, as most servers.
+    result = health(pg, database="postgres")
+    names = [item["name"] for item in result["checks"]]
+    assert "slow_statements" not in names and "wraparound" in names
+    asked = health(pg, database=DATABASE, checks=["slow_statements"])
+    check = checks_of(asked)["slow_statements"]
+    assert (check["status"], check["unchecked"]) == ("fail", True)
+    assert "pg_stat_statements is not installed in database {0}".format(DATABASE) in check["output"]
+    assert asked["status"] == "fail" and asked["failed_checks"] == ["slow_statements"]
+
+
+def app_health(server, checks, **options):
+    """run_health as the application role: no superuser, no pg_monitor."""
+    opts = server.conn_params(DATABASE, user=APP_ROLE, password=APP_PASSWORD)
+    opts.update(database=DATABASE, checks=checks, **options)
+    result = run_health(opts)
+    assert "error" not in result, result["msg"]
+    return checks_of(result)
+
+
+def test_a_role_that_cannot_see_other_sessions_never_passes_the_session_checks(health_primary, sessions):
+    busy = sessions.open(application="hidden-report")
+    sessions.run_in_background(busy, "SELECT pg_sleep(600)")
+    time.sleep(1.2)
+    limits = {"long_query_minutes": {"warn": 0.01, "fail": 30}}
+    # The superuser sees the long query; the application role would have seen "No active queries".
+    assert one(health_primary, "long_queries", thresholds=limits)["status"] == "warn"
+    seen = app_health(health_primary, ["long_queries", "idle_in_transaction", "blocked_queries", "connections",
+                                       "archiver"], thresholds=limits)
+    for name in ("long_queries", "idle_in_transaction", "blocked_queries"):
+        assert (seen[name]["status"], seen[name]["unchecked"]) == ("fail", True), seen[name]
+        assert "role {0} may not see other roles' sessions".format(APP_ROLE) in seen[name]["output"]
+        assert "pg_monitor" in seen[name]["output"]
+    # pg_ls_archive_statusdir() is refused to it: the check could not run, and says so.
+    assert (seen["archiver"]["status"], seen["archiver"]["unchecked"]) == ("fail", True)
+    assert "permission denied for function pg_ls_archive_statusdir" in seen["archiver"]["output"]
+    # Connections are counted from pg_stat_database, which hides no one: the busy session is in the count.
+    assert seen["connections"]["counted_from"] == "pg_stat_database"
+    assert seen["connections"]["connections"] >= 2
+
+    health_primary.execute("GRANT pg_monitor TO {0}".format(APP_ROLE))
+    try:
+        granted = app_health(health_primary, ["long_queries", "archiver"], thresholds=limits)
+        assert granted["long_queries"]["status"] == "warn" and "unchecked" not in granted["long_queries"]
+        assert granted["archiver"]["status"] == "pass"
+    finally:
+        health_primary.execute("REVOKE pg_monitor FROM {0}".format(APP_ROLE))
+
+
+def test_a_role_that_cannot_read_the_standbys_positions_does_not_pass_replication(health_primary, health_standby):
+    assert eventually(lambda: _streaming(health_primary), timeout=30)
+    seen = app_health(health_primary, ["replication"])
+    assert list(seen) == ["reachable", "standbys"]
+    assert (seen["standbys"]["status"], seen["standbys"]["unchecked"]) == ("fail", True)
+    assert "1 WAL sender connected to this primary, but role {0} may not read".format(APP_ROLE) in \
+        seen["standbys"]["output"]
 
 
 # -- renderings and entry points -------------------------------------------------------

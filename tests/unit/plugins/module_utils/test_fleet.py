@@ -81,3 +81,21 @@ def test_the_summary_lists_failures_then_warnings_and_the_report_files():
 
 def test_an_empty_fleet_passes():
     assert fleet.summary([])["status"] == "pass"
+
+
+def test_checks_that_could_not_be_made_fail_and_are_named_as_such():
+    journal = health.unchecked("journal_errors:nginx.service", "Could not read the journal of nginx.service: this host "
+                               "keeps no journal files.", host="web1")
+    checks = fleet.host_checks("web1", PING, {"host_health": {"checks": [disk("web1", 40, health.PASS), journal]},
+                                              "pg_health": {"checks": [], "status": "pass"}})
+    by_name = dict((item["name"], item) for item in checks)
+    # A module that ran and checked nothing is not a silent pass.
+    assert (by_name["pg_health"]["status"], by_name["pg_health"]["unchecked"]) == ("fail", True)
+    assert by_name["pg_health"]["output"].startswith("Could not check anything with pg_health on web1")
+    summary = fleet.summary(checks)
+    assert summary["status"] == "fail"
+    assert summary["headline"] == "FAIL: 2 fail, 0 warn, 2 pass on 1 host; 2 of the failures could not be checked."
+    assert summary["unchecked"] == [
+        "web1 journal_errors:nginx.service: Could not read the journal of nginx.service: this host keeps no journal "
+        "files.", "web1 pg_health: " + by_name["pg_health"]["output"]]
+    assert fleet.summary([disk("web1", 40, health.PASS)])["unchecked"] == []

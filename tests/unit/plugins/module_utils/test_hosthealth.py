@@ -207,7 +207,11 @@ def test_service_checks_pass_active_units_and_fail_the_others(tmp_path):
     assert by_name["service:nginx.service"]["status"] == "pass"
     assert by_name["service:bmi-backend.service"]["status"] == "fail"
     assert "result oom-kill" in by_name["service:bmi-backend.service"]["output"]
-    assert by_name["service:postgresql.service"]["output"] == "postgresql.service does not exist."
+    # A unit systemd does not know could not be checked: a fail marked unchecked, never a pass.
+    missing = by_name["service:postgresql.service"]
+    assert (missing["status"], missing["unchecked"]) == ("fail", True)
+    assert missing["output"].startswith("Could not check postgresql.service: systemd does not know this unit "
+                                        "(LoadState=not-found). Check its name")
     assert by_name["failed_units"]["observed_value"] == 1
     # systemd's Result=oom-kill counts as an OOM kill even when the journal has no message about it.
     assert by_name["oom_kills"]["observed_value"] == 1
@@ -216,19 +220,155 @@ def test_service_checks_pass_active_units_and_fail_the_others(tmp_path):
     assert all(check["host"] == "web1" for check in result["checks"])
 
 
-def test_a_category_that_cannot_be_read_warns_and_the_rest_still_runs():
+def test_a_journal_that_cannot_be_read_fails_unchecked_and_the_rest_still_runs():
     def runner(argv, timeout=None, env=None):
         if argv[0] == "journalctl":
             return Result(argv, 1, "", "No journal files were opened due to insufficient permissions.")
         return FakeRunner({})(argv)
     result = hosthealth.collect({"services": ["nginx"], "categories": ["journal", "services"]}, runner=runner)
     names = [(check["name"], check["status"]) for check in result["checks"]]
-    assert ("journal", "warn") in names
+    assert ("journal_errors:nginx.service", "fail") in names
     assert ("service:nginx.service", "fail") in names
-    journal = [check for check in result["checks"] if check["name"] == "journal"][0]
-    assert "insufficient permissions" in journal["output"] and "systemd-journal" in journal["output"]
+    journal = [check for check in result["checks"] if check["name"] == "journal_errors:nginx.service"][0]
+    assert journal["unchecked"] is True
+    assert journal["output"].startswith("Could not read the journal of nginx.service since 24 hours ago: "
+                                        "`journalctl --disk-usage` failed: No journal files were opened due to "
+                                        "insufficient permissions")
+    assert "systemd-journal" in journal["output"]
+    assert "No error lines" not in journal["output"]
+
+
+NO_SYSTEMD = "System has not been booted with systemd as init system (PID 1). Can't operate.\n" \
+             "Failed to connect to bus: Host is down"
+
+
+def no_systemd_runner(journal_usage="No journal files were found.\nArchived and active journals take up 0B."):
+    """A container: systemctl cannot talk to systemd, journalctl finds no journal files and exits 0."""
+    def runner(argv, timeout=None, env=None):
+        if argv[0] == "systemctl":
+            return Result(argv, 1, "", NO_SYSTEMD)
+        if argv[:3] == ["journalctl", "--no-pager", "--disk-usage"]:
+            return Result(argv, 0, "", journal_usage)
+        if argv[0] == "journalctl":
+            return Result(argv, 0, "", "")  # -o json says nothing at all about missing files
+        raise AssertionError("unexpected command {0}".format(argv))
+    return runner
+
+
+def test_a_host_without_systemd_or_journal_passes_nothing_it_could_not_check():
+    result = hosthealth.collect({"services": ["nginx", "bmi-backend"], "host_label": "box",
+                                 "categories": ["services", "failed_units", "journal", "oom"]},
+                                runner=no_systemd_runner())
+    by_name = dict((check["name"], check) for check in result["checks"])
+    assert sorted(by_name) == ["failed_units", "journal_errors:bmi-backend.service", "journal_errors:nginx.service",
+                               "oom_kills", "service:bmi-backend.service", "service:nginx.service"]
+    assert all(check["status"] == "fail" and check["unchecked"] is True for check in result["checks"])
+    assert result["status"] == "fail" and result["unchecked"] == [check["name"] for check in result["checks"]]
+    assert by_name["service:nginx.service"]["output"].startswith(
+        "Could not check nginx.service: systemd is not running this host as PID 1")
+    assert "leave services out of categories" in by_name["service:nginx.service"]["output"]
+    assert by_name["journal_errors:nginx.service"]["output"].startswith(
+        "Could not read the journal of nginx.service since 24 hours ago: this host keeps no journal files")
+    assert "No OOM kills" not in by_name["oom_kills"]["output"]
+    assert by_name["oom_kills"]["output"].startswith("Could not check OOM kills since 24 hours ago")
+    assert by_name["failed_units"]["output"].startswith("Could not check failed_units: `systemctl list-units")
+    assert result["facts"]["services"]["nginx.service"]["unchecked"] is True
+
+
+def test_journalctl_missing_or_failing_is_never_no_error_lines():
+    def missing(argv, timeout=None, env=None):
+        if argv[0] == "journalctl":
+            raise RunbookError("journalctl is not installed on this host (running `journalctl`).",
+                               cause="missing_program")
+        raise AssertionError(argv)
+    result = hosthealth.collect({"services": ["nginx"], "categories": ["journal"]}, runner=missing)
+    check = result["checks"][0]
+    assert (check["name"], check["status"], check["unchecked"]) == ("journal_errors:nginx.service", "fail", True)
+    assert "journalctl is not installed on this host" in check["output"]
+
+    def failing(argv, timeout=None, env=None):
+        if "--disk-usage" in argv:
+            return Result(argv, 0, "Archived and active journals take up 8.0M in the file system.", "")
+        return Result(argv, 1, "", "Failed to parse timestamp: yesterday-ish")
+    result = hosthealth.collect({"services": ["nginx"], "categories": ["journal"]}, runner=failing)
+    check = result["checks"][0]
+    assert (check["status"], check["unchecked"]) == ("fail", True)
+    assert "Failed to parse timestamp" in check["output"]
+
+
+@pytest.mark.parametrize("rc, stdout, stderr, words", [
+    (0, "Archived and active journals take up 48.0M in the file system.", "", None),
+    (0, "Archived and active journals take up 0B in the file system.", "No journal files were found.",
+     "keeps no journal files"),
+    (1, "", "No journal files were opened due to insufficient permissions.", "insufficient permissions"),
+    (0, "Archived and active journals take up 8.0M in the file system.",
+     "Hint: You are currently not seeing messages from other users and the system.\n"
+     "      Users in groups 'adm', 'systemd-journal' can see all messages.", "sees only its own messages"),
+])
+def test_journal_access_is_read_from_what_journalctl_says(rc, stdout, stderr, words):
+    problem = hosthealth.journal_access_problem(Result(["journalctl"], rc, stdout, stderr))
+    assert problem is None if words is None else words in problem
+
+
+def test_updates_and_reboot_without_apt_or_dnf_could_not_be_checked():
+    result = hosthealth.collect({"categories": ["updates", "reboot"]}, runner=FakeRunner({}),
+                                exists=lambda path: False)
+    by_name = dict((check["name"], check) for check in result["checks"])
+    assert sorted(by_name) == ["pending_updates", "reboot_required", "security_updates"]
+    assert all(check["status"] == "fail" and check["unchecked"] for check in result["checks"])
+    assert by_name["pending_updates"]["output"] == (
+        "Could not check pending updates: this host has neither apt-get nor dnf. Leave updates out of categories "
+        "on this host.")
+    assert "neither apt-get nor dnf" in by_name["reboot_required"]["output"]
+    assert "No reboot is required" not in by_name["reboot_required"]["output"]
+
+
+def test_a_dnf_host_counts_updates_and_cannot_tell_a_reboot_without_needs_restarting():
+    def runner(argv, timeout=None, env=None):
+        if argv[0] == "rpm":
+            return Result(argv, 0, "openssl\tx86_64\t1:3.0.7-24.el9\nbash\tx86_64\t0:5.1.8-6.el9\n", "")
+        if argv[:3] == ["dnf", "-q", "check-update"]:
+            listed = "openssl.x86_64  1:3.0.7-25.el9  baseos\n"
+            if "--security" not in argv:
+                listed += "bash.x86_64  5.1.8-9.el9  baseos\n"
+            return Result(argv, 100, listed, "")
+        if "needs-restarting" in argv:
+            raise RunbookError("{0} is not installed on this host.".format(argv[0]), cause="missing_program")
+        raise AssertionError(argv)
+    result = hosthealth.collect({"categories": ["updates", "reboot"]}, runner=runner,
+                                exists=lambda path: path == "/usr/bin/dnf")
+    by_name = dict((check["name"], check) for check in result["checks"])
+    assert (by_name["pending_updates"]["status"], by_name["pending_updates"]["observed_value"]) == ("pass", 2)
+    assert (by_name["security_updates"]["status"], by_name["security_updates"]["observed_value"]) == ("warn", 1)
+    assert (by_name["reboot_required"]["status"], by_name["reboot_required"]["unchecked"]) == ("fail", True)
+    assert "needs-restarting (dnf-utils) is not installed or failed" in by_name["reboot_required"]["output"]
+
+
+def test_a_filesystem_that_cannot_be_read_is_unchecked_not_full(tmp_path):
+    gone = str(tmp_path / "gone")
+    result = hosthealth.collect({"categories": ["disk"], "mounts": [gone]}, runner=FakeRunner({}))
+    check = result["checks"][0]
+    assert (check["name"], check["status"], check["unchecked"]) == ("disk:" + gone, "fail", True)
+    assert check["output"].startswith("Could not check the disk use of {0}: No such file or directory".format(gone))
+
+
+def test_meminfo_without_memtotal_is_not_zero_percent_used(tmp_path):
+    (tmp_path / "meminfo").write_text("MemFree: 100 kB\n")
+    result = hosthealth.collect({"categories": ["memory"]}, runner=FakeRunner({}), proc_root=str(tmp_path))
+    check = result["checks"][0]
+    assert (check["name"], check["status"], check["unchecked"]) == ("memory", "fail", True)
+    assert "has no MemTotal" in check["output"]
 
 
 def test_unknown_categories_are_refused():
     with pytest.raises(RunbookError, match="Unknown check categories smart"):
         hosthealth.normalize({"categories": ["disk", "smart"]})
+
+
+def test_cpu_that_did_not_move_is_not_zero_percent_busy(tmp_path):
+    (tmp_path / "stat").write_text("cpu  100 0 50 1000 10 0 0 0 0 0\n")
+    result = hosthealth.collect({"categories": ["cpu"], "cpu_sample_seconds": 0.5}, runner=FakeRunner({}),
+                                proc_root=str(tmp_path), sleep=lambda seconds: None)
+    check = result["checks"][0]
+    assert (check["name"], check["status"], check["unchecked"]) == ("cpu", "fail", True)
+    assert "did not advance over 0.5 s" in check["output"]

@@ -253,3 +253,20 @@ def test_a_refused_proxy_is_named_not_the_url(monkeypatch):
     assert error.message == "through the proxy: Connection to 127.0.0.1:9 refused: nothing listens there."
     direct = http_check.request_error(refused, settings(use_proxy=False))
     assert direct.message == "Connection to api.example.com:443 refused: nothing listens there."
+
+
+def test_a_certificate_behind_a_proxy_could_not_be_checked_and_never_passes(monkeypatch):
+    for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    checks, summary = http_check.check_endpoint(settings(timeout=2), "web1", None)
+    by_name = dict((check["name"], check) for check in checks)
+    certificate = by_name["api:certificate"]
+    assert (certificate["status"], certificate["unchecked"]) == ("fail", True)
+    assert certificate["output"].startswith("Could not check the certificate of api: the request goes through the "
+                                            "proxy 127.0.0.1:9")
+    assert "check_certificate: false" in certificate["output"]
+    assert summary["days_to_expiry"] is None
+    # Left out knowingly, it is not asked for and not reported.
+    checks, _summary = http_check.check_endpoint(settings(timeout=2, check_certificate=False), "web1", None)
+    assert "api:certificate" not in [check["name"] for check in checks]

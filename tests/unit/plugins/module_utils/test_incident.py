@@ -56,7 +56,10 @@ def test_a_full_disk_plans_a_cleanup_and_a_missing_unit_is_a_note():
     assert plan["full_disks"] == [{"mount": "/var/log", "check": "disk:/var/log", "used_percent": 97.2,
                                    "threshold": {"warn": 80, "fail": 95}}]
     assert plan["restart"] == []
-    assert plan["notes"] == ["bmi-backend.service does not exist on this host; nothing to restart."]
+    assert plan["notes"] == ["bmi-backend.service: its state could not be checked (systemd does not know this unit); "
+                             "nothing is restarted."]
+    assert plan["services_unchecked"] == [{"unit": "bmi-backend.service",
+                                           "reason": "systemd does not know this unit"}]
 
 
 def restart_result(ok=True):
@@ -136,3 +139,81 @@ def test_markdown_has_the_outcome_the_timeline_and_the_final_checks():
     assert "| 2026-02-24T02:00:05Z | remediate | Restart bmi-backend.service with verification | pass |" in text
     assert "## Health of web1 after remediation: PASS" in text
     assert "| pass | web1 | disk:/var/log | 12.5 percent | fail 95, warn 80 | /var/log is 12.5% full. |" in text
+
+
+NO_SYSTEMD = ("systemd is not running this host as PID 1, so systemctl cannot tell a unit's state (System has not "
+              "been booted with systemd as init system (PID 1). Can't operate.).")
+
+
+def blind_diagnosis(services, disks=(("/", 40.0),), journal=True):
+    """A host_health result where systemctl could not answer for `services` (and the journal was not kept)."""
+    found = diagnosis({}, disks=disks)
+    for unit in services:
+        found["checks"].insert(0, health.unchecked("service:" + unit, "Could not check {0}: {1}".format(
+            unit, NO_SYSTEMD), host="web1", unit_name=unit))
+        found["facts"]["services"][unit] = {"unchecked": True, "reason": NO_SYSTEMD}
+        if journal:
+            found["checks"].append(health.unchecked("journal_errors:" + unit, "Could not read the journal of {0}: "
+                                                    "this host keeps no journal files.".format(unit), host="web1"))
+    found.update(status=health.worst(found["checks"]), counts=health.counts(found["checks"]))
+    return found
+
+
+def test_a_host_where_no_service_could_be_checked_is_never_healthy():
+    found = blind_diagnosis(["bmi-backend.service", "nginx.service"])
+    plan = incident.plan(found, ["bmi-backend", "nginx"])
+    assert plan["needed"] is False and plan["restart"] == []
+    assert [item["unit"] for item in plan["services_unchecked"]] == ["bmi-backend.service", "nginx.service"]
+    record = incident.timeline("web1", found, plan, ["bmi-backend", "nginx"], remediate=True)
+    assert record["outcome"] == incident.UNCHECKED != incident.HEALTHY
+    assert record["summary"].startswith(
+        "Could not decide: no service could be checked (bmi-backend.service, nginx.service): systemd is not running "
+        "this host as PID 1")
+    assert "Not checked either: journal_errors:bmi-backend.service, journal_errors:nginx.service" in record["summary"]
+    assert "every service is active" not in record["summary"]
+    whats = [event["what"] for event in record["events"]]
+    assert "Could not check: service:nginx.service" in whats
+    assert "Could not check: journal_errors:nginx.service" in whats
+    text = incident.render_markdown(record)
+    assert text.startswith("# Incident on web1: COULD NOT CHECK\n")
+    assert "NO ACTION NEEDED" not in text
+
+
+def test_a_partly_checked_host_lists_what_could_not_be_checked_and_is_not_healthy():
+    found = diagnosis({"bmi-backend.service": snap()})
+    found["checks"].append(health.unchecked("journal_errors:bmi-backend.service", "Could not read the journal of "
+                                            "bmi-backend.service: this host keeps no journal files.", host="web1"))
+    plan = incident.plan(found, ["bmi-backend"])
+    record = incident.timeline("web1", found, plan, ["bmi-backend"])
+    assert record["outcome"] == incident.UNCHECKED
+    assert record["summary"] == ("Could not decide: one check could not be made. Not checked: "
+                                 "journal_errors:bmi-backend.service. The timeline says why for each and what to do.")
+    assert record["unchecked"] == [{"name": "journal_errors:bmi-backend.service", "output": (
+        "Could not read the journal of bmi-backend.service: this host keeps no journal files.")}]
+
+
+def test_a_plan_for_what_could_be_checked_still_names_what_could_not():
+    found = diagnosis({"bmi-backend.service": snap(False, "failed", "failed", "signal"),
+                       "nginx.service": snap()})
+    found["checks"].append(health.unchecked("oom_kills", "Could not check OOM kills: no journal.", host="web1"))
+    plan = incident.plan(found, ["bmi-backend", "nginx"])
+    record = incident.timeline("web1", found, plan, ["bmi-backend", "nginx"])
+    assert record["outcome"] == incident.PLANNED
+    assert record["summary"].endswith(" Could not check: oom_kills.")
+
+
+def test_no_service_checked_and_a_full_disk_is_still_could_not_check_until_remediated():
+    found = blind_diagnosis(["bmi-backend.service"], disks=(("/var/log", 97.2),), journal=False)
+    found["checks"].append(health.unchecked("disk:/srv", "Could not check the disk use of /srv: Permission denied.",
+                                            host="web1", mount="/srv"))
+    plan = incident.plan(found, ["bmi-backend"])
+    # A disk that could not be read is not a full disk: nothing is cleaned on a guess.
+    assert [disk["mount"] for disk in plan["full_disks"]] == ["/var/log"]
+    record = incident.timeline("web1", found, plan, ["bmi-backend"])
+    assert record["outcome"] == incident.UNCHECKED
+    assert "The plan for what could be checked: free space on /var/log." in record["summary"]
+    verified = blind_diagnosis(["bmi-backend.service"], disks=(("/var/log", 12.5),), journal=False)
+    record = incident.timeline("web1", found, plan, ["bmi-backend"], cleanup=CLEANUP, verification=verified,
+                               remediate=True)
+    assert record["outcome"] == incident.UNRESOLVED
+    assert "still failing: service:bmi-backend.service" in record["summary"]

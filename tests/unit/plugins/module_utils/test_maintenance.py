@@ -86,6 +86,21 @@ def test_the_disk_gate_fails_when_the_space_could_not_be_read():
     assert checks[0]["output"] == "The free disk space of web1 could not be read: permission denied"
 
 
+def test_a_file_system_whose_space_could_not_be_read_is_not_dropped_from_the_disk_gate():
+    result = host_health_disks(("/", 5 * GIB))
+    result["checks"].append(health.unchecked("disk:/srv/data", "Could not check the disk use of /srv/data: "
+                                             "Permission denied.", host="web1", mount="/srv/data"))
+    checks = maintenance.disk_gate("web1", result, GIB)
+    assert [(item["name"], item["status"]) for item in checks] == [("free_space:/srv/data", "fail"),
+                                                                   ("free_space:/", "pass")]
+    assert checks[0]["unchecked"] is True
+    assert checks[0]["output"] == ("The free disk space of /srv/data on web1 could not be read: Could not check the "
+                                   "disk use of /srv/data: Permission denied.")
+    assert maintenance.decide(passing("backup:bmidb"), checks, {"status": "pass"})["go"] is False
+    only = maintenance.disk_gate("web1", {"checks": result["checks"][-1:]}, GIB)
+    assert [(item["name"], item["status"]) for item in only] == [("free_space:/srv/data", "fail")]
+
+
 def passing(*names):
     return [health.check(name, health.PASS, "ok", "ok", "fine", host="db1") for name in names]
 

@@ -81,8 +81,10 @@ def test_memory_without_maxmemory_is_compared_with_the_system_and_says_so():
     checks, _w, _s = run(base_info(maxmemory=0, used_memory=int(7.8 * 1024 ** 3)))
     assert checks["redis_memory"]["status"] == "fail"
     checks, _w, _s = run(base_info(maxmemory=0, total_system_memory=0))
-    assert checks["redis_memory"]["status"] == "pass" and checks["redis_memory"]["observed_value"] is None
-    assert "no limit" in checks["redis_memory"]["output"]
+    memory = checks["redis_memory"]
+    # Nothing to hold the use against: could not be checked, never a pass.
+    assert (memory["status"], memory["unchecked"], memory["observed_value"]) == ("fail", True, None)
+    assert memory["output"].startswith("Could not check Redis memory use: maxmemory is 0 (no limit)")
 
 
 def test_hit_rate_levels_and_too_few_lookups():
@@ -147,7 +149,9 @@ def test_clients_and_unknown_maxclients():
     checks, _w, _s = run(base_info(maxclients=None), config={"save": None, "maxclients": "200"})
     assert checks["redis_clients"]["observed_value"] == 5.0
     checks, _w, _s = run(base_info(maxclients=None), config={"save": None, "maxclients": None})
-    assert checks["redis_clients"]["status"] == "pass" and "unknown" in checks["redis_clients"]["output"]
+    clients = checks["redis_clients"]
+    assert (clients["status"], clients["unchecked"]) == ("fail", True)
+    assert clients["output"].startswith("Could not check client use: 10 clients connected, but maxclients is unknown")
 
 
 def test_blocked_clients():

@@ -33,6 +33,16 @@ def test_report_status_is_the_worst_and_every_check_is_kept():
     json.loads(report.render_json(sample(), now=NOW))
 
 
+def test_a_check_that_could_not_be_made_is_a_failure_marked_in_the_json_report():
+    checks = sample() + [health.unchecked("slow_statements", "Could not check slow statements: pg_stat_statements is "
+                                          "not installed in database bmidb.", host="db1")]
+    document = report.build_report(checks, now=NOW)
+    entry = document["checks"]["db1:slow_statements"][0]
+    assert (entry["status"], entry["unchecked"]) == ("fail", True)
+    assert "unchecked" not in document["checks"]["web1:disk:/"][0]
+    assert document["counts"]["fail"] == 2 and health.not_checked(checks) == checks[-1:]
+
+
 def test_worst_first_orders_fail_warn_pass_and_keeps_order_within():
     names = [item["name"] for item in report.worst_first(sample())]
     assert names == ["disk:/", "connections", "reachable", "integrity"]
