@@ -85,10 +85,16 @@ class Restore(object):
             rows.append(row)
         return rows
 
-    def _verified(self, set_id):
-        """The set's verification, and whether it may be restored."""
+    def _verified(self, set_id, damaged=()):
+        """The set's verification, and whether it may be restored.
+
+        The verification sees the catalog without the `damaged` sets, so that a damaged neighbour (the
+        previous set its size is compared with) cannot fail a good set.
+        """
         options = dict(self.opts, backup_id=set_id, restore_test=False, checksum=True, integrity=True)
-        result = Verification(options, log=self.log).run()
+        verification = Verification(options, log=self.log)
+        verification.catalog = _WithoutSets(self.catalog, damaged)
+        result = verification.run()
         bad = [c for c in result["checks"] if c["name"] in USABLE_CHECKS and c["status"] == health.FAIL]
         return result, bad
 
@@ -120,29 +126,23 @@ class Restore(object):
             raise RunbookError("There is no complete backup of {0} in {1}.".format(self.database, where),
                                cause="no_backup")
         wanted = self.opts["backup_id"]
+        if wanted and not any(r["backup_id"] == wanted for r in records):
+            raise RunbookError("Backup set {0} does not exist or is incomplete in {1}.".format(wanted, where),
+                               hint="List the sets with list_only (pg_restore_list=true).", cause="missing_set")
+        damaged = frozenset(r["backup_id"] for r in records if not r["valid"])
+        now = utc_now()
         skipped = []
-        if wanted:
-            named = [r for r in records if r["backup_id"] == wanted]
-            if not named:
-                raise RunbookError("Backup set {0} does not exist or is incomplete in {1}.".format(wanted, where),
-                                   hint="List the sets with list_only (pg_restore_list=true).", cause="missing_set")
-            candidates = named
-            if not named[0]["valid"]:
-                skipped.append(self._skip(named[0], named[0]["reason"]))
-                candidates = []
-        else:
-            now = utc_now()
-            candidates = []
-            for record in records:
-                problem = self._candidate_problem(record, now)
-                if problem:
-                    skipped.append(self._skip(record, problem))
-                else:
-                    candidates.append(record)
-        for record in candidates:
+        # Newest first, each set in turn: only the sets newer than the one chosen are reported.
+        for record in records:
             set_id = record["backup_id"]
+            if wanted and set_id != wanted:
+                continue
+            problem = record["reason"] if wanted else self._candidate_problem(record, now)
+            if problem:
+                skipped.append(self._skip(record, problem))
+                continue
             try:
-                result, bad = self._verified(set_id)
+                result, bad = self._verified(set_id, damaged)
             except RunbookError as error:
                 if error.details.get("cause") not in SET_PROBLEM_CAUSES:
                     raise
@@ -275,6 +275,20 @@ class Restore(object):
                 cur.execute("DROP DATABASE {0}".format(quote_ident(previous)))
                 previous = None
         return previous
+
+
+class _WithoutSets(object):
+    """A catalog whose listing leaves out some sets; everything else is the catalog's own."""
+
+    def __init__(self, catalog, hidden):
+        self._catalog = catalog
+        self._hidden = frozenset(hidden)
+
+    def sets(self, database):
+        return dict((k, v) for k, v in self._catalog.sets(database).items() if k not in self._hidden)
+
+    def __getattr__(self, name):
+        return getattr(self._catalog, name)
 
 
 def _skipped_sentence(skipped):

@@ -130,3 +130,17 @@ def test_a_second_default_restore_never_brings_back_the_pre_restore_backup(pg, s
     # Named, a pre-restore set is restored like any other.
     named = run_restore(dict(options, database=source, target=source + "_named", backup_id=pre_id), check_mode=True)
     assert named["backup_id"] == pre_id and named["kind"] == "pre-restore" and named["skipped"] == []
+
+
+def test_a_damaged_older_set_does_not_fail_the_newest_good_one(s3, options, scratch):
+    # Verification compares a set's size with the previous set's; a damaged previous set must not
+    # make restore pass over the newest good set for an older one.
+    source = scratch("src_choice_between")
+    run_backup(dict(options, database=source))
+    middle = run_backup(dict(options, database=source))
+    newest = run_backup(dict(options, database=source))
+    rewrite_manifest(s3, options, middle, BROKEN_MANIFEST)
+
+    plan = run_restore(dict(options, database=source, target=source + "_copy"), check_mode=True)
+    assert plan["backup_id"] == newest["backup_id"] and plan["skipped"] == []
+    assert {c["name"]: c["status"] for c in plan["verification"]}["size"] == "pass"
