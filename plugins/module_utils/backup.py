@@ -22,13 +22,13 @@ import threading
 import time
 
 from . import manifest as manifest_lib
-from .catalog import PARTIAL_SUFFIX, LocalCatalog, S3Catalog, complete_sets
+from . import retention as retention_lib
+from .catalog import PARTIAL_SUFFIX, LocalCatalog, S3Catalog, valid_sets
 from .common import RunbookError, human_size, isoformat, utc_now
 from .dumpfile import pg_tool, program
 from .locking import HostLock
 from .pipeline import copy_to_file, run_to_file
 from .postgres import connect, libpq_environment, server_info, table_row_counts
-from .retention import select_for_deletion
 from .s3 import GrowingFileUpload, S3Store, part_size_for
 
 TOOL = "ops.runbook pg_backup"
@@ -54,11 +54,16 @@ DEFAULTS = {
     "retention": True,
     "row_counts": "exact",
     "pg_bin_dir": None,
+    "kind": "manual",
 }
+# Why a set was taken, recorded in its manifest as "kind": restore's default
+# choice never takes a pre-restore set (the data a restore replaced).
+KINDS = ["scheduled", "manual", "pre-restore", "pre-deploy"]
 CHOICES = {
     "format": ["custom", "plain"],
     "compression": ["zstd", "gzip", "none"],
     "row_counts": ["exact", "estimate", "none"],
+    "kind": KINDS,
 }
 # zstd -1: on the 1 GB benchmark database (bench/backup_bench.py) the dump took 5.6 s
 # at level 1 against 9.3 s at level 3, for an output no larger (185.0 MB against 187.3 MB):
@@ -158,7 +163,6 @@ class BackupJob(object):
     def plan(self):
         """What a run would do, for check mode. Reads, never writes."""
         self._preflight()
-        existing = complete_sets(self.local, self.database) + [(self.backup_id, self.started)]
         files = [self.dump_name]
         if self.opts["globals"]:
             files.append(manifest_lib.globals_file_name(self.opts["compression"]))
@@ -171,19 +175,19 @@ class BackupJob(object):
             "server_version": self.server["version"],
             "local_path": os.path.join(self.db_root, self.backup_id),
             "files": files,
-            "retention": {
-                "local_would_delete": select_for_deletion(existing, self.started, self.opts["keep_days"],
-                                                          self.opts["keep_count"]),
-                "local_partial_would_remove": self.local.partials(self.database),
-            },
+            "kind": self.opts["kind"],
+            "retention": {"local_partial_would_remove": self.local.partials(self.database)},
+            "warnings": [],
             "msg": "Would back up database {0} ({1}) to {2}".format(
                 self.database, human_size(self.database_size), os.path.join(self.db_root, self.backup_id)),
         }
+        if self.opts["retention"]:
+            # The same decisions as a run's, with the set this run would write counted as written now.
+            decisions = self._retention_decisions(pending=True)
+            result["retention"].update(self._retention_result(decisions, "would_delete"))
+            result["warnings"].extend(decisions["warnings"])
         if self.remote:
             result["s3_uri"] = self.remote.location(self.database, self.backup_id)
-            result["retention"]["s3_would_delete"] = select_for_deletion(
-                complete_sets(self.remote, self.database) + [(self.backup_id, self.started)],
-                self.started, self.opts["s3_keep_days"], self.opts["s3_keep_count"])
             result["msg"] += " and upload it to " + result["s3_uri"]
         return result
 
@@ -203,7 +207,7 @@ class BackupJob(object):
             finally:
                 if dump_upload:
                     dump_upload.abort()  # stops its thread on every path; a no-op once completed
-            retention = self._apply_retention() if self.opts["retention"] else {}
+            retention, warnings = self._apply_retention() if self.opts["retention"] else ({}, [])
         retention["local_partial_removed"] = removed_partials
         duration = round(time.monotonic() - clock, 3)
         result = {
@@ -219,7 +223,9 @@ class BackupJob(object):
             "tables": document["tables"],
             "server_version": self.server["version"],
             "manifest": document,
+            "kind": document["kind"],
             "retention": retention,
+            "warnings": warnings,
             "msg": "Backed up database {0} to {1} ({2}, sha256 {3}) in {4:.1f} s".format(
                 self.database, final_dir, human_size(document["size_bytes"]), document["sha256"], duration),
         }
@@ -325,6 +331,7 @@ class BackupJob(object):
                 compression_level=opts["compression_level"],
                 database_size_bytes=self.database_size,
                 tables=tables, row_count_method=opts["row_counts"], snapshot_consistent=snapshot_used,
+                kind=opts["kind"],
             )
             manifest_path = os.path.join(partial, manifest_lib.MANIFEST_NAME)
             with open(manifest_path, "x") as handle:
@@ -423,24 +430,59 @@ class BackupJob(object):
                     error.message, final_dir)
             raise
 
-    def _apply_retention(self):
-        """Prune each place the sets are kept by its own limits; the newest always stays."""
+    def _retention_decisions(self, pending=False):
+        """What retention decides in each place (retention.decide), the run's and check mode's one answer.
+
+        Reads every set's manifest and the size of its dump (no dump is read): only valid sets are
+        counted, ordered by their manifest's end time; damaged sets and sets dated in the future are
+        reported, never deleted. With `pending`, the set this run would write counts as written now.
+        A place without limits is not read: nothing there is deleted.
+        """
         opts = self.opts
         now = utc_now()
         places = [("local", self.local, opts["keep_days"], opts["keep_count"])]
         if self.remote:
             places.append(("s3", self.remote, opts["s3_keep_days"], opts["s3_keep_count"]))
-        result = {}
+        decisions = {"places": {}, "invalid": [], "future": [], "warnings": []}
         for label, catalog, keep_days, keep_count in places:
-            doomed = select_for_deletion(complete_sets(catalog, self.database), now, keep_days, keep_count)
-            for set_id in doomed:
-                self.log("retention: deleting {0}".format(catalog.location(self.database, set_id)))
-                catalog.delete_set(self.database, set_id)
-            result[label + "_deleted"] = doomed
-        if self.remote:
-            result["s3_incomplete"] = sorted(k for k, v in self.remote.sets(self.database).items()
-                                             if not v["complete"])
+            if keep_days is not None or keep_count is not None:
+                records = valid_sets(catalog, self.database)
+            else:  # nothing to decide: only the incomplete sets are reported, as before
+                records = [{"backup_id": set_id, "complete": False}
+                           for set_id, entry in catalog.sets(self.database).items() if not entry["complete"]]
+            if pending and not any(r["backup_id"] == self.backup_id for r in records):
+                records.append({"backup_id": self.backup_id, "complete": True, "valid": True, "reason": None,
+                                "location": catalog.location(self.database, self.backup_id),
+                                "started_at": self.started, "finished_at": now})
+            decision = retention_lib.decide(records, now, keep_days, keep_count)
+            decision["incomplete"] = sorted(r["backup_id"] for r in records if not r["complete"])
+            decisions["places"][label] = decision
+            for key in ("invalid", "future"):
+                decisions[key].extend(dict(item, where=label) for item in decision[key])
+            decisions["warnings"].extend(decision["warnings"])
+        return decisions
+
+    @staticmethod
+    def _retention_result(decisions, verb):
+        result = {"invalid": decisions["invalid"], "future": decisions["future"]}
+        for label, decision in decisions["places"].items():
+            result["{0}_{1}".format(label, verb)] = decision["delete"]
+        if "s3" in decisions["places"]:
+            result["s3_incomplete"] = decisions["places"]["s3"]["incomplete"]
         return result
+
+    def _apply_retention(self):
+        """Prune each place the sets are kept by its own limits; the newest valid set always stays.
+
+        Returns the retention result and the warnings (sets dated in the future, damaged sets).
+        """
+        decisions = self._retention_decisions()
+        catalogs = {"local": self.local, "s3": self.remote}
+        for label, decision in decisions["places"].items():
+            for set_id in decision["delete"]:
+                self.log("retention: deleting {0}".format(catalogs[label].location(self.database, set_id)))
+                catalogs[label].delete_set(self.database, set_id)
+        return self._retention_result(decisions, "deleted"), decisions["warnings"]
 
 
 def _current_user():
@@ -468,7 +510,7 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-SUMMARY_KEYS = ("backup_id", "database", "local_path", "s3_uri", "size_bytes", "sha256", "duration_seconds")
+SUMMARY_KEYS = ("backup_id", "database", "kind", "local_path", "s3_uri", "size_bytes", "sha256", "duration_seconds")
 
 
 def run_backup(options, check_mode=False, log=None, now=None):

@@ -25,7 +25,7 @@ import sys
 import time
 
 from . import health
-from .backup import SECRET_OPTIONS, run_backup
+from .backup import KINDS, SECRET_OPTIONS, run_backup
 from .common import RunbookError, read_json
 from .verify import verify_backup
 
@@ -49,6 +49,9 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true", help="report what would be done; change nothing")
     parser.add_argument("--verify", action="store_true",
                         help="verify the newest backup of each database instead of backing up")
+    parser.add_argument("--kind", choices=KINDS, default="scheduled",
+                        help="why the sets are taken, recorded in their manifests, unless a job sets its own "
+                             "(default: scheduled)")
     args = parser.parse_args(argv)
 
     def log(message):
@@ -71,6 +74,8 @@ def main(argv=None):
                 options[name] = secrets[name]
         if args.verify:
             options.update(config.get("verify") or {})
+        else:
+            options.setdefault("kind", args.kind)
         if not run_job(options, args.check, log):
             failed += 1
     sys.stdout.flush()
@@ -86,8 +91,10 @@ def _backup_job(options, check_mode, log):
         log("pg_backup of {0} failed: {1}".format(name, error))
         _emit({"database": name, "failed": True, "msg": str(error)})
         return False
+    for warning in result.get("warnings", []):
+        log("pg_backup of {0}: warning: {1}".format(name, warning))
     log("pg_backup of {0} succeeded: {1}".format(name, result["msg"]))
-    _emit(dict(result["summary"], retention=result["retention"]))
+    _emit(dict(result["summary"], retention=result["retention"], warnings=result.get("warnings", [])))
     return True
 
 

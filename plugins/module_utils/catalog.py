@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import json
 import os
 import shutil
@@ -76,6 +77,11 @@ class LocalCatalog(object):
         except (IOError, OSError) as error:
             raise RunbookError("Cannot read {0}: {1}".format(path, error.strerror or error), cause="missing_file")
 
+    def file_size(self, database, set_id, name):
+        """Size in bytes of a file of the set, or None when it is not there."""
+        path = self.location(database, set_id, name)
+        return os.path.getsize(path) if os.path.isfile(path) else None
+
     def delete_set(self, database, set_id):
         path = self.location(database, set_id)
         # The manifest goes first: a half-deleted set must never look complete.
@@ -130,6 +136,14 @@ class S3Catalog(object):
     def chunks(self, database, set_id, name, chunk_size=CHUNK):
         return self.store.iter_object(self.store.key(database, set_id, name), chunk_size)
 
+    def file_size(self, database, set_id, name):
+        """Size of an object of the set as the bucket's listing gives it (nothing is downloaded), or None."""
+        key = self.store.key(database, set_id, name)
+        for item in self.store.list_objects(key):
+            if item["Key"] == key:
+                return int(item.get("Size") or 0)
+        return None
+
     def delete_set(self, database, set_id):
         keys = [item["Key"] for item in self.store.list_objects(self.store.key(database, set_id) + "/")]
         manifest_keys = [k for k in keys if k.endswith("/" + manifest_lib.MANIFEST_NAME)]
@@ -140,6 +154,89 @@ class S3Catalog(object):
 def complete_sets(catalog, database):
     """(backup_id, started_at) of every complete set, for retention and freshness."""
     return [(set_id, entry["started_at"]) for set_id, entry in catalog.sets(database).items() if entry["complete"]]
+
+
+# Why a manifest cannot be read (catalog.manifest's causes): the set is damaged, not the store unreachable.
+SET_DAMAGE_CAUSES = ("missing_manifest", "bad_manifest")
+
+
+def manifest_time(value):
+    """An aware UTC datetime from a manifest's ISO 8601 time, or None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.astimezone(datetime.timezone.utc)
+
+
+def manifest_problem(document, database, set_id):
+    """Why a parsed manifest does not describe the set `set_id` of `database`, or None. Pure logic."""
+    if document.get("backup_id") != set_id:
+        return "its manifest belongs to another set ({0!r}), not to {1!r}".format(document.get("backup_id"), set_id)
+    if document.get("database") != database:
+        return "its manifest is of another database ({0!r}), not of {1!r}".format(document.get("database"), database)
+    if manifest_time(document.get("finished_at")) is None:
+        return "its manifest has no valid finished_at time ({0!r})".format(document.get("finished_at"))
+    dump_file = document.get("dump_file")
+    if not isinstance(dump_file, str) or not dump_file or "/" in dump_file or dump_file in (".", ".."):
+        return "its manifest names no dump file of the set ({0!r})".format(dump_file)
+    size = document.get("size_bytes")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        return "its manifest gives no valid dump size ({0!r})".format(size)
+    files = document.get("files")
+    listed = [f for f in files if isinstance(f, dict) and f.get("name") == dump_file] if isinstance(files, list) else []
+    if not listed or listed[0].get("size") != size or listed[0].get("role") != "dump":
+        return "its manifest's list of files does not hold the dump {0} of {1} bytes".format(dump_file, size)
+    return None
+
+
+def _newest_first(record):
+    return (record["finished_at"] or record["started_at"], record["backup_id"])
+
+
+def valid_sets(catalog, database):
+    """Every set of `database`, newest first, with what its manifest proves about it.
+
+    Each is a dict: backup_id, location, complete (a manifest is there), started_at (its id's time),
+    valid, reason (why it is not valid, or None), and for a valid set its manifest and finished_at
+    (the manifest's end time, an aware datetime; sets are ordered by it, else by their id's time).
+    A valid set is complete, its manifest parses, names this set and database, and the dump is there
+    with the manifest's size (a file's size, or the S3 listing's; no dump is read). A damaged set is
+    returned with its reason, never raised; a store that cannot be read still raises RunbookError.
+    """
+    records = []
+    for set_id, entry in catalog.sets(database).items():
+        record = {"backup_id": set_id, "location": catalog.location(database, set_id), "complete": entry["complete"],
+                  "started_at": entry["started_at"], "finished_at": None, "valid": False, "reason": None,
+                  "manifest": None}
+        records.append(record)
+        if not entry["complete"]:
+            record["reason"] = "it has no manifest: a backup still being written, or one that died"
+            continue
+        try:
+            document = catalog.manifest(database, set_id)
+        except RunbookError as error:
+            if error.details.get("cause") not in SET_DAMAGE_CAUSES:
+                raise
+            record["reason"] = error.message
+            continue
+        problem = manifest_problem(document, database, set_id)
+        if problem is None:
+            actual = catalog.file_size(database, set_id, document["dump_file"])
+            if actual is None:
+                problem = "its dump {0} is missing".format(document["dump_file"])
+            elif actual != document["size_bytes"]:
+                problem = "its dump {0} is {1} bytes, not the {2} its manifest records".format(
+                    document["dump_file"], actual, document["size_bytes"])
+        if problem:
+            record["reason"] = problem
+            continue
+        record.update(valid=True, manifest=document, finished_at=manifest_time(document["finished_at"]))
+    return sorted(records, key=_newest_first, reverse=True)
 
 
 def dump_json(document):

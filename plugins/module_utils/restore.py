@@ -18,10 +18,12 @@ import time
 import uuid
 
 from . import health
-from .backup import run_backup
+from .backup import KINDS, run_backup
+from .catalog import SET_DAMAGE_CAUSES, valid_sets
 from .common import RunbookError, human_size, utc_now
 from .dumpfile import restore_into
 from .postgres import connect, quote_ident, table_row_counts
+from .retention import future_reason
 from .verify import Verification, catalog_for
 
 DEFAULTS = {
@@ -37,6 +39,17 @@ DEFAULTS = {
     "pg_bin_dir": None,
 }
 USABLE_CHECKS = ("size", "checksum", "integrity")
+# The kind an old manifest without one counts as.
+LEGACY_KIND = "manual"
+# Kinds a restore takes without being named: never the safety backup of a database a restore replaced.
+DEFAULT_KINDS = tuple(k for k in KINDS if k != "pre-restore")
+# Errors of a verification that say the set (or its files) is damaged, not that the store is unreachable.
+SET_PROBLEM_CAUSES = SET_DAMAGE_CAUSES + ("missing_file", "missing_set")
+
+
+def set_kind(manifest):
+    """Why a set was taken, as its manifest says; old manifests have no kind and count as manual."""
+    return (manifest or {}).get("kind") or LEGACY_KIND
 
 
 def normalize(options):
@@ -59,49 +72,93 @@ class Restore(object):
         self.catalog = catalog_for(self.opts)
 
     def list_sets(self):
-        """Every set of the database, newest first, with what its manifest says."""
+        """Every set of the database, newest first, with what its manifest says, or why it cannot be restored."""
         rows = []
-        for set_id, entry in sorted(self.catalog.sets(self.database).items(), reverse=True):
-            row = {"backup_id": set_id, "complete": entry["complete"],
-                   "location": self.catalog.location(self.database, set_id)}
-            if entry["complete"]:
-                manifest = self.catalog.manifest(self.database, set_id)
+        for record in valid_sets(self.catalog, self.database):
+            row = {"backup_id": record["backup_id"], "complete": record["complete"], "valid": record["valid"],
+                   "reason": record["reason"], "location": record["location"]}
+            manifest = record["manifest"]
+            if manifest:
                 row.update(size_bytes=manifest["size_bytes"], format=manifest.get("format"),
                            compression=manifest.get("compression"), finished_at=manifest.get("finished_at"),
-                           tables=len(manifest.get("tables") or {}))
+                           tables=len(manifest.get("tables") or {}), kind=set_kind(manifest))
             rows.append(row)
         return rows
 
-    def _verified(self, set_id):
-        """The set's verification, and whether it may be restored."""
+    def _verified(self, set_id, damaged=()):
+        """The set's verification, and whether it may be restored.
+
+        The verification sees the catalog without the `damaged` sets, so that a damaged neighbour (the
+        previous set its size is compared with) cannot fail a good set.
+        """
         options = dict(self.opts, backup_id=set_id, restore_test=False, checksum=True, integrity=True)
-        result = Verification(options, log=self.log).run()
+        verification = Verification(options, log=self.log)
+        verification.catalog = _WithoutSets(self.catalog, damaged)
+        result = verification.run()
         bad = [c for c in result["checks"] if c["name"] in USABLE_CHECKS and c["status"] == health.FAIL]
         return result, bad
 
+    def _candidate_problem(self, record, now):
+        """Why default selection passes over a set before verifying it, or None."""
+        if not record["valid"]:
+            return record["reason"]
+        kind = set_kind(record["manifest"])
+        if kind == "pre-restore":
+            return ("it is a pre-restore backup (the database as it was before a restore replaced it); "
+                    "name its backup_id to restore it")
+        if kind not in DEFAULT_KINDS:
+            return "its kind {0!r} is unknown to this version; name its backup_id to restore it".format(kind)
+        future = future_reason(record, now)
+        if future:
+            return "it is dated in the future ({0}); name its backup_id to restore it".format(future)
+        return None
+
     def choose(self):
-        """The named set if it verifies, else the newest complete set that verifies."""
-        sets = self.catalog.sets(self.database)
-        complete = sorted((k for k, v in sets.items() if v["complete"]), reverse=True)
-        if not complete:
-            raise RunbookError("There is no complete backup of {0} in {1}.".format(
-                self.database, self.catalog.location(self.database)), cause="no_backup")
+        """The named set if it verifies, else the newest valid set (by its manifest's end time) that verifies.
+
+        Returns (backup_id, verification, kind, skipped). Without a named set, damaged sets, pre-restore
+        sets, sets of unknown kind and sets dated in the future are passed over; each set passed over,
+        or that failed verification, is in `skipped` with the reason.
+        """
+        records = [r for r in valid_sets(self.catalog, self.database) if r["complete"]]
+        where = self.catalog.location(self.database)
+        if not records:
+            raise RunbookError("There is no complete backup of {0} in {1}.".format(self.database, where),
+                               cause="no_backup")
         wanted = self.opts["backup_id"]
-        if wanted and wanted not in complete:
-            raise RunbookError("Backup set {0} does not exist or is incomplete in {1}.".format(
-                wanted, self.catalog.location(self.database)),
-                hint="List the sets with list_only (pg_restore_list=true).", cause="missing_set")
+        if wanted and not any(r["backup_id"] == wanted for r in records):
+            raise RunbookError("Backup set {0} does not exist or is incomplete in {1}.".format(wanted, where),
+                               hint="List the sets with list_only (pg_restore_list=true).", cause="missing_set")
+        damaged = frozenset(r["backup_id"] for r in records if not r["valid"])
+        now = utc_now()
         skipped = []
-        for set_id in [wanted] if wanted else complete:
-            result, bad = self._verified(set_id)
+        # Newest first, each set in turn: only the sets newer than the one chosen are reported.
+        for record in records:
+            set_id = record["backup_id"]
+            if wanted and set_id != wanted:
+                continue
+            problem = record["reason"] if wanted else self._candidate_problem(record, now)
+            if problem:
+                skipped.append(self._skip(record, problem))
+                continue
+            try:
+                result, bad = self._verified(set_id, damaged)
+            except RunbookError as error:
+                if error.details.get("cause") not in SET_PROBLEM_CAUSES:
+                    raise
+                skipped.append(self._skip(record, "it could not be verified: {0}".format(error.message)))
+                continue
             if not bad:
-                return set_id, result, skipped
-            reason = "; ".join(c["output"] for c in bad)
-            self.log("not restoring {0}: {1}".format(set_id, reason))
-            skipped.append({"backup_id": set_id, "reason": reason})
-        raise RunbookError("No backup of {0} passed verification: {1}".format(
+                return set_id, result, set_kind(record["manifest"]), skipped
+            skipped.append(self._skip(record, "; ".join(c["output"] for c in bad)))
+        raise RunbookError("No backup of {0} can be restored: {1}".format(
             self.database, "; ".join("{0}: {1}".format(s["backup_id"], s["reason"]) for s in skipped)),
             hint="Nothing was changed.", cause="unverified", skipped=skipped)
+
+    def _skip(self, record, reason):
+        self.log("not restoring {0}: {1}".format(record["backup_id"], reason))
+        return {"backup_id": record["backup_id"], "reason": reason,
+                "kind": set_kind(record["manifest"]) if record["manifest"] else None}
 
     def run(self):
         if self.opts["list_only"]:
@@ -126,10 +183,11 @@ class Restore(object):
                 "Database {0} already exists; refusing to replace it.".format(self.target),
                 hint="Restore into another target, or set overwrite (pg_restore_overwrite=true) to replace it; "
                      "a backup of it is taken first.", cause="target_exists")
-        set_id, verification, skipped = self.choose()
+        set_id, verification, kind, skipped = self.choose()
         manifest = verification["manifest"]
         plan = {
             "backup_id": set_id,
+            "kind": kind,
             "source": self.catalog.location(self.database, set_id),
             "target": self.target,
             "target_exists": exists,
@@ -137,11 +195,14 @@ class Restore(object):
             "keep_previous": exists and self.opts["keep_previous"],
             "skipped": skipped,
             "verification": verification["checks"],
+            "warnings": ["Backup set {0} was not restored: {1}".format(s["backup_id"], s["reason"])
+                         for s in skipped if s["kind"] != "pre-restore"],
         }
         if self.check_mode:
-            plan.update(changed=True, msg="Would restore {0} ({1}) into {2}{3}.".format(
-                set_id, human_size(manifest["size_bytes"]), self.target,
-                ", replacing the existing database after backing it up" if exists else " (a new database)"))
+            plan.update(changed=True, msg="Would restore {0} (a {1} backup, {2}) into {3}{4}.{5}".format(
+                set_id, kind, human_size(manifest["size_bytes"]), self.target,
+                ", replacing the existing database after backing it up" if exists else " (a new database)",
+                _skipped_sentence(skipped)))
             return plan
         started = time.monotonic()
         staging = "ops_runbook_restore_{0}".format(uuid.uuid4().hex[:12])
@@ -160,10 +221,10 @@ class Restore(object):
         plan.update(
             changed=True, tables=counts, pre_restore_backup=pre_backup, previous_database=previous,
             duration_seconds=round(time.monotonic() - started, 3),
-            msg="Restored {0} into {1}: {2} tables with the manifest's row counts{3}.".format(
-                set_id, self.target, len(counts),
+            msg="Restored {0} (a {1} backup) into {2}: {3} tables with the manifest's row counts{4}.{5}".format(
+                set_id, kind, self.target, len(counts),
                 "; the replaced database was backed up first as {0}".format(pre_backup["backup_id"])
-                if pre_backup else ""))
+                if pre_backup else "", _skipped_sentence(skipped)))
         return plan
 
     def _prove(self, staging, manifest):
@@ -182,7 +243,7 @@ class Restore(object):
         return counts
 
     def _backup_target(self):
-        options = dict(self.opts, database=self.target, retention=False)
+        options = dict(self.opts, database=self.target, retention=False, kind="pre-restore")
         self.log("backing up {0} before replacing it".format(self.target))
         try:
             return run_backup(options, log=self.log)["summary"]
@@ -214,6 +275,26 @@ class Restore(object):
                 cur.execute("DROP DATABASE {0}".format(quote_ident(previous)))
                 previous = None
         return previous
+
+
+class _WithoutSets(object):
+    """A catalog whose listing leaves out some sets; everything else is the catalog's own."""
+
+    def __init__(self, catalog, hidden):
+        self._catalog = catalog
+        self._hidden = frozenset(hidden)
+
+    def sets(self, database):
+        return dict((k, v) for k, v in self._catalog.sets(database).items() if k not in self._hidden)
+
+    def __getattr__(self, name):
+        return getattr(self._catalog, name)
+
+
+def _skipped_sentence(skipped):
+    if not skipped:
+        return ""
+    return " Skipped: {0}.".format("; ".join("{0} ({1})".format(s["backup_id"], s["reason"]) for s in skipped))
 
 
 def _wait_for_no_sessions(cur, database, timeout=10.0):

@@ -24,7 +24,12 @@ description:
     An upload that fails leaves no set that looks complete; the local set is kept.
   - The dump's part size is chosen before its size is known, so it is O(s3_part_size_mb) raised where
     needed for four times (uncompressed) or twice (compressed) the database's size to fit in 10,000 parts.
-  - Applies retention locally and in S3 and never deletes the newest complete backup.
+  - Applies retention locally and in S3. Retention counts valid sets only (manifest readable and naming the set and
+    database it sits in, dump present with the manifest's size, as the file or the S3 listing says; no dump is
+    downloaded), ordered by the manifest's end time, and never deletes the newest of them.
+  - A set dated in the future (its name's or its manifest's time more than 5 minutes ahead of this host's clock)
+    and a damaged set (unreadable or foreign manifest, missing or short dump) are never counted and never deleted;
+    each one is reported in C(retention) and raises a warning.
   - Holds a host-wide lock so two runs never interleave.
   - The same engine runs as the scheduled job the C(ops.runbook.pg_backup) role installs.
 author:
@@ -100,6 +105,15 @@ options:
   pg_bin_dir:
     description: Directory of C(pg_dump)/C(pg_dumpall), for example C(/usr/lib/postgresql/16/bin). Default is E(PATH).
     type: path
+  kind:
+    description:
+      - Why the set is taken, recorded in its manifest as C(kind).
+      - The scheduled job of the C(ops.runbook.pg_backup) role records C(scheduled); M(ops.runbook.pg_restore)
+        records C(pre-restore) for the backup of a database it replaces, and never restores such a set unless its
+        O(ops.runbook.pg_restore#module:backup_id) is named.
+    type: str
+    default: manual
+    choices: [scheduled, manual, pre-restore, pre-deploy]
 attributes:
   check_mode:
     support: full
@@ -204,8 +218,15 @@ retention:
   description:
     - What retention deleted (C(local_deleted), C(s3_deleted), C(local_partial_removed)) and incomplete S3 sets seen
       (C(s3_incomplete)); in check mode what it would delete (C(local_would_delete), C(s3_would_delete)).
+    - C(invalid) lists the damaged sets and C(future) the sets dated in the future, each with C(where) (C(local) or
+      C(s3)), C(backup_id), C(location) and C(reason); retention left them alone, and each one is also a warning.
   returned: always
   type: dict
+kind:
+  description: Why the set was taken, as recorded in its manifest.
+  returned: always
+  type: str
+  sample: manual
 database_size_bytes:
   description: Size of the database on the server.
   returned: check mode
@@ -224,7 +245,7 @@ server_version:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ops.runbook.plugins.module_utils.backup import DEFAULTS, run_backup
+from ansible_collections.ops.runbook.plugins.module_utils.backup import DEFAULTS, KINDS, run_backup
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
 from ansible_collections.ops.runbook.plugins.module_utils.s3 import s3_common_argument_spec
@@ -249,6 +270,7 @@ def argument_spec():
         lock_timeout=dict(type="int", default=DEFAULTS["lock_timeout"]),
         row_counts=dict(type="str", default=DEFAULTS["row_counts"], choices=["exact", "estimate", "none"]),
         pg_bin_dir=dict(type="path"),
+        kind=dict(type="str", default=DEFAULTS["kind"], choices=KINDS),
     )
     return spec
 
@@ -260,6 +282,8 @@ def main():
         result = run_backup(module.params, check_mode=module.check_mode, log=progress.append)
     except RunbookError as error:
         module.fail_json(msg=str(error), log=progress, **error.details)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     result["log"] = progress
     module.exit_json(**result)
 

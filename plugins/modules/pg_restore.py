@@ -13,8 +13,11 @@ short_description: Restore a PostgreSQL backup set safely, or list the sets avai
 version_added: 0.1.0
 description:
   - Restores a set written by M(ops.runbook.pg_backup), from S3 (when O(s3_bucket) is set) or a local directory.
-  - Chooses O(backup_id), or the newest complete set that passes verification (size, checksum, integrity);
-    sets that fail are skipped and reported.
+  - Chooses O(backup_id), or the newest valid set (by its manifest's end time) that passes verification (size,
+    checksum, integrity); sets that fail are skipped, reported in RV(skipped) with the reason, and warned about.
+  - Without O(backup_id), passes over (and reports) damaged sets (unreadable or foreign manifest, missing or short
+    dump), sets dated in the future, and C(pre-restore) sets, the backups of databases a restore replaced;
+    a named O(backup_id) may be of any kind. Sets written before manifests recorded a kind count as C(manual).
   - Restores into a staging database and compares every table's row count with the manifest before anything
     else is touched; on any difference it fails and the target is left as it was.
   - Refuses to replace an existing database unless O(overwrite=true). Then it first backs the database up
@@ -106,12 +109,19 @@ EXAMPLES = r"""
 
 RETURN = r"""
 backups:
-  description: With O(list_only), the sets newest first (backup_id, complete, location, size_bytes, format, compression, finished_at, tables).
+  description:
+    - With O(list_only), every set newest first (backup_id, complete, valid, reason, location, and from a readable
+      manifest kind, size_bytes, format, compression, finished_at, tables).
+    - A damaged set is listed with C(valid=false) and the C(reason), never hidden.
   returned: when list_only
   type: list
   elements: dict
 backup_id:
   description: The set restored (or that would be restored).
+  returned: unless list_only
+  type: str
+kind:
+  description: Why the chosen set was taken (C(scheduled), C(manual), C(pre-restore), C(pre-deploy)), from its manifest.
   returned: unless list_only
   type: str
 target:
@@ -123,7 +133,7 @@ target_exists:
   returned: unless list_only
   type: bool
 skipped:
-  description: Newer sets that failed verification and were not restored, with the reason.
+  description: Newer sets passed over or that failed verification, each with backup_id, kind and the reason.
   returned: unless list_only
   type: list
   elements: dict
@@ -183,6 +193,8 @@ def main():
         result = run_restore(module.params, check_mode=module.check_mode, log=progress.append)
     except RunbookError as error:
         module.fail_json(msg=str(error), log=progress, **error.details)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     result["log"] = progress
     module.exit_json(**result)
 
