@@ -248,8 +248,10 @@ class Verification(object):
                      "host": expected_host or (previous or {}).get("host")}
         if problems:
             self.add("identity", health.FAIL, observed, threshold,
-                     "Set {0} in {1} is not the backup it claims to be: {2}. Do not restore it; find out what "
-                     "wrote it there.".format(target, self.catalog.location(self.database), "; ".join(problems)))
+                     "Set {0} in {1} is not {2}: {3}. Do not restore it; find out what wrote it there.".format(
+                         target, self.catalog.location(self.database),
+                         "a backup of " + _shown(self.database) if said_database != self.database else
+                         "the backup its place says", "; ".join(problems)))
         elif warnings:
             self.add("identity", health.WARN, observed, threshold,
                      "Set {0} is a backup of {1}, but {2}.".format(target, _shown(self.database), "; ".join(warnings)))

@@ -242,7 +242,7 @@ def test_a_set_of_another_database_under_this_prefix_fails_identity(s3, options)
     identity = by_name(result)["identity"]
     assert result["backup_id"] == foreign_id and result["status"] == "fail"
     assert identity["status"] == "fail", result["checks"]
-    assert "the manifest says database bmidb" in identity["output"]
+    assert "is not a backup of payroll: the manifest says database bmidb" in identity["output"]
     assert "the manifest says backup id {}".format(backup["backup_id"]) in identity["output"]
     assert "identity failed" in result["msg"] and "payroll" in result["msg"]
     assert result["failed_checks"] == ["identity"]
