@@ -187,6 +187,8 @@ class Verification(object):
             problems = manifest_problems(document)
         except RunbookError as error:
             document, problems = None, [str(error)]
+        except RecursionError:  # JSON nested deeper than the parser goes: not a manifest this tool wrote
+            document, problems = None, ["it is nested too deeply to be read"]
         if problems:
             self.add("manifest", health.FAIL, "damaged", "readable and complete",
                      "The manifest of {0} cannot be used: {1}. Without it the set cannot be checked or restored; "
@@ -209,7 +211,7 @@ class Verification(object):
                 continue
             try:
                 document = self.catalog.manifest(self.database, set_id)
-            except RunbookError:
+            except (RunbookError, RecursionError):
                 continue
             if manifest_problems(document) or document["database"] != self.database or \
                     document["backup_id"] != set_id:
@@ -306,7 +308,9 @@ class Verification(object):
                      "There was nothing to compare the row counts with: no earlier complete, valid backup of {0}."
                      .format(_shown(self.database)))
             return
-        methods = (manifest.get("row_count_method", "exact"), previous.get("row_count_method", "exact"))
+        # A manifest without a table list recorded no counts, like row_counts: none.
+        methods = tuple(document.get("row_count_method", "exact") if document.get("tables") is not None else "none"
+                        for document in (manifest, previous))
         now, before = manifest.get("tables") or {}, previous.get("tables") or {}
         if "none" in methods:
             # The backups were configured without counts (row_counts: none): a choice, not a failure.

@@ -129,3 +129,18 @@ def test_manifest_problems(change, problem):
     assert any(problem in sentence for sentence in manifest_problems(document)), manifest_problems(document)
     assert manifest_problems(["not", "a", "dict"]) == ["it is not a JSON object"]
     assert manifest_problems({"backup_id": "x", "files": []})[0] == "it has no database"
+
+
+def test_a_manifest_without_a_table_list_is_not_compared(tmp_path):
+    write_set(tmp_path, "app", 24, {"public.a": 3000})
+    write_set(tmp_path, "app", 1, None)
+    _result, checks = verify(tmp_path)
+    assert checks["tables"]["status"] == "pass" and "not recorded in this backup" in checks["tables"]["output"]
+
+
+def test_a_manifest_nested_too_deeply_is_a_failed_manifest_check(tmp_path):
+    set_id = write_set(tmp_path, "app", 1, {})
+    with open(os.path.join(str(tmp_path), "app", set_id, "manifest.json"), "w") as handle:
+        handle.write("[" * 100000 + "]" * 100000)
+    result, checks = verify(tmp_path)
+    assert result["failed_checks"] == ["manifest"]
