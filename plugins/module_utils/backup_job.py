@@ -27,7 +27,7 @@ import time
 from . import health
 from .backup import KINDS, SECRET_OPTIONS, run_backup
 from .common import RunbookError, read_json
-from .verify import verify_backup
+from .verify import error_result, verify_backup
 
 DEFAULT_CONFIG = "/etc/ops-runbook/pg_backup.json"
 DEFAULT_CREDENTIALS = "/etc/ops-runbook/pg_backup.credentials.json"
@@ -103,13 +103,14 @@ def _verify_job(options, check_mode, log):
     log("verification of {0} started{1}".format(name, " (check mode)" if check_mode else ""))
     try:
         result = verify_backup(options, check_mode=check_mode, log=log)
-    except RunbookError as error:
-        log("verification of {0} failed: {1}".format(name, error))
-        _emit({"database": name, "failed": True, "msg": str(error)})
-        return False
+    except RunbookError as error:  # a configuration error: the verification could not start
+        result = error_result(options, error)
     passed = result["status"] != health.FAIL
-    log("verification of {0} {1}: {2}".format(name, "passed" if passed else "failed", result["msg"]))
+    # The same sentence the module and verify_backups.yml give: the database, its set and each check not passed.
+    log("verification of {0} {1}: {2}".format(
+        name, "passed" if passed else "failed", result["msg"]))
     _emit({"database": name, "backup_id": result["backup_id"], "status": result["status"],
-           "counts": result["counts"], "failed": not passed,
+           "counts": result["counts"], "failed": not passed, "failed_checks": result["failed_checks"],
+           "msg": result["msg"],
            "problems": [c["output"] for c in result["checks"] if c["status"] != health.PASS]})
     return passed

@@ -24,7 +24,7 @@ from .common import RunbookError, human_size, utc_now
 from .dumpfile import restore_into
 from .postgres import connect, quote_ident, table_row_counts
 from .retention import future_reason
-from .verify import Verification, catalog_for
+from .verify import RESTORE_BLOCKING_CHECKS, Verification, catalog_for
 
 DEFAULTS = {
     "database": None,
@@ -38,7 +38,8 @@ DEFAULTS = {
     "maintenance_db": "postgres",
     "pg_bin_dir": None,
 }
-USABLE_CHECKS = ("size", "checksum", "integrity")
+# A set that fails one of these is never restored (verify.py keeps the list with the checks it names).
+USABLE_CHECKS = RESTORE_BLOCKING_CHECKS
 # The kind an old manifest without one counts as.
 LEGACY_KIND = "manual"
 # Kinds a restore takes without being named: never the safety backup of a database a restore replaced.

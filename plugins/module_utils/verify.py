@@ -7,14 +7,23 @@ Each finding is a pass / warn / fail check (health.py). The dump is read
 once, as a stream, for both its checksum and its integrity; an optional
 restore test loads it into a scratch database that this code creates and
 always drops, and compares every table's row count with the manifest.
+
+A set is also checked for what it claims to be (its manifest names this
+database and this set, and the host that wrote it where that is known) and
+its content is compared with the previous valid set's (a table that vanished
+or lost its rows). A verification that finds a damaged, missing or foreign
+set, or cannot reach the store, still returns its report with the failed
+check; only a configuration error raises.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import hashlib
 import os
+import stat
 import subprocess
 import tempfile
 import time
@@ -24,8 +33,9 @@ from . import health
 from .catalog import LocalCatalog, S3Catalog
 from .common import RunbookError, human_size, utc_now
 from .dumpfile import decompress_stages, pg_tool, restore_into
+from .manifest import EXTENSIONS, FORMAT_EXTENSIONS
 from .pipeline import DISCARD_REST, PipelineError, hash_alongside, stream_through
-from .postgres import connect, quote_ident, table_row_counts
+from .postgres import connect, import_psycopg2, quote_ident, table_row_counts
 from .s3 import S3Store
 
 DEFAULTS = {
@@ -42,8 +52,16 @@ DEFAULTS = {
     "smoke_sql": [],
     "pg_bin_dir": None,
     "maintenance_db": "postgres",
+    "max_row_drop": 0.5,
+    "expected_host": None,
 }
 PLAIN_TRAILER = b"PostgreSQL database dump complete"
+# A failure of one of these checks means the set must not be restored (restore.py skips such a set).
+# `tables` is not one of them: a set whose table shrank is a faithful copy of the database, see _check_tables.
+RESTORE_BLOCKING_CHECKS = ("access", "presence", "manifest", "identity", "files", "size", "checksum", "integrity")
+# What verification and restore read from a manifest; a manifest without one of these is damaged.
+REQUIRED_FIELDS = ("backup_id", "database", "files", "dump_file", "size_bytes", "sha256", "format", "compression")
+NAMED_AT_MOST = 10  # tables named in a sentence; the check's facts list them all
 
 
 def normalize(options):
@@ -52,6 +70,14 @@ def normalize(options):
     if not opts.get("database"):
         raise RunbookError("No database was named.", hint="Set database.", cause="invalid")
     opts["smoke_sql"] = list(opts.get("smoke_sql") or [])
+    try:
+        opts["max_row_drop"] = float(opts["max_row_drop"])
+    except (TypeError, ValueError):
+        opts["max_row_drop"] = None
+    if opts["max_row_drop"] is None or not 0 <= opts["max_row_drop"] <= 1:
+        raise RunbookError("max_row_drop must be a share between 0 and 1, not {0!r}.".format(
+            options.get("max_row_drop")),
+            hint="0.5 warns when a table lost more than half its rows since the previous backup.", cause="invalid")
     return opts
 
 
@@ -78,26 +104,44 @@ class Verification(object):
         return item
 
     def run(self):
-        sets = self.catalog.sets(self.database)
-        complete = sorted((k for k, v in sets.items() if v["complete"]), reverse=True)
         where = self.catalog.location(self.database)
+        try:
+            sets = self.catalog.sets(self.database)
+        except RunbookError as error:
+            # An unreachable store, a missing bucket, refused credentials: nothing can be verified, and the
+            # report says so instead of vanishing with an exception.
+            self.add("access", health.FAIL, "cannot list", "lists the sets",
+                     "Cannot list the backups of {0} in {1}: {2}".format(self.database, where, error))
+            return self._result(self.opts["backup_id"])
+        complete = sorted((k for k, v in sets.items() if v["complete"]), reverse=True)
         self._check_incomplete(sets)
         if not complete:
             self.add("presence", health.FAIL, 0, 1,
                      "No complete backup of {0} exists in {1}.".format(self.database, where), unit="sets")
-            return self._result(None)
+            return self._result(self.opts["backup_id"])
         self._check_freshness(complete[0], sets[complete[0]]["started_at"])
         target = self.opts["backup_id"] or complete[0]
         if target not in complete:
-            raise RunbookError("Backup set {0} does not exist or is incomplete in {1}.".format(target, where),
-                               hint="List the sets with check mode, or leave backup_id unset for the newest.",
-                               cause="missing_set")
-        manifest = self.catalog.manifest(self.database, target)
-        previous = [k for k in complete if k < target]
-        self._check_size(manifest, self.catalog.manifest(self.database, previous[0]) if previous else None)
-        if self.opts["checksum"] or self.opts["integrity"]:
-            self._scan(target, manifest)
-        if self.opts["restore_test"]:
+            self.add("presence", health.FAIL, target, "a complete set",
+                     "Backup set {0} does not exist or has no manifest in {1}. List the sets with check mode, or "
+                     "leave backup_id unset for the newest.".format(target, where))
+            return self._result(target)
+        manifest = self._load_manifest(target)
+        if manifest is None:
+            return self._result(target)
+        previous_id, previous = self._previous_valid_set(sets, complete, target, manifest)
+        same_database = self._check_identity(target, manifest, previous_id, previous)
+        dump_present = self._check_files(target, manifest)
+        self._check_size(manifest, previous)
+        if same_database:
+            self._check_tables(manifest, previous_id, previous)
+        if dump_present and (self.opts["checksum"] or self.opts["integrity"]):
+            try:
+                self._scan(target, manifest)
+            except RunbookError as error:  # pg_restore or a decompressor missing here
+                self.add("integrity", health.FAIL, "not run", "decompresses and lists",
+                         "The dump could not be checked here: {0}".format(error))
+        if self.opts["restore_test"] and dump_present:
             if self.check_mode:
                 self.add("restore", health.PASS, None, None,
                          "Check mode: the restore test would restore {0} into a scratch database.".format(target))
@@ -107,10 +151,11 @@ class Verification(object):
 
     def _result(self, target, manifest=None):
         status = health.worst(self.checks)
-        failing = [c["name"] for c in self.checks if c["status"] == health.FAIL]
         summary = "Backup {0} of {1}: {2}".format(target or "(none)", self.database, status)
-        if failing:
-            summary += " ({0} failed)".format(", ".join(failing))
+        problems = ["{0} {1}: {2}".format(c["name"], "failed" if c["status"] == health.FAIL else "warned",
+                                          c["output"]) for c in self.checks if c["status"] != health.PASS]
+        if problems:
+            summary += " ({0})".format("; ".join(problems))
         report = {
             "database": self.database,
             "backup_id": target,
@@ -129,9 +174,184 @@ class Verification(object):
             self.catalog.location(self.database),
             "checks": self.checks,
             "counts": health.counts(self.checks),
+            "failed_checks": [c["name"] for c in self.checks if c["status"] == health.FAIL],
             "manifest": manifest,
             "msg": summary,
         }
+
+    # -- what a set is -----------------------------------------------------
+    def _load_manifest(self, target):
+        """The target's manifest, or None after a failed `manifest` check saying what is wrong with it."""
+        try:
+            document = self.catalog.manifest(self.database, target)
+            problems = manifest_problems(document)
+        except RunbookError as error:
+            document, problems = None, [str(error)]
+        except RecursionError:  # JSON nested deeper than the parser goes: not a manifest this tool wrote
+            document, problems = None, ["it is nested too deeply to be read"]
+        if problems:
+            self.add("manifest", health.FAIL, "damaged", "readable and complete",
+                     "The manifest of {0} cannot be used: {1}. Without it the set cannot be checked or restored; "
+                     "do not restore from it.".format(target, "; ".join(problems)))
+            return None
+        return document
+
+    def _previous_valid_set(self, sets, complete, target, manifest):
+        """(set id, manifest) of the newest valid set that finished before `target`, or (None, None).
+
+        Valid: its manifest reads and is complete, names this database and its own set, and its dump is
+        there with the manifest's size. Ordered by the manifests' end times, not by names, so a set named
+        with a skewed clock is not taken for the previous one. (The retention engine needs the same list;
+        the two can share one catalog function.)
+        """
+        target_end = _moment(manifest.get("finished_at")) or sets[target]["started_at"]
+        candidates = []
+        for set_id in complete:
+            if set_id == target:
+                continue
+            try:
+                document = self.catalog.manifest(self.database, set_id)
+            except (RunbookError, RecursionError):
+                continue
+            if manifest_problems(document) or document["database"] != self.database or \
+                    document["backup_id"] != set_id:
+                continue
+            end = _moment(document.get("finished_at")) or sets[set_id]["started_at"]
+            if end < target_end:
+                candidates.append((end, set_id, document))
+        for _end, set_id, document in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
+            problems, dump_present = self._file_problems(set_id, document)
+            if not problems and dump_present:
+                return set_id, document
+        return None, None
+
+    def _check_identity(self, target, manifest, previous_id, previous):
+        """Is the set what it sits there as? Returns False when it is another database's."""
+        said_database, said_id, host = manifest["database"], manifest["backup_id"], manifest.get("host")
+        problems, warnings = [], []
+        if said_database != self.database:
+            problems.append("the manifest says database {0}".format(_shown(said_database)))
+        if said_id != target:
+            problems.append("the manifest says backup id {0}, so it was copied or renamed from another set".format(
+                _shown(said_id)))
+        expected_host = self.opts.get("expected_host")
+        if expected_host:
+            if not host:
+                problems.append("the manifest does not say which host wrote it (expected {0})".format(
+                    _shown(expected_host)))
+            elif not _same_host(host, expected_host):
+                problems.append("it was written on {0}, not on {1}".format(_shown(host), _shown(expected_host)))
+        elif previous and host and previous.get("host") and not _same_host(host, previous["host"]):
+            warnings.append("it was written on {0}, the previous backup {1} on {2}; check that the right host "
+                            "backs up {3} there".format(_shown(host), previous_id, _shown(previous["host"]),
+                                                        _shown(self.database)))
+        observed = {"database": said_database, "backup_id": said_id, "host": host}
+        threshold = {"database": self.database, "backup_id": target,
+                     "host": expected_host or (previous or {}).get("host")}
+        if problems:
+            self.add("identity", health.FAIL, observed, threshold,
+                     "Set {0} in {1} is not {2}: {3}. Do not restore it; find out what wrote it there.".format(
+                         target, self.catalog.location(self.database),
+                         "a backup of " + _shown(self.database) if said_database != self.database else
+                         "the backup its place says", "; ".join(problems)))
+        elif warnings:
+            self.add("identity", health.WARN, observed, threshold,
+                     "Set {0} is a backup of {1}, but {2}.".format(target, _shown(self.database), "; ".join(warnings)))
+        else:
+            self.add("identity", health.PASS, observed, threshold,
+                     "The manifest names database {0} and set {1}{2}.".format(
+                         _shown(self.database), target, ", written on {0}".format(_shown(host)) if host else ""))
+        return said_database == self.database
+
+    def _file_problems(self, set_id, manifest):
+        """([sentence, ...], dump present) for the files a manifest lists, as the store has them."""
+        problems = []
+        dump_present = False
+        for entry in manifest["files"]:
+            try:
+                size = _file_size(self.catalog, self.database, set_id, entry["name"])
+            except RunbookError as error:
+                problems.append("{0} cannot be checked: {1}".format(entry["name"], error))
+                continue
+            if size is None:
+                problems.append("{0} is missing".format(entry["name"]))
+                continue
+            if entry["name"] == manifest["dump_file"]:
+                dump_present = True
+            if size != entry["size"]:
+                problems.append("{0} is {1} bytes, the manifest says {2}".format(entry["name"], size, entry["size"]))
+        return problems, dump_present
+
+    def _check_files(self, target, manifest):
+        """Every file the manifest lists is there with its size. Returns whether the dump can be read."""
+        problems, dump_present = self._file_problems(target, manifest)
+        if problems:
+            self.add("files", health.FAIL, len(problems), 0,
+                     "Set {0} is not whole: {1}. Do not restore from it.".format(target, "; ".join(problems)),
+                     unit="files", problems=problems)
+        else:
+            self.add("files", health.PASS, 0, 0, "All {0} file(s) the manifest lists are in the set with their "
+                     "sizes.".format(len(manifest["files"])), unit="files")
+        return dump_present
+
+    def _check_tables(self, manifest, previous_id, previous):
+        """Each table's row count against the previous valid set's.
+
+        A table that vanished or fell to zero, or lost more than max_row_drop of its rows, is a warn, not a
+        fail: the set is a faithful copy of what the database held (a migration drops tables, a queue empties),
+        and a fail would fail every scheduled verification on such routine changes and make restore pass over
+        a correct backup. The warn names each table with its counts in the report, the task's message and the
+        host job's log, for a person to judge before retention removes the sets that still hold the rows.
+        """
+        if previous is None:
+            self.add("tables", health.PASS, None, None,
+                     "There was nothing to compare the row counts with: no earlier complete, valid backup of {0}."
+                     .format(_shown(self.database)))
+            return
+        # A manifest without a table list recorded no counts, like row_counts: none.
+        methods = tuple(document.get("row_count_method", "exact") if document.get("tables") is not None else "none"
+                        for document in (manifest, previous))
+        now, before = manifest.get("tables") or {}, previous.get("tables") or {}
+        if "none" in methods:
+            # The backups were configured without counts (row_counts: none): a choice, not a failure.
+            which = "this backup" if methods[0] == "none" else "the previous backup " + previous_id
+            self.add("tables", health.PASS, None, None,
+                     "Row counts were not recorded in {0} (row_counts: none), so the tables were not "
+                     "compared.".format(which))
+            return
+        exact = methods == ("exact", "exact")
+        drop = self.opts["max_row_drop"]
+        vanished = [t for t in sorted(before) if t not in now]
+        emptied, shrunk = [], []
+        if exact:
+            for table in sorted(before):
+                if table not in now or before[table] <= 0:
+                    continue
+                if now[table] == 0:
+                    emptied.append(table)
+                elif now[table] < before[table] * (1 - drop):
+                    shrunk.append(table)
+        changes = dict((t, {"before": before[t], "after": now.get(t)}) for t in vanished + emptied + shrunk)
+        sentences = []
+        if vanished:
+            sentences.append("gone: {0}".format(_named(vanished, lambda t: "{0} ({1} -> no table)".format(
+                t, before[t]))))
+        if emptied:
+            sentences.append("emptied: {0}".format(_named(emptied, lambda t: "{0} ({1} -> 0 rows)".format(
+                t, before[t]))))
+        if shrunk:
+            sentences.append("lost more than {0:.0%} of their rows: {1}".format(drop, _named(
+                shrunk, lambda t: "{0} ({1} -> {2} rows)".format(t, before[t], now[t]))))
+        compared = "row counts" if exact else "table lists (the counts are estimates)"
+        if sentences:
+            self.add("tables", health.WARN, len(changes), 0,
+                     "Tables changed sharply since the previous backup {0}: {1}. Check that this was intended "
+                     "before older backups expire.".format(previous_id, "; ".join(sentences)),
+                     unit="tables", changes=changes, previous_backup_id=previous_id)
+        else:
+            self.add("tables", health.PASS, 0, 0,
+                     "The {0} of {1} table(s) are in line with the previous backup {2}.".format(
+                         compared, len(now), previous_id), unit="tables", previous_backup_id=previous_id)
 
     # -- the checks ------------------------------------------------------
     def _check_incomplete(self, sets):
@@ -195,15 +415,22 @@ class Verification(object):
         problem = None
         try:
             stream_through(chunks, stages, sink, on_discarded=inspector.skipped)
-        except PipelineError as error:
+        except PipelineError as error:  # a stage failed; the input was still read to its end
             problem = str(error)
+        except RunbookError as error:  # the store failed mid-read: no whole digest either
+            problem = str(error)
+            digest = None
         finally:
             inspector_problem = inspector.close()
         seconds = time.monotonic() - started
         if opts["checksum"]:
-            # stream_through reads the input to its end even when a stage fails, so the digest is whole.
-            observed = digest.hexdigest()
-            if observed == manifest["sha256"]:
+            # stream_through reads the input to its end even when a stage fails, so the digest is whole;
+            # only a read that failed leaves it partial, and then there is no digest to compare.
+            observed = digest.hexdigest() if digest is not None else "unreadable"
+            if digest is None:
+                self.add("checksum", health.FAIL, observed, manifest["sha256"],
+                         "The dump could not be read to its end: {0}".format(problem))
+            elif observed == manifest["sha256"]:
                 self.add("checksum", health.PASS, observed, manifest["sha256"],
                          "The dump's SHA-256 matches the manifest.")
             else:
@@ -222,10 +449,22 @@ class Verification(object):
 
     def _restore_test(self, target, manifest):
         scratch = "ops_runbook_verify_{0}".format(uuid.uuid4().hex[:12])
-        admin = connect(self.opts, self.opts["maintenance_db"])
         try:
-            with admin.cursor() as cur:
-                cur.execute("CREATE DATABASE {0}".format(quote_ident(scratch)))
+            psycopg2 = import_psycopg2()
+            admin = connect(self.opts, self.opts["maintenance_db"])
+        except RunbookError as error:
+            self.add("restore", health.FAIL, "not run", "restores",
+                     "The restore test could not run: {0}".format(error))
+            return
+        try:
+            try:
+                with admin.cursor() as cur:
+                    cur.execute("CREATE DATABASE {0}".format(quote_ident(scratch)))
+            except psycopg2.Error as error:
+                self.add("restore", health.FAIL, "not run", "restores",
+                         "The restore test could not create its scratch database: {0}. The login needs the "
+                         "CREATEDB privilege.".format(str(error).strip()))
+                return
             self.log("restoring {0} into scratch database {1}".format(target, scratch))
             try:
                 seconds = restore_into(self.opts, self.catalog, self.database, target, manifest, scratch,
@@ -236,9 +475,9 @@ class Verification(object):
                     smoke_failures = _run_smoke_sql(conn, self.opts["smoke_sql"])
                 finally:
                     conn.close()
-            except RunbookError as error:
+            except (RunbookError, psycopg2.Error) as error:
                 self.add("restore", health.FAIL, "failed", "restores",
-                         "The dump does not restore: {0}".format(error))
+                         "The dump does not restore: {0}".format(str(error).strip()))
                 return
             finally:
                 with admin.cursor() as cur:
@@ -341,6 +580,115 @@ def _run_smoke_sql(conn, statements):
             conn.rollback()
             failures.append("{0!r}: {1}".format(statement, str(error).strip()))
     return failures
+
+
+def manifest_problems(document):
+    """What makes a parsed manifest unusable for verification and restore, as sentences (empty when none)."""
+    if not isinstance(document, dict):
+        return ["it is not a JSON object"]
+    problems = ["it has no {0}".format(field) for field in REQUIRED_FIELDS if field not in document]
+    if problems:
+        return problems
+    for field in ("backup_id", "database", "dump_file", "sha256"):
+        if not isinstance(document[field], str) or not document[field]:
+            problems.append("its {0} is not a name".format(field))
+    if not _is_size(document["size_bytes"]):
+        problems.append("its size_bytes is not a size")
+    if document["format"] not in FORMAT_EXTENSIONS:
+        problems.append("its format {0!r} is unknown".format(document["format"]))
+    if document["compression"] not in EXTENSIONS:
+        problems.append("its compression {0!r} is unknown".format(document["compression"]))
+    files = document["files"]
+    if not isinstance(files, list) or not all(isinstance(f, dict) and _safe_name(f.get("name")) and
+                                              _is_size(f.get("size")) for f in files):
+        problems.append("its file list is damaged (each file needs a name inside the set and a size)")
+    elif document["dump_file"] not in [f["name"] for f in files]:
+        problems.append("its dump_file {0!r} is not among its files".format(document["dump_file"]))
+    tables = document.get("tables")
+    if tables is not None and not (isinstance(tables, dict) and all(
+            isinstance(t, str) and _is_size(n) for t, n in tables.items())):
+        problems.append("its table row counts are damaged")
+    return problems
+
+
+def error_result(options, error):
+    """The report of a verification that could not start (a configuration error), for the module and host job."""
+    database = options.get("database")
+    item = health.check("configuration", health.FAIL, "invalid", "valid options",
+                        "The verification of {0} could not start: {1}".format(_shown(database), error))
+    return {
+        "status": health.FAIL,
+        "database": database,
+        "backup_id": options.get("backup_id"),
+        "checks": [item],
+        "counts": health.counts([item]),
+        "failed_checks": ["configuration"],
+        "report": {"database": database, "backup_id": options.get("backup_id"), "status": health.FAIL,
+                   "counts": health.counts([item]), "checks": [item],
+                   "verified_at": utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "msg": "Backup verification of {0}: fail (configuration failed: {1})".format(_shown(database), error),
+    }
+
+
+def _is_size(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _safe_name(name):
+    """A file name inside a set: relative, without . or .. steps (a manifest never points outside its set)."""
+    if not isinstance(name, str) or not name or "\x00" in name or name.startswith("/"):
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))
+
+
+def _file_size(catalog, database, set_id, name):
+    """Size of a file of a set where the catalog keeps it, or None when it is not there."""
+    location = catalog.location(database, set_id, name)
+    if catalog.kind == "s3":
+        key = location[len("s3://{0}/".format(catalog.store.bucket)):]
+        try:
+            return int(catalog.store.head(key)["ContentLength"])
+        except RunbookError as error:
+            if str(error.details.get("code")) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+    try:
+        info = os.stat(location)
+    except OSError:
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def _moment(text):
+    """A manifest's time (YYYY-MM-DDTHH:MM:SSZ) as a UTC datetime, or None."""
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    except (TypeError, ValueError):
+        return None
+
+
+def _same_host(one, other):
+    """Host names compared as DNS does (no case, no final dot); a short name matches its FQDN's first label."""
+    one, other = [str(h).strip().rstrip(".").lower() for h in (one, other)]
+    if one == other:
+        return True
+    if "." in one and "." in other:
+        return False
+    return one.split(".", 1)[0] == other.split(".", 1)[0]
+
+
+def _shown(value):
+    """A name as data in a sentence: printable names as they are, anything else quoted with escapes."""
+    if isinstance(value, str) and value and value.isprintable():
+        return value
+    return repr(value)
+
+
+def _named(tables, describe):
+    shown = [describe(t) for t in tables[:NAMED_AT_MOST]]
+    if len(tables) > NAMED_AT_MOST:
+        shown.append("and {0} more".format(len(tables) - NAMED_AT_MOST))
+    return ", ".join(shown)
 
 
 def verify_backup(options, check_mode=False, log=None, now=None):

@@ -14,16 +14,33 @@ version_added: 0.1.0
 description:
   - Verifies the sets that M(ops.runbook.pg_backup) writes, in S3 (when O(s3_bucket) is set) or in a local directory.
   - Reports each finding as a C(pass), C(warn) or C(fail) check with the observed value, the threshold and a sentence.
+  - C(access) - the sets can be listed; an unreachable store, a missing bucket or refused credentials fail it.
   - C(manifests) - every set has its manifest; a set without one, older than O(incomplete_grace_minutes), fails.
+  - C(presence) - a complete set exists (the one named by O(backup_id), when set).
   - C(freshness) - the newest complete backup is younger than O(max_age_hours) (the recovery point objective).
+  - C(manifest) - the verified set's manifest reads and has every field verification and restore need; a damaged
+    one fails, and the set's other checks are not made.
+  - C(identity) - the manifest names the verified database and its own set, so a set of another database (or
+    another set) copied under this database's prefix fails, naming the database its manifest says. With
+    O(expected_host) the host that wrote it must be that one (fail); without it, a host other than the one that
+    wrote the previous valid set is a warn.
+  - C(files) - every file the manifest lists is in the set with the manifest's size; a missing dump fails.
   - C(size) - the dump is at least O(min_size_bytes) and not more than O(max_size_drop) smaller than the previous one.
+  - C(tables) - each table's row count against the previous valid set (manifest present and complete, same database,
+    dump there with its size; the one that finished last before this one). A table that vanished, fell to zero,
+    or lost more than O(max_row_drop) of its rows is a warn naming the tables and their counts (a faithful copy of
+    a database whose table was dropped or emptied, so not a fail, but for a person to judge). Counts are compared
+    only when both sets have exact counts; vanished tables also with estimates. Without a previous set it passes
+    with a sentence that there was nothing to compare.
   - C(checksum) - the dump's bytes, streamed, have the SHA-256 of the manifest.
   - C(integrity) - the dump decompresses completely; a custom-format dump lists with C(pg_restore --list), a plain
     one ends with C(pg_dump)'s closing line. Checksum and integrity share one streamed read.
   - C(restore) - with O(restore_test=true), restores into a scratch database that the module creates and always
     drops (never an existing one), compares every table's row count with the manifest, runs O(smoke_sql) and
     reports the restore duration.
-  - The task fails when any check fails, unless O(fail_on_error=false).
+  - The task fails when any check fails, unless O(fail_on_error=false). A set that cannot be verified (damaged,
+    missing, foreign, or a store that cannot be reached) still returns the report with the failed check; only
+    invalid options end the task without checks, and then RV(report) holds one failed C(configuration) check.
 author:
   - ops.runbook maintainers (@ops-runbook)
 extends_documentation_fragment:
@@ -54,6 +71,18 @@ options:
     description: Largest believable shrink against the previous backup, as a fraction (0.5 is half the size).
     type: float
     default: 0.5
+  max_row_drop:
+    description:
+      - Largest believable fall of a table's row count against the previous valid set, as a share from 0 to 1
+        (0.5 is half the rows). A larger fall is a C(tables) warn; a table that vanished or fell to zero always is.
+    type: float
+    default: 0.5
+  expected_host:
+    description:
+      - The host that writes this database's backups, as the manifest records it (the FQDN of the backup host).
+        A set written elsewhere fails C(identity). A short name matches an FQDN's first label; case is ignored.
+      - Unset, a change of host against the previous valid set is a C(identity) warn.
+    type: str
   incomplete_grace_minutes:
     description: How long a set may lack its manifest (a backup still uploading) before it fails the check.
     type: int
@@ -136,6 +165,12 @@ checks:
       observed_unit: hours
       threshold: 26
       output: The newest complete backup, bmidb-20260224T020000Z, is 3.2 h old (limit 26 h).
+failed_checks:
+  description: The names of the checks that failed.
+  returned: always
+  type: list
+  elements: str
+  sample: [identity]
 counts:
   description: How many checks passed, warned and failed.
   returned: always
@@ -165,7 +200,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
 from ansible_collections.ops.runbook.plugins.module_utils.s3 import s3_common_argument_spec
-from ansible_collections.ops.runbook.plugins.module_utils.verify import DEFAULTS, verify_backup
+from ansible_collections.ops.runbook.plugins.module_utils.verify import DEFAULTS, error_result, verify_backup
 
 
 def argument_spec():
@@ -178,6 +213,8 @@ def argument_spec():
         max_age_hours=dict(type="float", default=DEFAULTS["max_age_hours"]),
         min_size_bytes=dict(type="int", default=DEFAULTS["min_size_bytes"]),
         max_size_drop=dict(type="float", default=DEFAULTS["max_size_drop"]),
+        max_row_drop=dict(type="float", default=DEFAULTS["max_row_drop"]),
+        expected_host=dict(type="str"),
         incomplete_grace_minutes=dict(type="int", default=DEFAULTS["incomplete_grace_minutes"]),
         checksum=dict(type="bool", default=DEFAULTS["checksum"]),
         integrity=dict(type="bool", default=DEFAULTS["integrity"]),
@@ -196,7 +233,10 @@ def main():
     try:
         result = verify_backup(module.params, check_mode=module.check_mode, log=progress.append)
     except RunbookError as error:
-        module.fail_json(msg=str(error), log=progress, **error.details)
+        # Only a configuration error gets here; the report still says which database and why.
+        result = error_result(module.params, error)
+        result.update(error.details)
+        module.fail_json(log=progress, **result)
     result["log"] = progress
     if result["status"] == "fail" and module.params["fail_on_error"]:
         module.fail_json(**result)
