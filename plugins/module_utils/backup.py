@@ -75,6 +75,7 @@ DEFAULT_LEVEL = {"zstd": 1, "gzip": 6, "none": None}
 # size, so twice it is generous. A dump that outgrows the estimate all the same
 # still arrives whole: streaming stops and it is uploaded after the dump.
 DUMP_SIZE_FACTOR = {"none": 4, "zstd": 2, "gzip": 2}
+CLIENT_CHECK_MS = 5000
 
 
 def dump_part_size(minimum, database_size, compression):
@@ -330,7 +331,7 @@ class BackupJob(object):
                                           "--database", self.database])]
                 stages += [self.compressor] if self.compressor else []
                 size, digest = run_to_file(stages, os.path.join(partial, name),
-                                           env=libpq_environment(opts, self.database, TOOL), deadline=self.deadline)
+                                           env=self._client_env(), deadline=self.deadline)
                 files.append({"name": name, "role": "globals", "size": size, "sha256": digest})
             if opts["config_files"]:
                 os.mkdir(os.path.join(partial, "config"))
@@ -363,6 +364,16 @@ class BackupJob(object):
             shutil.rmtree(partial, ignore_errors=True)
             raise
 
+    def _client_env(self):
+        """libpq environment for pg_dump/pg_dumpall. On PostgreSQL 14 and later their server sessions check
+        every CLIENT_CHECK_MS that the client still exists, so a dump killed at the deadline while its
+        query waits (behind a lock) leaves no session behind holding locks of its own."""
+        env = libpq_environment(self.opts, self.database, TOOL)
+        if self.server["version_num"] >= 140000:
+            option = "-c client_connection_check_interval={0}".format(CLIENT_CHECK_MS)
+            env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " " + option).strip()
+        return env
+
     def _dump(self, partial, dump_upload=None):
         """pg_dump | compressor > file, with row counts taken in pg_dump's own snapshot.
 
@@ -375,6 +386,8 @@ class BackupJob(object):
             snap_conn = connect(opts, self.database, autocommit=False)
             with snap_conn.cursor() as cur:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                if self.server["version_num"] >= 140000:
+                    cur.execute("SET client_connection_check_interval = {0}".format(CLIENT_CHECK_MS))
                 try:
                     cur.execute("SELECT pg_export_snapshot()")
                     snapshot = cur.fetchone()[0]
@@ -407,12 +420,16 @@ class BackupJob(object):
             if dump_upload:
                 dump_upload.start(dump_path)
             try:
-                size, digest = run_to_file(stages, dump_path, env=libpq_environment(opts, self.database, TOOL),
+                size, digest = run_to_file(stages, dump_path, env=self._client_env(),
                                            deadline=self.deadline)
             except PipelineError as error:
                 raise _lock_wait_error(error, self.database, opts["dump_lock_timeout"])
             if dump_upload:
                 dump_upload.writer_finished(size)
+        except BaseException:
+            if snap_conn is not None:
+                interrupt(snap_conn)  # the dump failed: a count waiting behind a lock must not hold the job
+            raise
         finally:
             if counter:
                 counter.join()

@@ -44,6 +44,9 @@ TRANSIENT_CODES = frozenset([
 S3_TIMEOUT = 60
 CONNECT_TIMEOUT = 10
 OPERATION_FACTOR = 2
+# Clean-up after a failure (removing what a failed run uploaded) still runs once
+# a job's deadline has passed; each call stays bounded by the store's deadlines.
+CLEANUP_OPERATIONS = frozenset(["delete_objects", "abort_multipart_upload"])
 CREDENTIAL_CODES = frozenset([
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
     "AuthorizationHeaderMalformed", "InvalidClientTokenId",
@@ -188,9 +191,10 @@ class S3Store(object):
 
         started = self._clock()
         attempt_bound = self.connect_timeout + self.read_timeout
+        job_deadline = None if operation in CLEANUP_OPERATIONS else self.job_deadline
         for attempt in range(1, self.attempts + 1):
-            if self.job_deadline is not None:
-                self.job_deadline.check("S3 {0} on {1}".format(operation, self.where(key)))
+            if job_deadline is not None:
+                job_deadline.check("S3 {0} on {1}".format(operation, self.where(key)))
             try:
                 return getattr(self.client, operation)(**kwargs)
             except (ClientError, BotoCoreError) as error:
@@ -200,7 +204,7 @@ class S3Store(object):
                 delay = random.uniform(delay / 2, delay)
                 elapsed = self._clock() - started
                 late = elapsed + delay + attempt_bound > self.operation_deadline
-                if self.job_deadline is not None and self.job_deadline.remaining() < delay + attempt_bound:
+                if job_deadline is not None and job_deadline.remaining() < delay + attempt_bound:
                     late = True
                 if late:
                     raise self.describe(error, operation, key, attempt, elapsed)
