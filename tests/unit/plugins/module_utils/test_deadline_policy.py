@@ -1,6 +1,6 @@
 """Deadlines: the defaults bound silence to 2 minutes, retries never stack up past an operation's deadline,
 and a job's deadline stops what it waits on (issue 12, defect 4). Constructed errors and a fake clock only;
-the real hangs are in tests/integration/test_deadlines.py."""
+the real hangs are in tests/integration/test_deadlines.py (the integration file; this one has its own basename)."""
 import sys
 import time
 
