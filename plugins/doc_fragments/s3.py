@@ -63,7 +63,7 @@ options:
   s3_timeout:
     description:
       - Seconds of silence from the S3 store allowed for each request (the read timeout; connecting may take at
-        most 10 of them). One operation, its retries included, never lasts longer than twice this: a retry only
+        most 10 of them). One operation, its retries included, never lasts longer than twice this; a retry only
         starts when it can end in time.
       - With the default a store that accepts connections and never answers fails the task within 60 seconds,
         and no operation waits more than 2 minutes. The message names the endpoint, the operation, the object

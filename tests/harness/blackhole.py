@@ -153,4 +153,3 @@ class SilentProxy(Blackhole):
                     pair[sock].sendall(data)
                 except OSError:
                     return
-
