@@ -263,3 +263,36 @@ def test_cert_check_of_a_silent_endpoint_fails_within_its_timeout(blackhole):
     assert elapsed < 5
     assert result["status"] == "fail"
     assert blackhole.address in result["checks"][0]["output"] and "within 2 s" in result["checks"][0]["output"]
+
+
+# -- a streamed multipart upload whose store goes silent -------------------------------------------------
+
+def test_a_streamed_upload_whose_store_goes_silent_ends_in_time_and_leaves_no_object(s3, bucket, tmp_path):
+    """GrowingFileUpload (the dump's upload while pg_dump writes): parts in flight, complete() and the
+    abort all end within the S3 deadlines; the object never appears."""
+    from ansible_collections.ops.runbook.plugins.module_utils.s3 import MiB, GrowingFileUpload, S3Store
+
+    with SilentProxy(s3.s3_port, answer=1000) as proxy:
+        params = dict(s3.s3_params(bucket, "it"), s3_endpoint_url=proxy.url, s3_timeout=S3_TIMEOUT,
+                      s3_part_size_mb=5)
+        store = S3Store(params)
+        store.check_bucket()
+        path = str(tmp_path / "dump")
+        sent = []
+        upload = GrowingFileUpload(store, store.key("db", "set", "dump"), 5 * MiB, on_first_part=lambda: sent.append(1))
+        upload.start(path)
+        with open(path, "wb") as out:
+            out.write(os.urandom(6 * MiB))
+            out.flush()
+            deadline = time.monotonic() + 30
+            while not sent and time.monotonic() < deadline:  # the first part is on its way
+                time.sleep(0.05)
+            assert sent, "the first part was never sent"
+            proxy.go_silent()
+            out.write(os.urandom(6 * MiB))
+        upload.writer_finished(os.path.getsize(path))
+        error, elapsed = timed(upload.complete)
+    assert isinstance(error, RunbookError)
+    assert elapsed < S3_BOUND
+    assert error.details["cause"] in ("timeout", "connection_closed") and proxy.url in str(error)
+    assert s3_keys(s3, bucket, "it/") == []
