@@ -382,7 +382,7 @@ class S3Store(object):
         try:
             yield from body.iter_chunks(chunk_size)
         except BotoCoreError as error:
-            raise self.describe(error, "get_object (reading)", key)
+            raise self.describe(error, "get_object (reading)", key, attempts=1)
         finally:
             body.close()
 
