@@ -30,7 +30,10 @@ options:
     description: PEM file of the CA certificates to trust instead of the system's store (an internal CA, a test CA).
     type: path
   timeout:
-    description: Seconds to wait for a connection, a TLS handshake or an answer.
+    description:
+      - Seconds to wait for a connection, a TLS handshake or an answer. A server that accepts connections and
+        never answers fails the check (never passes it) within this time, with a sentence naming the endpoint.
+      - In M(ops.runbook.http_health), the whole body must also have arrived within it.
     type: float
     default: 10
   host:

@@ -46,7 +46,12 @@ options:
     type: str
     aliases: [ssl_rootcert]
   connect_timeout:
-    description: Seconds to wait for a connection.
+    description:
+      - Seconds to wait for a connection, the startup handshake included, for the module's own connection and
+        for C(pg_dump), C(pg_restore) and C(psql) (E(PGCONNECT_TIMEOUT)). A server that accepts connections and
+        never answers fails within it, with a message naming host and port. Must be at least 1 (libpq counts at
+        least 2).
+      - Once connected, TCP keepalives notice a server or network that vanished within about a minute.
     type: int
     default: 10
 requirements:

@@ -54,7 +54,9 @@ options:
     type: bool
     default: true
   timeout:
-    description: Seconds to wait for the connection and for each reply.
+    description:
+      - Seconds to wait for the connection and for each reply; never retried behind your back. A server that
+        accepts connections and never answers fails within it, with a message naming the endpoint.
     type: float
     default: 10
 requirements:

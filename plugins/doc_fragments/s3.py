@@ -60,6 +60,16 @@ options:
     description: Parts uploaded at once. Memory use is about O(s3_part_size_mb) times this.
     type: int
     default: 4
+  s3_timeout:
+    description:
+      - Seconds of silence from the S3 store allowed for each request (the read timeout; connecting may take at
+        most 10 of them). One operation, its retries included, never lasts longer than twice this; a retry only
+        starts when it can end in time.
+      - With the default a store that accepts connections and never answers fails the task within 60 seconds,
+        and no operation waits more than 2 minutes. The message names the endpoint, the operation, the object
+        and the deadline. A multipart upload that times out is aborted (one attempt, also bounded).
+    type: int
+    default: 60
 requirements:
   - boto3 (Debian package python3-boto3) where the module runs, when O(s3_bucket) is set.
 """

@@ -25,10 +25,11 @@ from . import manifest as manifest_lib
 from . import retention as retention_lib
 from .catalog import PARTIAL_SUFFIX, LocalCatalog, S3Catalog, valid_sets
 from .common import RunbookError, human_size, isoformat, utc_now
+from .deadline import Deadline
 from .dumpfile import pg_tool, program
 from .locking import HostLock
-from .pipeline import copy_to_file, run_to_file
-from .postgres import connect, libpq_environment, server_info, table_row_counts
+from .pipeline import PipelineError, copy_to_file, run_to_file
+from .postgres import connect, interrupt, libpq_environment, server_info, table_row_counts
 from .s3 import GrowingFileUpload, S3Store, part_size_for
 
 TOOL = "ops.runbook pg_backup"
@@ -51,6 +52,8 @@ DEFAULTS = {
     "s3_keep_days": None,
     "s3_keep_count": None,
     "lock_timeout": 300,
+    "job_timeout": 21600,
+    "dump_lock_timeout": 300,
     "retention": True,
     "row_counts": "exact",
     "pg_bin_dir": None,
@@ -77,6 +80,7 @@ DEFAULT_LEVEL = {"zstd": 1, "gzip": 6, "none": None}
 # size, so twice it is generous. A dump that outgrows the estimate all the same
 # still arrives whole: streaming stops and it is uploaded after the dump.
 DUMP_SIZE_FACTOR = {"none": 4, "zstd": 2, "gzip": 2}
+CLIENT_CHECK_MS = 5000
 
 
 def dump_part_size(minimum, database_size, compression):
@@ -97,6 +101,11 @@ def normalize(options):
     for name in ("keep_days", "keep_count", "s3_keep_days", "s3_keep_count", "lock_timeout"):
         if opts.get(name) is not None and int(opts[name]) < 0:
             raise RunbookError("{0} cannot be negative ({1}).".format(name, opts[name]), cause="invalid")
+    for name in ("job_timeout", "dump_lock_timeout"):  # deadlines: bounded, never 0 for "for ever"
+        if int(opts[name]) < 1:
+            raise RunbookError("{0} must be at least 1 second, not {1}.".format(name, opts[name]),
+                               hint="A backup must end in bounded time; the default is {0} s.".format(DEFAULTS[name]),
+                               cause="invalid")
     if opts["compression_level"] is None:
         opts["compression_level"] = DEFAULT_LEVEL[opts["compression"]]
     opts["config_files"] = list(opts.get("config_files") or [])
@@ -137,6 +146,7 @@ class BackupJob(object):
         self.local = LocalCatalog(self.opts["backup_dir"])
         self.remote = S3Catalog(self.store) if self.store else None
         self.dump_name = manifest_lib.dump_file_name(self.database, self.opts["format"], self.opts["compression"])
+        self.deadline = Deadline(None, "The backup of {0}".format(self.database))
 
     def _preflight(self):
         """Everything that can fail before a byte is dumped, with its own message."""
@@ -150,12 +160,17 @@ class BackupJob(object):
                                    hint="Fix config_files or run the backup as a user that can read it.",
                                    cause="config_file")
         conn = connect(opts, self.database)
+        expiry = self.deadline.on_expiry(lambda: interrupt(conn))
         try:
             self.server = server_info(conn)
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_database_size(current_database())")
                 self.database_size = int(cur.fetchone()[0])
+        except Exception:
+            self.deadline.check("PostgreSQL at " + _pg_where(opts))
+            raise
         finally:
+            self.deadline.forget(expiry)
             conn.close()
         if self.store:
             self.store.check_bucket()
@@ -192,6 +207,17 @@ class BackupJob(object):
         return result
 
     def run(self):
+        """The backup, under the job's deadline (job_timeout): when it passes, pg_dump and its compressor
+        are killed, queries interrupted, the upload aborted, the partial set removed and the lock released."""
+        self.deadline = Deadline(int(self.opts["job_timeout"]), "The backup of {0}".format(self.database))
+        if self.store:
+            self.store.job_deadline = self.deadline
+        try:
+            return self._run()
+        finally:
+            self.deadline.cancel()
+
+    def _run(self):
         clock = time.monotonic()
         self._preflight()
         self._make_db_root()
@@ -311,7 +337,7 @@ class BackupJob(object):
                                           "--database", self.database])]
                 stages += [self.compressor] if self.compressor else []
                 size, digest = run_to_file(stages, os.path.join(partial, name),
-                                           env=libpq_environment(opts, self.database, TOOL))
+                                           env=self._client_env(), deadline=self.deadline)
                 files.append({"name": name, "role": "globals", "size": size, "sha256": digest})
             if opts["config_files"]:
                 os.mkdir(os.path.join(partial, "config"))
@@ -345,6 +371,16 @@ class BackupJob(object):
             shutil.rmtree(partial, ignore_errors=True)
             raise
 
+    def _client_env(self):
+        """libpq environment for pg_dump/pg_dumpall. On PostgreSQL 14 and later their server sessions check
+        every CLIENT_CHECK_MS that the client still exists, so a dump killed at the deadline while its
+        query waits (behind a lock) leaves no session behind holding locks of its own."""
+        env = libpq_environment(self.opts, self.database, TOOL)
+        if self.server["version_num"] >= 140000:
+            option = "-c client_connection_check_interval={0}".format(CLIENT_CHECK_MS)
+            env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " " + option).strip()
+        return env
+
     def _dump(self, partial, dump_upload=None):
         """pg_dump | compressor > file, with row counts taken in pg_dump's own snapshot.
 
@@ -357,13 +393,16 @@ class BackupJob(object):
             snap_conn = connect(opts, self.database, autocommit=False)
             with snap_conn.cursor() as cur:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                if self.server["version_num"] >= 140000:
+                    cur.execute("SET client_connection_check_interval = {0}".format(CLIENT_CHECK_MS))
                 try:
                     cur.execute("SELECT pg_export_snapshot()")
                     snapshot = cur.fetchone()[0]
                 except Exception:  # noqa: BLE001 - older servers or standbys: counts without a shared snapshot
                     snap_conn.rollback()
                     snap_conn.autocommit = True
-        args = [self.pg_dump, "--no-password", "--format=" + opts["format"], "--dbname", self.database]
+        args = [self.pg_dump, "--no-password", "--format=" + opts["format"], "--dbname", self.database,
+                "--lock-wait-timeout={0}".format(int(opts["dump_lock_timeout"]) * 1000)]
         if opts["format"] == "custom":
             args.append("--compress=0")
         if snapshot:
@@ -379,6 +418,7 @@ class BackupJob(object):
                 failure.append(error)
 
         counter = threading.Thread(target=count_rows) if snap_conn is not None else None
+        expiry = self.deadline.on_expiry(lambda: interrupt(snap_conn)) if snap_conn is not None else None
         try:
             if counter:
                 counter.start()
@@ -386,15 +426,26 @@ class BackupJob(object):
             dump_path = os.path.join(partial, self.dump_name)
             if dump_upload:
                 dump_upload.start(dump_path)
-            size, digest = run_to_file(stages, dump_path, env=libpq_environment(opts, self.database, TOOL))
+            try:
+                size, digest = run_to_file(stages, dump_path, env=self._client_env(),
+                                           deadline=self.deadline)
+            except PipelineError as error:
+                raise _lock_wait_error(error, self.database, opts["dump_lock_timeout"])
             if dump_upload:
                 dump_upload.writer_finished(size)
+        except BaseException:
+            if snap_conn is not None:
+                interrupt(snap_conn)  # the dump failed: a count waiting behind a lock must not hold the job
+            raise
         finally:
             if counter:
                 counter.join()
+            if expiry is not None:
+                self.deadline.forget(expiry)
             if snap_conn is not None:
                 _close_quietly(snap_conn)
         if failure:
+            self.deadline.check("counting the rows of {0}".format(self.database))
             raise RunbookError("Counting the rows of {0} failed: {1}".format(self.database, failure[0]),
                                cause="row_counts")
         files = [{"name": self.dump_name, "role": "dump", "size": size, "sha256": digest}]
@@ -483,6 +534,25 @@ class BackupJob(object):
                 self.log("retention: deleting {0}".format(catalogs[label].location(self.database, set_id)))
                 catalogs[label].delete_set(self.database, set_id)
         return self._retention_result(decisions, "deleted"), decisions["warnings"]
+
+
+def _pg_where(opts):
+    return "{0}:{1}".format(opts.get("login_host") or opts.get("login_unix_socket") or "the local socket",
+                            opts.get("login_port") or 5432)
+
+
+def _lock_wait_error(error, database, seconds):
+    """pg_dump gave up waiting for a table lock (--lock-wait-timeout): say so, and which option decides."""
+    detail = error.details.get("stderr") or ""
+    if error.details.get("stage") == "pg_dump" and "statement timeout" in detail and "LOCK TABLE" in detail:
+        table = detail.split("LOCK TABLE", 1)[1].split(" IN ", 1)[0].strip()
+        return RunbookError(
+            "pg_dump of {0} could not lock table {1} within dump_lock_timeout ({2} s): another session holds "
+            "a conflicting lock (ALTER TABLE, VACUUM FULL, LOCK TABLE, ...). Nothing was backed up.".format(
+                database, table, seconds),
+            hint="Find the blocking session (pg_locks, pg_stat_activity) and end it, schedule the backup outside "
+                 "maintenance, or raise dump_lock_timeout.", cause="lock_wait", **error.details)
+    return error
 
 
 def _current_user():

@@ -350,6 +350,24 @@ def request_error(error, settings):
     return RunbookError(translated.message, hint=translated.hint)
 
 
+def _read_body(response, limit, deadline, settings):
+    """At most `limit` bytes of the body, all of them by `deadline`: a server that sends
+    a byte now and then never holds a check for longer than its timeout."""
+    read = getattr(response, "read1", None) or response.read
+    parts, size = [], 0
+    while size < limit:
+        if time.monotonic() > deadline:
+            raise RunbookError("the answer did not arrive within {0:g} s (timeout): the server sent {1} bytes "
+                               "of its body and then kept the connection open.".format(settings["timeout"], size),
+                               hint="Check the application (is it stuck?), or raise timeout if it is just slow.")
+        data = read(min(65536, limit - size))
+        if not data:
+            break
+        parts.append(data)
+        size += len(data)
+    return b"".join(parts)
+
+
 def fetch(settings):
     """The URL's Answer, whatever its status code; RunbookError when no HTTP answer came."""
     handlers = [urllib.request.HTTPSHandler(context=certs.client_context(settings["validate_certs"],
@@ -369,7 +387,7 @@ def fetch(settings):
         except urllib.error.HTTPError as error:
             response = error
         with response:
-            body = response.read(limit)
+            body = _read_body(response, limit, started + settings["timeout"], settings)
             code = response.getcode()
             headers_seen = response.headers
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:

@@ -73,14 +73,22 @@ def _check_statuses(names, procs, stderr_files):
                         stage=name, returncode=rc, stderr=detail)
 
 
-def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
+def _kill_all(procs):
+    for proc in list(procs):
+        if proc.poll() is None:
+            proc.kill()
+
+
+def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK, deadline=None):
     """Run `stages` (a list of (name, argv)) as a pipeline into `dest_path`.
 
     Returns (size, sha256 hex). `dest_path` must not exist; on failure it is
     removed and PipelineError (or RunbookError for a local write problem) is
-    raised. Only one chunk is ever held in memory.
+    raised. Only one chunk is ever held in memory. When `deadline` (a
+    deadline.Deadline) passes, every stage is killed and its error is raised.
     """
     names, procs = [], []
+    expiry = None
     stderr_files = []
     digest = hashlib.sha256()
     size = 0
@@ -102,6 +110,8 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
             upstream = proc.stdout
             names.append(name)
             procs.append(proc)
+        if deadline is not None:
+            expiry = deadline.on_expiry(lambda: _kill_all(procs))
         source = procs[-1].stdout
         with open(dest_path, "xb") as out:
             created = True
@@ -125,6 +135,8 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
             proc.wait()
         if created:
             os.unlink(dest_path)
+        if deadline is not None and deadline.expired():
+            raise deadline.error(" | ".join(names) or "the dump")
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise RunbookError("No space left on the device writing {0} (after {1} bytes).".format(dest_path, size),
                                hint="Free space there or set backup_dir to a larger file system; "
@@ -133,6 +145,8 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
             raise RunbookError("Cannot write {0}: {1}".format(dest_path, error.strerror or error), cause="io")
         raise
     finally:
+        if expiry is not None:
+            deadline.forget(expiry)
         for err in stderr_files:
             err.close()
         for proc in procs:

@@ -18,6 +18,16 @@ from .common import RunbookError
 
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
+# Deadlines. connect_timeout bounds the whole connection set-up, the TCP
+# connection and the startup handshake alike, so a server that accepts and
+# never answers fails the connection in time (libpq counts at least 2 s). Once
+# connected, TCP keepalives (a probe after 30 s of silence, then every 10 s,
+# given up after 3 unanswered) and tcp_user_timeout (data unacknowledged for
+# 60 s) notice a server or network that vanished within about a minute.
+DEFAULT_CONNECT_TIMEOUT = 10
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+              "tcp_user_timeout": 60000}
+
 
 def postgres_common_argument_spec():
     """Connection options shared by every PostgreSQL module of the collection."""
@@ -31,7 +41,7 @@ def postgres_common_argument_spec():
         login_unix_socket=dict(type="str", default=""),
         ssl_mode=dict(type="str", default="prefer", choices=SSL_MODES),
         ca_cert=dict(type="str", aliases=["ssl_rootcert"]),
-        connect_timeout=dict(type="int", default=10),
+        connect_timeout=dict(type="int", default=DEFAULT_CONNECT_TIMEOUT),
     )
 
 
@@ -48,15 +58,26 @@ def endpoint(params, database=None):
     return where
 
 
+def connect_timeout(params):
+    """connect_timeout in whole seconds, as libpq takes it; it must be bounded."""
+    value = params.get("connect_timeout")
+    value = DEFAULT_CONNECT_TIMEOUT if value is None else int(value)
+    if value < 1:
+        raise RunbookError("connect_timeout must be at least 1 second, not {0}.".format(value),
+                           hint="0 would wait for ever for a server that never answers.", cause="invalid")
+    return value
+
+
 def connection_kwargs(params, database):
     kwargs = {
         "dbname": database,
         "user": params.get("login_user") or "postgres",
         "port": int(params.get("login_port") or 5432),
-        "connect_timeout": int(params.get("connect_timeout") or 10),
+        "connect_timeout": connect_timeout(params),
         "sslmode": params.get("ssl_mode") or "prefer",
         "application_name": "ops.runbook",
     }
+    kwargs.update(KEEPALIVES)
     if _host(params):
         kwargs["host"] = _host(params)
     if params.get("login_password"):
@@ -81,7 +102,7 @@ def libpq_environment(params, database, application="ops.runbook", base=None):
     env["PGUSER"] = params.get("login_user") or "postgres"
     env["PGDATABASE"] = database
     env["PGSSLMODE"] = params.get("ssl_mode") or "prefer"
-    env["PGCONNECT_TIMEOUT"] = str(params.get("connect_timeout") or 10)
+    env["PGCONNECT_TIMEOUT"] = str(connect_timeout(params))
     env["PGAPPNAME"] = application
     if params.get("login_password"):
         env["PGPASSWORD"] = params["login_password"]
@@ -124,7 +145,13 @@ def describe_connection_error(params, database, error):
             "PostgreSQL at {0} refused the connection by its pg_hba.conf rules: {1}".format(where, text),
             hint="Allow this client in pg_hba.conf or connect as another user or from another host.",
             cause="authentication")
-    if ("could not connect" in lowered or "connection refused" in lowered or "timeout expired" in lowered
+    if "timeout expired" in lowered:
+        return RunbookError(
+            "PostgreSQL at {0} did not complete the connection within connect_timeout ({1} s): {2}".format(
+                where, connect_timeout(params), " ".join(text.split())),
+            hint="Check that the server runs and answers (`pg_isready`), that login_host/login_port point at "
+                 "PostgreSQL, and that no firewall drops the traffic.", cause="timeout")
+    if ("could not connect" in lowered or "connection refused" in lowered
             or "could not translate host name" in lowered or "no such file or directory" in lowered):
         return RunbookError(
             "Cannot reach PostgreSQL at {0}: {1}".format(where, " ".join(text.split())),
@@ -142,6 +169,30 @@ def connect(params, database, autocommit=True):
         raise describe_connection_error(params, database, error)
     conn.autocommit = autocommit
     return conn
+
+
+def interrupt(conn):
+    """Cut a connection's socket from another thread, so a call blocked on it returns with an error at once.
+
+    Unlike a cancel request, it needs no answer from the server: it works on a
+    server that went silent. The connection is unusable afterwards.
+    """
+    import socket
+
+    try:
+        fd = conn.fileno()
+    except Exception:  # noqa: BLE001 - already closed
+        return
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def quote_ident(name):

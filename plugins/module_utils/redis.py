@@ -65,6 +65,10 @@ def connection_kwargs(params, db=None):
         "db": int(db or 0),
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
+        # No retries inside redis-py (redis-py 6 retries timeouts three times by default): a silent
+        # server fails a command after `timeout` seconds, as documented, not after four times that.
+        "retry_on_timeout": False,
+        "retry": None,
         "decode_responses": True,
     }
     if params.get("login_password"):

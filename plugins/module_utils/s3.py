@@ -34,6 +34,19 @@ TRANSIENT_CODES = frozenset([
     "InternalError", "ServiceUnavailable", "SlowDown", "Throttling", "ThrottlingException",
     "RequestThrottled", "TooManyRequests", "BandwidthLimitExceeded", "500", "502", "503", "504",
 ])
+# Deadlines. A store that accepts connections and never answers must fail a
+# task, not hang it: every request may wait at most S3_TIMEOUT seconds of
+# silence (botocore's read timeout; connecting at most CONNECT_TIMEOUT of
+# them), and one operation, its retries included, never outlives
+# OPERATION_FACTOR times that: a retry starts only when it can still end in
+# time. With the defaults a dead endpoint fails an operation within 60 s and
+# no operation lasts longer than 120 s.
+S3_TIMEOUT = 60
+CONNECT_TIMEOUT = 10
+OPERATION_FACTOR = 2
+# Clean-up after a failure (removing what a failed run uploaded) still runs once
+# a job's deadline has passed; each call stays bounded by the store's deadlines.
+CLEANUP_OPERATIONS = frozenset(["delete_objects", "abort_multipart_upload"])
 CREDENTIAL_CODES = frozenset([
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
     "AuthorizationHeaderMalformed", "InvalidClientTokenId",
@@ -58,6 +71,7 @@ def s3_common_argument_spec():
         s3_storage_class=dict(type="str"),
         s3_part_size_mb=dict(type="int", default=16),
         s3_max_concurrency=dict(type="int", default=4),
+        s3_timeout=dict(type="int", default=S3_TIMEOUT),
     )
 
 
@@ -93,6 +107,16 @@ def part_size_for(minimum, size):
     return max(minimum, -(-int(size) // (MAX_PARTS * MiB)) * MiB)
 
 
+def s3_deadlines(timeout=None):
+    """(connect timeout, read timeout, per-operation deadline) in seconds for s3_timeout `timeout`."""
+    read = int(S3_TIMEOUT if timeout is None else timeout)
+    if read < 1:
+        raise RunbookError("s3_timeout must be at least 1 second, not {0}.".format(timeout),
+                           hint="It is how many seconds of silence from the store are tolerated; "
+                                "the default is {0}.".format(S3_TIMEOUT), cause="invalid")
+    return min(CONNECT_TIMEOUT, read), read, OPERATION_FACTOR * read
+
+
 def join_key(*parts):
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
@@ -100,7 +124,7 @@ def join_key(*parts):
 class S3Store(object):
     """A bucket (and prefix) reached with one client and one error policy."""
 
-    def __init__(self, params, attempts=5, base_delay=0.5, max_delay=8.0, sleep=time.sleep):
+    def __init__(self, params, attempts=5, base_delay=0.5, max_delay=8.0, sleep=time.sleep, clock=time.monotonic):
         boto3 = import_boto3()
         from botocore.config import Config
 
@@ -111,6 +135,10 @@ class S3Store(object):
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._sleep = sleep
+        self._clock = clock
+        self.connect_timeout, self.read_timeout, self.operation_deadline = s3_deadlines(params.get("s3_timeout"))
+        # A job's overall deadline (an object with remaining() and check()), set by the job that uses the store.
+        self.job_deadline = None
         self.part_size = max(5, int(params.get("s3_part_size_mb") or 16)) * MiB
         self.max_concurrency = max(1, int(params.get("s3_max_concurrency") or 4))
         self.extra_args = {}
@@ -129,8 +157,10 @@ class S3Store(object):
             session_args["aws_secret_access_key"] = params.get("aws_secret_key")
             session_args["aws_session_token"] = params.get("aws_session_token")
         config = Config(
-            retries={"max_attempts": 1, "mode": "standard"},
-            connect_timeout=10, read_timeout=120,
+            # One attempt per call: _call is the one retry loop. ("max_attempts": 1 would mean one
+            # retry inside botocore too, doubling every timeout behind _call's back.)
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
             max_pool_connections=self.max_concurrency + 2,
             s3={"addressing_style": "path"} if self.endpoint_url else {},
         )
@@ -150,16 +180,35 @@ class S3Store(object):
         return target
 
     def _call(self, operation, key=None, **kwargs):
+        """Run one client operation under the retry policy and the deadlines.
+
+        Transient errors (timeouts included) are retried with jittered backoff,
+        but a retry starts only if it can end, connect and read timeouts spent,
+        within operation_deadline seconds of the first attempt (and before the
+        job's deadline): retries of timeouts never stack up past it.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
+        started = self._clock()
+        attempt_bound = self.connect_timeout + self.read_timeout
+        job_deadline = None if operation in CLEANUP_OPERATIONS else self.job_deadline
         for attempt in range(1, self.attempts + 1):
+            if job_deadline is not None:
+                job_deadline.check("S3 {0} on {1}".format(operation, self.where(key)))
             try:
                 return getattr(self.client, operation)(**kwargs)
             except (ClientError, BotoCoreError) as error:
                 if attempt == self.attempts or not self._transient(error):
-                    raise self.describe(error, operation, key)
+                    raise self.describe(error, operation, key, attempt, self._clock() - started)
                 delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-                self._sleep(random.uniform(delay / 2, delay))
+                delay = random.uniform(delay / 2, delay)
+                elapsed = self._clock() - started
+                late = elapsed + delay + attempt_bound > self.operation_deadline
+                if job_deadline is not None and job_deadline.remaining() < delay + attempt_bound:
+                    late = True
+                if late:
+                    raise self.describe(error, operation, key, attempt, elapsed)
+                self._sleep(delay)
 
     @staticmethod
     def _transient(error):
@@ -175,19 +224,43 @@ class S3Store(object):
             return code in TRANSIENT_CODES or status in TRANSIENT_CODES
         return False
 
-    def describe(self, error, operation, key=None):
-        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+    def describe(self, error, operation, key=None, attempts=None, elapsed=None):
+        from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
+                                         EndpointConnectionError, NoCredentialsError, ReadTimeoutError)
 
         target = self.where(key)
+        attempts = self.attempts if attempts is None else attempts
+        tries = "{0} attempt{1}".format(attempts, "" if attempts == 1 else "s")
+        if elapsed is not None:
+            tries += " in {0:.0f} s".format(elapsed)
+        if isinstance(error, (ConnectTimeoutError, ReadTimeoutError)) or _socket_timeout(error):
+            return RunbookError(
+                "S3 {0} on {1} timed out: the store {2} within the deadline "
+                "(connect {3} s, {4} s of silence per request, {5} s per operation; s3_timeout={4}) "
+                "after {6}.".format(
+                    operation, target,
+                    "accepted no connection" if isinstance(error, ConnectTimeoutError) else "sent no answer",
+                    self.connect_timeout, self.read_timeout, self.operation_deadline, tries),
+                hint="Check that the S3 endpoint ({0}) is up and answers; raise s3_timeout only if it is "
+                     "merely slow.".format(self.endpoint_url or "AWS"),
+                cause="timeout", endpoint=self.endpoint_url, operation=operation, key=key,
+                deadline=self.operation_deadline)
         if isinstance(error, NoCredentialsError):
             return RunbookError(
                 "No AWS credentials were found for {0} on {1}.".format(operation, target),
                 hint="Set aws_access_key/aws_secret_key, the AWS_* environment variables, "
                      "aws_profile, or an instance role.", cause="credentials")
+        if isinstance(error, ConnectionClosedError):
+            return RunbookError(
+                "S3 {0} on {1} failed after {2}: the connection to the store broke before it answered (it closed "
+                "the connection, or took no data for {3} s): {4}".format(
+                    operation, target, tries, self.connect_timeout, error),
+                hint="Check that the S3 endpoint ({0}) is up and answers.".format(self.endpoint_url or "AWS"),
+                cause="connection_closed", endpoint=self.endpoint_url, operation=operation, key=key)
         if isinstance(error, EndpointConnectionError):
             return RunbookError(
-                "Cannot reach the S3 endpoint for {0} on {1} after {2} attempts: {3}".format(
-                    operation, target, self.attempts, error),
+                "Cannot reach the S3 endpoint for {0} on {1} after {2}: {3}".format(
+                    operation, target, tries, error),
                 hint="Check s3_endpoint_url / s3_region and the network path to the store.",
                 cause="unreachable")
         if isinstance(error, ClientError):
@@ -257,6 +330,7 @@ class S3Store(object):
         return extra
 
     def abort_upload(self, key, upload_id):
+        """Best effort, one attempt: it ends within connect + read timeout even when the store is silent."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -308,9 +382,21 @@ class S3Store(object):
         try:
             yield from body.iter_chunks(chunk_size)
         except BotoCoreError as error:
-            raise self.describe(error, "get_object (reading)", key)
+            raise self.describe(error, "get_object (reading)", key, attempts=1)
         finally:
             body.close()
+
+
+def _socket_timeout(error):
+    """True for a botocore error caused by a socket timeout that botocore did not class as one."""
+    import socket
+
+    from botocore.exceptions import ClientError
+
+    if isinstance(error, ClientError):
+        return False  # the store answered
+    cause = getattr(error, "kwargs", {}).get("error")
+    return isinstance(cause, (socket.timeout, TimeoutError)) or "timed out" in str(error).lower()
 
 
 class MultipartUpload(object):

@@ -94,6 +94,23 @@ options:
     description: Seconds to wait for another backup run on this host to finish before failing.
     type: int
     default: 300
+  job_timeout:
+    description:
+      - Deadline of the whole backup in seconds, from the start of the task. When it passes, C(pg_dump) and its
+        compressor are killed, queries interrupted, the upload to S3 aborted, the partial set removed and the host
+        lock released, and the task fails with a message naming O(job_timeout).
+      - The default (6 hours) is meant to be far above any normal backup; set it to a few times your longest
+        backup so a hung one is noticed the same day. A call to S3 in flight at the deadline ends within its own
+        O(s3_timeout) bounds.
+    type: int
+    default: 21600
+  dump_lock_timeout:
+    description:
+      - Seconds C(pg_dump) waits for the shared lock on each table (C(--lock-wait-timeout)). A table held under an
+        exclusive lock (C(ALTER TABLE), C(VACUUM FULL), C(LOCK TABLE)) longer than this fails the backup with a
+        message naming the table and this option, instead of waiting behind it.
+    type: int
+    default: 300
   row_counts:
     description:
       - How the manifest records each table's rows. C(exact) counts inside the dump's snapshot,
@@ -124,6 +141,12 @@ attributes:
 notes:
   - The database password is passed to C(pg_dump) in its environment, never on its command line.
   - Run as a user that can write O(backup_dir) (with C(become)), or as the database's OS user for peer authentication.
+  - "Deadlines: connecting to PostgreSQL waits at most O(connect_timeout); each S3 request at most O(s3_timeout) of
+    silence and each S3 operation, retries included, at most twice that; C(pg_dump) waits for a table lock at most
+    O(dump_lock_timeout); and the whole task ends by O(job_timeout). A server that accepts connections and never
+    answers fails the task within these bounds, naming the endpoint, and never keeps the host lock."
+  - The local set is kept when the dump completed and only the upload to S3 failed (the message says so); nothing
+    of the failed upload is left in S3 as a backup.
 seealso:
   - name: Backup and restore architecture
     description: The layout of a backup set and how the scheduled job shares this engine.
@@ -268,6 +291,8 @@ def argument_spec():
         s3_keep_days=dict(type="int"),
         s3_keep_count=dict(type="int"),
         lock_timeout=dict(type="int", default=DEFAULTS["lock_timeout"]),
+        job_timeout=dict(type="int", default=DEFAULTS["job_timeout"]),
+        dump_lock_timeout=dict(type="int", default=DEFAULTS["dump_lock_timeout"]),
         row_counts=dict(type="str", default=DEFAULTS["row_counts"], choices=["exact", "estimate", "none"]),
         pg_bin_dir=dict(type="path"),
         kind=dict(type="str", default=DEFAULTS["kind"], choices=KINDS),
