@@ -101,13 +101,15 @@ class Restore(object):
             self.log("not restoring {0}: {1}".format(set_id, reason))
             skipped.append({"backup_id": set_id, "reason": reason})
         raise RunbookError("No backup of {0} passed verification: {1}".format(
-            manifest_lib.shown(self.database), "; ".join("{0}: {1}".format(s["backup_id"], s["reason"]) for s in skipped)),
+            manifest_lib.shown(self.database),
+            "; ".join("{0}: {1}".format(s["backup_id"], s["reason"]) for s in skipped)),
             hint="Nothing was changed.", cause="unverified", skipped=skipped)
 
     def run(self):
         if self.opts["list_only"]:
             return {"changed": False, "backups": self.list_sets(),
-                    "msg": "Backups of {0} in {1}".format(manifest_lib.shown(self.database), self.catalog.location(self.database))}
+                    "msg": "Backups of {0} in {1}".format(manifest_lib.shown(self.database),
+                                                          self.catalog.location(self.database))}
         admin = connect(self.opts, self.opts["maintenance_db"])
         try:
             return self._restore(admin)
