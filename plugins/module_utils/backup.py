@@ -430,12 +430,15 @@ class BackupJob(object):
             self._read_back(document)
             return uploaded
         except BaseException as error:
-            foreign = isinstance(error, RunbookError) and error.details.get("cause") in ("exists", "replaced")
-            if uploaded and not foreign:
-                try:
+            cause = error.details.get("cause") if isinstance(error, RunbookError) else None
+            try:
+                if cause == "exists":
+                    # Another writer holds a key of this set: drop only the objects that still carry our mark.
+                    self.store.delete_keys([k for k in uploaded if self._writer_of(k) == self.writer])
+                elif cause != "replaced" and uploaded:  # replaced: which object is whose is unknown, touch none
                     self.store.delete_keys(uploaded)
-                except RunbookError:
-                    pass  # without a manifest these objects never count as a backup
+            except RunbookError:
+                pass  # without a manifest of ours these objects never count as a backup
             if isinstance(error, RunbookError):
                 error.message = "{0} The local backup set {1} is complete and was kept.".format(
                     error.message, final_dir)

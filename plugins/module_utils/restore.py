@@ -55,8 +55,9 @@ class Restore(object):
         self.opts = normalize(options)
         self.log = log or (lambda message: None)
         self.check_mode = check_mode
-        self.database = self.opts["database"]
-        self.target = self.opts["target"]
+        # PostgreSQL cuts a longer name to 63 bytes: a target of 64 would be another database.
+        self.database = manifest_lib.check_database_name(self.opts["database"])
+        self.target = manifest_lib.check_database_name(self.opts["target"])
         self.catalog = catalog_for(self.opts)
 
     def list_sets(self):
