@@ -237,9 +237,9 @@ def _wait_for_no_sessions(cur, database, timeout=10.0):
         if cur.fetchone()[0] == 0:
             return
         if time.monotonic() > deadline:
-            raise RunbookError("Sessions on {0} did not end after being terminated.".format(
-                manifest_lib.shown(database)),
-                               hint="Stop the applications that use it and run the restore again.", cause="busy")
+            raise RunbookError(
+                "Sessions on {0} did not end after being terminated.".format(manifest_lib.shown(database)),
+                hint="Stop the applications that use it and run the restore again.", cause="busy")
         time.sleep(0.2)
 
 

@@ -74,8 +74,8 @@ def all_files(root):
 
 
 @pytest.mark.parametrize("name", NAMES, ids=lambda n: n.encode("unicode_escape").decode("ascii"))
-def test_any_database_name_is_backed_up_verified_and_restored_as_itself(pg, s3, names_bucket, hostile_db,
-                                                                         tmp_path, name):
+def test_any_database_name_is_backed_up_verified_and_restored_as_itself(
+        pg, s3, names_bucket, hostile_db, tmp_path, name):
     rows = 3 + NAMES.index(name)
     hostile_db(name, rows)
     workdir = tmp_path / "work"
@@ -120,8 +120,8 @@ def test_any_database_name_is_backed_up_verified_and_restored_as_itself(pg, s3, 
 
 
 @pytest.mark.parametrize("name,why", [("\u00e9" * 32, "64 bytes long"), ("a\x00b", "with a NUL")])
-def test_a_name_postgresql_cannot_have_is_refused_before_anything_is_written(pg, s3, names_bucket, tmp_path,
-                                                                              name, why):
+def test_a_name_postgresql_cannot_have_is_refused_before_anything_is_written(
+        pg, s3, names_bucket, tmp_path, name, why):
     backup_dir = str(tmp_path / "backups")
     with pytest.raises(RunbookError) as caught:
         run_backup(options_for(pg, s3, names_bucket, backup_dir, name))
