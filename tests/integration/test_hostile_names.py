@@ -138,3 +138,20 @@ def test_a_restore_target_postgresql_would_cut_short_is_refused(pg, s3, names_bu
     with pytest.raises(RunbookError) as caught:
         run_restore(dict(options, target=source + " restored"))
     assert caught.value.details["cause"] == "invalid" and "72 bytes long" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["dbname=bmidb", "host=127.0.0.1 dbname=postgres", "postgresql://localhost/bmidb"])
+def test_a_name_like_a_connection_string_is_dumped_as_itself_without_a_shared_snapshot(
+        pg, s3, names_bucket, hostile_db, tmp_path, name):
+    # Without row counts pg_dump imports no snapshot, so nothing else would notice the wrong database.
+    hostile_db(name, 2)
+    options = options_for(pg, s3, names_bucket, str(tmp_path / "backups"), name)
+    options.update(s3_bucket=None, row_counts="none", format="plain")
+    backup = run_backup(options)
+    target = "plain " + name[:30]
+    run_restore(dict(options, target=target, min_size_bytes=0))
+    tables = pg.execute("SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace",
+                        database=target)
+    assert tables == [("marker",)]
+    assert pg.execute("SELECT DISTINCT name FROM marker", database=target) == [(name,)]
+    assert backup["manifest"]["database"] == name
