@@ -430,13 +430,12 @@ class BackupJob(object):
             self._read_back(document)
             return uploaded
         except BaseException as error:
-            cause = error.details.get("cause") if isinstance(error, RunbookError) else None
+            replaced = isinstance(error, RunbookError) and error.details.get("cause") == "replaced"
             try:
-                if cause == "exists":
-                    # Another writer holds a key of this set: drop only the objects that still carry our mark.
-                    self.store.delete_keys([k for k in uploaded if self._writer_of(k) == self.writer])
-                elif cause != "replaced" and uploaded:  # replaced: which object is whose is unknown, touch none
-                    self.store.delete_keys(uploaded)
+                # Only objects that still carry our mark go; after a replaced set, which is whose is unclear: none.
+                ours = [] if replaced else [k for k in uploaded if self._writer_of(k) == self.writer]
+                if ours:
+                    self.store.delete_keys(ours)
             except RunbookError:
                 pass  # without a manifest of ours these objects never count as a backup
             if isinstance(error, RunbookError):

@@ -137,3 +137,21 @@ def test_a_conditional_write_to_an_existing_key_is_refused_by_the_store(s3, buck
     assert caught.value.details["cause"] == "exists"
     assert store.conditional_writes is True
     assert s3.client().get_object(Bucket=bucket, Key=key)["Body"].read() == b"first"
+
+
+def test_a_failed_manifest_upload_removes_this_runs_own_objects_only(s3, options, monkeypatch):
+    original = BackupJob._put_exclusive
+    foreign_key = "it/{0}/unrelated/object".format(DATABASE)
+    s3.client().put_object(Bucket=options["s3_bucket"], Key=foreign_key, Body=b"x", Metadata={"writer": "f0f0f0f0"})
+
+    def fail_at_the_manifest(job, path, key, metadata):
+        if key.endswith("/manifest.json"):
+            raise RunbookError("S3 put_object on {0} failed: simulated.".format(key), cause="s3_error")
+        return original(job, path, key, metadata)
+
+    monkeypatch.setattr(BackupJob, "_put_exclusive", fail_at_the_manifest)
+    with pytest.raises(RunbookError) as caught:
+        run_backup(options)
+    assert "is complete and was kept" in str(caught.value)
+    assert s3_keys(s3, options["s3_bucket"]) == [foreign_key]
+    assert len(local_entries(options["backup_dir"])) == 1
