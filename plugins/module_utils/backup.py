@@ -29,7 +29,7 @@ from .deadline import Deadline
 from .dumpfile import pg_tool, program
 from .locking import HostLock
 from .pipeline import PipelineError, copy_to_file, run_to_file
-from .postgres import connect, interrupt, libpq_environment, server_info, table_row_counts
+from .postgres import connect, conninfo, interrupt, libpq_environment, server_info, table_row_counts
 from .s3 import GrowingFileUpload, S3Store, part_size_for
 
 TOOL = "ops.runbook pg_backup"
@@ -139,9 +139,13 @@ class BackupJob(object):
         self.opts = normalize(options)
         self.log = log or (lambda message: None)
         self.started = now or utc_now()
-        self.database = self.opts["database"]
-        self.db_root = os.path.join(self.opts["backup_dir"], self.database)
-        self.backup_id = manifest_lib.backup_id(self.database, self.started)
+        self.database = manifest_lib.check_database_name(self.opts["database"])
+        self.shown = manifest_lib.shown(self.database)  # the name as messages show it
+        self.db_root = os.path.join(self.opts["backup_dir"], manifest_lib.safe_name(self.database))
+        # This run's mark: the random part of its id, and in its manifest and objects, so that
+        # the set it reports is provably the one it wrote, whoever else writes to the prefix.
+        self.writer = manifest_lib.new_writer()
+        self.backup_id = manifest_lib.backup_id(self.database, self.started, self.writer)
         self.store = S3Store(self.opts) if self.opts.get("s3_bucket") else None
         self.local = LocalCatalog(self.opts["backup_dir"])
         self.remote = S3Catalog(self.store) if self.store else None
@@ -194,7 +198,7 @@ class BackupJob(object):
             "retention": {"local_partial_would_remove": self.local.partials(self.database)},
             "warnings": [],
             "msg": "Would back up database {0} ({1}) to {2}".format(
-                self.database, human_size(self.database_size), os.path.join(self.db_root, self.backup_id)),
+                self.shown, human_size(self.database_size), os.path.join(self.db_root, self.backup_id)),
         }
         if self.opts["retention"]:
             # The same decisions as a run's, with the set this run would write counted as written now.
@@ -253,7 +257,7 @@ class BackupJob(object):
             "retention": retention,
             "warnings": warnings,
             "msg": "Backed up database {0} to {1} ({2}, sha256 {3}) in {4:.1f} s".format(
-                self.database, final_dir, human_size(document["size_bytes"]), document["sha256"], duration),
+                self.shown, final_dir, human_size(document["size_bytes"]), document["sha256"], duration),
         }
         if self.remote:
             result["s3_uri"] = self.remote.location(self.database, self.backup_id)
@@ -264,26 +268,31 @@ class BackupJob(object):
     def _claim_backup_id(self, attempts=3):
         """The set's final directory, under an id no other set has, here or in S3.
 
-        Ids have one-second resolution, so a run that starts in the same second
-        as the previous one (it waited for this host's lock, a script runs two
-        back to back, another host backs up a database of the same name under
-        the same S3 prefix) moves its start to the next second instead of
-        failing or, in S3, overwriting the other set's objects.
+        Each run's id has a random writer part, so hosts backing up a database of
+        the same name under one S3 prefix in the same second get sets of their own
+        (and S3 refuses to overwrite an existing key all the same, see _upload).
+        On this host a run that starts in the second of the previous set (it waited
+        for the lock, a script runs two back to back) moves to the next second, so
+        that this host's sets stay ordered by their ids.
         """
         for _attempt in range(attempts):
             final_dir = os.path.join(self.db_root, self.backup_id)
+            second = self.started.replace(microsecond=0)
+            same_second = any(entry["started_at"] == second for entry in self.local.sets(self.database).values())
             in_s3 = self.store and next(
-                self.store.list_objects(self.store.key(self.database, self.backup_id) + "/"), None) is not None
-            if not os.path.exists(final_dir) and not in_s3:
+                self.store.list_objects(self.remote.key(self.database, self.backup_id) + "/"), None) is not None
+            if not same_second and not os.path.exists(final_dir) and not in_s3:
                 return final_dir
-            following = self.started.replace(microsecond=0) + datetime.timedelta(seconds=1)
-            wait = (following - utc_now()).total_seconds()
-            if wait > 0:
-                time.sleep(wait)
-            self.started = following
-            self.backup_id = manifest_lib.backup_id(self.database, self.started)
+            if same_second:
+                following = second + datetime.timedelta(seconds=1)
+                wait = (following - utc_now()).total_seconds()
+                if wait > 0:
+                    time.sleep(wait)
+                self.started = following
+            self.writer = manifest_lib.new_writer()
+            self.backup_id = manifest_lib.backup_id(self.database, self.started, self.writer)
         raise RunbookError("A backup set {0} already exists.".format(final_dir),
-                           hint="Sets are named by the second they start in; run again.", cause="exists")
+                           hint="Run again; a new run draws a new id.", cause="exists")
 
     def _make_db_root(self):
         """Create <backup_dir>/<database>, or say whose permissions stand in the way."""
@@ -318,10 +327,10 @@ class BackupJob(object):
         """
         if not self.store:
             return None
-        key = self.store.key(self.database, self.backup_id, self.dump_name)
+        key = self.remote.key(self.database, self.backup_id, self.dump_name)
         return GrowingFileUpload(
             self.store, key, dump_part_size(self.store.part_size, self.database_size, self.opts["compression"]),
-            metadata={"backup-id": self.backup_id},
+            metadata=self._object_metadata(), exclusive=True,
             on_first_part=lambda: self.log("uploading {0} to s3://{1}/{2} while it is written".format(
                 self.dump_name, self.store.bucket, key)))
 
@@ -334,7 +343,7 @@ class BackupJob(object):
             if opts["globals"]:
                 name = manifest_lib.globals_file_name(opts["compression"])
                 stages = [("pg_dumpall", [self.pg_dumpall, "--globals-only", "--no-password",
-                                          "--database", self.database])]
+                                          "--database", conninfo(self.database)])]
                 stages += [self.compressor] if self.compressor else []
                 size, digest = run_to_file(stages, os.path.join(partial, name),
                                            env=self._client_env(), deadline=self.deadline)
@@ -358,6 +367,7 @@ class BackupJob(object):
                 database_size_bytes=self.database_size,
                 tables=tables, row_count_method=opts["row_counts"], snapshot_consistent=snapshot_used,
                 kind=opts["kind"],
+                writer=self.writer,
             )
             manifest_path = os.path.join(partial, manifest_lib.MANIFEST_NAME)
             with open(manifest_path, "x") as handle:
@@ -401,7 +411,8 @@ class BackupJob(object):
                 except Exception:  # noqa: BLE001 - older servers or standbys: counts without a shared snapshot
                     snap_conn.rollback()
                     snap_conn.autocommit = True
-        args = [self.pg_dump, "--no-password", "--format=" + opts["format"], "--dbname", self.database,
+        # conninfo(): a database named like a connection string or URI is still only a name.
+        args = [self.pg_dump, "--no-password", "--format=" + opts["format"], "--dbname", conninfo(self.database),
                 "--lock-wait-timeout={0}".format(int(opts["dump_lock_timeout"]) * 1000)]
         if opts["format"] == "custom":
             args.append("--compress=0")
@@ -422,7 +433,7 @@ class BackupJob(object):
         try:
             if counter:
                 counter.start()
-            self.log("dumping {0} with {1}".format(self.database, " | ".join(s[0] for s in stages)))
+            self.log("dumping {0} with {1}".format(self.shown, " | ".join(s[0] for s in stages)))
             dump_path = os.path.join(partial, self.dump_name)
             if dump_upload:
                 dump_upload.start(dump_path)
@@ -445,41 +456,102 @@ class BackupJob(object):
             if snap_conn is not None:
                 _close_quietly(snap_conn)
         if failure:
-            self.deadline.check("counting the rows of {0}".format(self.database))
-            raise RunbookError("Counting the rows of {0} failed: {1}".format(self.database, failure[0]),
+            self.deadline.check("counting the rows of {0}".format(self.shown))
+            raise RunbookError("Counting the rows of {0} failed: {1}".format(self.shown, failure[0]),
                                cause="row_counts")
         files = [{"name": self.dump_name, "role": "dump", "size": size, "sha256": digest}]
         return files, counts, bool(snapshot)
 
+    def _object_metadata(self, **extra):
+        """S3 metadata of this run's objects: ASCII only, so the id (built from the safe name), not the name."""
+        return dict(extra, **{"backup-id": self.backup_id, "writer": self.writer})
+
     def _upload(self, final_dir, document, dump_upload):
-        """Finish the dump's upload, upload every other file, then the manifest;
-        on failure remove what this run uploaded."""
+        """Finish the dump's upload, upload every other file, then the manifest, each only
+        where no object exists yet; read the manifest back to prove the set is ours.
+        On failure remove what this run uploaded, never what another writer may hold."""
         uploaded = []
         try:
             for entry in document["files"]:
-                key = self.store.key(self.database, self.backup_id, entry["name"])
+                key = self.remote.key(self.database, self.backup_id, entry["name"])
                 if entry["role"] == "dump" and dump_upload.complete():
                     self.log("completed the upload of {0} to s3://{1}/{2}".format(
                         entry["name"], self.store.bucket, key))
                 else:
                     self.log("uploading {0} to s3://{1}/{2}".format(entry["name"], self.store.bucket, key))
-                    self.store.upload_file(os.path.join(final_dir, entry["name"]), key,
-                                           metadata={"sha256": entry["sha256"], "backup-id": self.backup_id})
+                    self._put_exclusive(os.path.join(final_dir, entry["name"]), key,
+                                        self._object_metadata(sha256=entry["sha256"]))
                 uploaded.append(key)
-            key = self.store.key(self.database, self.backup_id, manifest_lib.MANIFEST_NAME)
-            self.store.upload_file(os.path.join(final_dir, manifest_lib.MANIFEST_NAME), key)
+            key = self.remote.key(self.database, self.backup_id, manifest_lib.MANIFEST_NAME)
+            self._put_exclusive(os.path.join(final_dir, manifest_lib.MANIFEST_NAME), key, self._object_metadata())
             uploaded.append(key)
+            self._read_back(document)
             return uploaded
         except BaseException as error:
-            if uploaded:
-                try:
-                    self.store.delete_keys(uploaded)
-                except RunbookError:
-                    pass  # without a manifest these objects never count as a backup
+            replaced = isinstance(error, RunbookError) and error.details.get("cause") == "replaced"
+            try:
+                # Only objects that still carry our mark go; after a replaced set, which is whose is unclear: none.
+                ours = [] if replaced else [k for k in uploaded if self._writer_of(k) == self.writer]
+                if ours:
+                    self.store.delete_keys(ours)
+            except RunbookError:
+                pass  # without a manifest of ours these objects never count as a backup
             if isinstance(error, RunbookError):
                 error.message = "{0} The local backup set {1} is complete and was kept.".format(
                     error.message, final_dir)
             raise
+
+    def _put_exclusive(self, path, key, metadata):
+        """Upload a file of the set where no object exists yet.
+
+        A refusal (HTTP 412) means the key is taken, unless it is our own object: a
+        retried request whose first attempt arrived but whose reply was lost.
+        """
+        try:
+            self.store.upload_file(path, key, metadata=metadata, exclusive=True)
+        except RunbookError as error:
+            if error.details.get("cause") != "exists" or self._writer_of(key) != self.writer:
+                raise
+
+    def _writer_of(self, key):
+        try:
+            return (self.store.head(key).get("Metadata") or {}).get("writer")
+        except RunbookError:
+            return None
+
+    def _read_back(self, document):
+        """Report nothing that is not there: the manifest in S3 is ours and each file has its size.
+
+        Writes are conditional (If-None-Match: *) where the store honours it (SeaweedFS,
+        AWS S3 and MinIO do); on a store that ignores the header this read-back is what
+        detects a set that another writer replaced after we wrote it.
+        """
+        key = self.remote.key(self.database, self.backup_id, manifest_lib.MANIFEST_NAME)
+        where = "s3://{0}/{1}".format(self.store.bucket, key)
+        try:
+            stored = manifest_lib.loads(self.store.get_bytes(key).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            stored = {"unreadable": str(error)}
+        mine = (stored.get("writer") == self.writer and stored.get("backup_id") == self.backup_id
+                and stored.get("sha256") == document["sha256"])
+        if not mine:
+            raise RunbookError(
+                "The manifest {0} read back after the upload is not this run's (writer {1}, found {2}): another "
+                "writer replaced the set, so it is not reported as a backup. Nothing in S3 was deleted.".format(
+                    where, self.writer, manifest_lib.shown(str(stored.get("writer", "none")))),
+                hint="Find the other host or job that writes under this prefix; each should back up under its "
+                     "own s3_prefix.", cause="replaced", key=key)
+        for entry in document["files"]:
+            file_key = self.remote.key(self.database, self.backup_id, entry["name"])
+            head = self.store.head(file_key)
+            if head.get("ContentLength") != entry["size"] or (head.get("Metadata") or {}).get("writer") != self.writer:
+                raise RunbookError(
+                    "s3://{0}/{1} read back after the upload is not this run's ({2} bytes by writer {3}, expected "
+                    "{4} bytes by writer {5}): another writer replaced it. Nothing in S3 was deleted.".format(
+                        self.store.bucket, file_key, head.get("ContentLength"),
+                        manifest_lib.shown(str((head.get("Metadata") or {}).get("writer"))), entry["size"],
+                        self.writer),
+                    hint="Find the other host or job that writes under this prefix.", cause="replaced", key=file_key)
 
     def _retention_decisions(self, pending=False):
         """What retention decides in each place (retention.decide), the run's and check mode's one answer.

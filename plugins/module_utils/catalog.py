@@ -31,7 +31,7 @@ class LocalCatalog(object):
         self.root = root
 
     def location(self, database, set_id=None, name=None):
-        return os.path.join(*[p for p in (self.root, database, set_id, name) if p])
+        return os.path.join(self.root, *_components(database, set_id, name))
 
     def sets(self, database):
         """{backup_id: {"complete": bool, "started_at": datetime}} of `database`."""
@@ -39,9 +39,10 @@ class LocalCatalog(object):
         base = self.location(database)
         if not os.path.isdir(base):
             return found
+        own = manifest_lib.safe_name(database)
         for name in os.listdir(base):
             parsed = manifest_lib.parse_backup_id(name)
-            if parsed and parsed[0] == database and os.path.isdir(os.path.join(base, name)):
+            if parsed and parsed[0] == own and os.path.isdir(os.path.join(base, name)):
                 found[name] = {"complete": os.path.isfile(os.path.join(base, name, manifest_lib.MANIFEST_NAME)),
                                "started_at": parsed[1]}
         return found
@@ -97,19 +98,23 @@ class S3Catalog(object):
     def __init__(self, store):
         self.store = store
 
+    def key(self, database, set_id=None, name=None):
+        """The object key (or, without a name, the key prefix) of a set or a file of it."""
+        return self.store.key(*_components(database, set_id, name))
+
     def location(self, database, set_id=None, name=None):
-        key = self.store.key(*[p for p in (database, set_id, name) if p])
-        return "s3://{0}/{1}{2}".format(self.store.bucket, key, "" if name else "/")
+        return "s3://{0}/{1}{2}".format(self.store.bucket, self.key(database, set_id, name), "" if name else "/")
 
     def sets(self, database):
         """Like LocalCatalog.sets, with each set's object keys under "keys"."""
-        root = self.store.key(database) + "/"
+        root = self.key(database) + "/"
+        own = manifest_lib.safe_name(database)
         found = {}
         for item in self.store.list_objects(root):
             rest = item["Key"][len(root):]
             set_id = rest.split("/", 1)[0]
             parsed = manifest_lib.parse_backup_id(set_id)
-            if not parsed or parsed[0] != database:
+            if not parsed or parsed[0] != own:
                 continue
             entry = found.setdefault(set_id, {"complete": False, "started_at": parsed[1], "keys": []})
             entry["keys"].append(item["Key"])
@@ -121,7 +126,7 @@ class S3Catalog(object):
         return []
 
     def manifest(self, database, set_id):
-        key = self.store.key(database, set_id, manifest_lib.MANIFEST_NAME)
+        key = self.key(database, set_id, manifest_lib.MANIFEST_NAME)
         try:
             return manifest_lib.loads(self.store.get_bytes(key).decode("utf-8"))
         except RunbookError as error:
@@ -134,21 +139,41 @@ class S3Catalog(object):
                                cause="bad_manifest")
 
     def chunks(self, database, set_id, name, chunk_size=CHUNK):
-        return self.store.iter_object(self.store.key(database, set_id, name), chunk_size)
+        return self.store.iter_object(self.key(database, set_id, name), chunk_size)
 
     def file_size(self, database, set_id, name):
         """Size of an object of the set as the bucket's listing gives it (nothing is downloaded), or None."""
-        key = self.store.key(database, set_id, name)
+        key = self.key(database, set_id, name)
         for item in self.store.list_objects(key):
             if item["Key"] == key:
                 return int(item.get("Size") or 0)
         return None
 
     def delete_set(self, database, set_id):
-        keys = [item["Key"] for item in self.store.list_objects(self.store.key(database, set_id) + "/")]
+        keys = [item["Key"] for item in self.store.list_objects(self.key(database, set_id) + "/")]
         manifest_keys = [k for k in keys if k.endswith("/" + manifest_lib.MANIFEST_NAME)]
         self.store.delete_keys(manifest_keys)
         self.store.delete_keys([k for k in keys if k not in manifest_keys])
+
+
+def _components(database, set_id=None, name=None):
+    """The path components of a database's sets: its safe name, then a set id and a file name of
+    the set (from its manifest, or an option), which must stay inside it."""
+    parts = [manifest_lib.safe_name(database)]
+    if set_id:
+        if "/" in set_id or "\\" in set_id or set_id in (".", ".."):
+            raise RunbookError("{0} is not a backup set id.".format(manifest_lib.shown(set_id)),
+                               hint="Set ids look like <database>-<YYYYmmddTHHMMSSZ>-<hex>; list them first.",
+                               cause="invalid")
+        parts.append(set_id)
+    if name:
+        pieces = name.split("/")
+        if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in pieces):
+            raise RunbookError("{0} is not a file name of a backup set.".format(manifest_lib.shown(name)),
+                               hint="The set's manifest names files outside the set; do not use it.",
+                               cause="bad_manifest")
+        parts.extend(pieces)
+    return parts
 
 
 def complete_sets(catalog, database):

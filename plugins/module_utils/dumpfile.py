@@ -13,7 +13,7 @@ import time
 
 from .common import RunbookError
 from .pipeline import stream_through
-from .postgres import libpq_environment
+from .postgres import conninfo, libpq_environment
 
 DECOMPRESSORS = {"zstd": ["zstd", "-q", "-dc"], "gzip": ["gzip", "-dc"]}
 
@@ -52,19 +52,21 @@ def decompress_stages(compression):
 def restore_into(opts, catalog, database, set_id, manifest, target, keep_owners=True):
     """Stream a set's dump into the existing, empty database `target`; returns seconds.
 
+    `target` reaches the programs only as conninfo(target): any name is just a name.
+
     keep_owners=False restores every object as the connecting user, for scratch
     copies on servers that lack the original roles.
     """
     stages = decompress_stages(manifest["compression"])
     env = libpq_environment(opts, target, "ops.runbook restore")
     if manifest["format"] == "custom":
-        argv = [pg_tool(opts, "pg_restore"), "--no-password", "--exit-on-error", "--dbname", target]
+        argv = [pg_tool(opts, "pg_restore"), "--no-password", "--exit-on-error", "--dbname", conninfo(target)]
         if not keep_owners:
             argv.append("--no-owner")
         stages.append(("pg_restore", argv))
     else:
         stages.append(("psql", [pg_tool(opts, "psql"), "--no-password", "--no-psqlrc", "--quiet",
-                                "--set", "ON_ERROR_STOP=1", "--dbname", target]))
+                                "--set", "ON_ERROR_STOP=1", "--dbname", conninfo(target)]))
     started = time.monotonic()
     stream_through(catalog.chunks(database, set_id, manifest["dump_file"]), stages, lambda data: None, env=env)
     return time.monotonic() - started

@@ -6,6 +6,9 @@
 The same layout serves a local directory and an S3 prefix:
 `<database>/<backup_id>/<files>` with `manifest.json` written last.
 Verification and restore read only what is defined here.
+
+A database name is data: in paths, keys, file names and ids it appears only
+as `safe_name(database)`, never as given; the manifest keeps the real name.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,21 +18,82 @@ __metaclass__ = type
 import datetime
 import json
 import re
+import secrets
+import string
+
+from .common import RunbookError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 EXTENSIONS = {"zstd": ".zst", "gzip": ".gz", "none": ""}
 FORMAT_EXTENSIONS = {"custom": ".dump", "plain": ".sql"}
-_ID_PATTERN = re.compile(r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}Z)$")
+# `<safe database name>-<UTC second>-<writer>`: the writer part, random per run, keeps the
+# sets of several hosts backing up a database of the same name in the same second apart.
+# Ids of older releases have no writer part; they are still sets.
+WRITER_HEX_DIGITS = 8
+_ID_PATTERN = re.compile(r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<writer>[0-9a-f]{6,8}))?$")
+# What PostgreSQL can name a database: at most NAMEDATALEN - 1 bytes, never a NUL.
+MAX_NAME_BYTES = 63
+_READABLE = frozenset(string.ascii_letters + string.digits + "_-.")
 
 
-def backup_id(database, moment):
-    return "{0}-{1}".format(database, moment.astimezone(datetime.timezone.utc).strftime(STAMP_FORMAT))
+def check_database_name(database):
+    """Refuse, before anything is written, a name no PostgreSQL database can have."""
+    if not isinstance(database, str) or not database:
+        raise RunbookError("No database was named.", hint="Set database.", cause="invalid")
+    if "\x00" in database or len(database.encode("utf-8")) > MAX_NAME_BYTES:
+        raise RunbookError(
+            "The database name {0} cannot be a PostgreSQL database name: it is {1} bytes long{2}; PostgreSQL "
+            "names have at most {3} bytes and no NUL character.".format(
+                shown(database), len(database.encode("utf-8")), ", with a NUL" if "\x00" in database else "",
+                MAX_NAME_BYTES),
+            hint="Check the database option.", cause="invalid")
+    return database
+
+
+def safe_name(database):
+    """A database name as one path or key component: the same name for the same database, everywhere.
+
+    Letters, digits, `_`, `-` and `.` (not first) stay; every other byte of the
+    name's UTF-8 (`/`, `%`, spaces, quotes, non-ASCII letters, a leading `.`)
+    becomes %XX. The result is ASCII, never empty, never `.` or `..`, never
+    contains `/`, and two names never share one.
+    """
+    check_database_name(database)
+    out = []
+    for index, char in enumerate(database):
+        if char in _READABLE and not (index == 0 and char == "."):
+            out.append(char)
+        else:
+            out.extend("%{0:02X}".format(byte) for byte in bytearray(char.encode("utf-8")))
+    return "".join(out)
+
+
+def shown(name):
+    """A name as messages show it: plain if readable, else quoted with escapes, so that
+    control characters, quotes or look-alike text in a name cannot fake a message."""
+    if name and all(c in _READABLE for c in name):
+        return name
+    return repr(name)
+
+
+def new_writer():
+    """The random part of one run's backup id (also this writer's mark in the manifest)."""
+    return secrets.token_hex(WRITER_HEX_DIGITS // 2)
+
+
+def backup_id(database, moment, writer=None):
+    """The id of a set of `database` started at `moment` by `writer` (random when not given)."""
+    return "{0}-{1}-{2}".format(safe_name(database), moment.astimezone(datetime.timezone.utc).strftime(STAMP_FORMAT),
+                                writer or new_writer())
 
 
 def parse_backup_id(value):
-    """(database, UTC datetime) of a backup id, or None if it is not one."""
+    """(safe database name, UTC datetime) of a backup id, or None if it is not one.
+
+    The database part is the safe_name() form: compare it with safe_name(database).
+    """
     match = _ID_PATTERN.match(value)
     if not match:
         return None
@@ -38,7 +102,7 @@ def parse_backup_id(value):
 
 
 def dump_file_name(database, dump_format, compression):
-    return database + FORMAT_EXTENSIONS[dump_format] + EXTENSIONS[compression]
+    return safe_name(database) + FORMAT_EXTENSIONS[dump_format] + EXTENSIONS[compression]
 
 
 def globals_file_name(compression):

@@ -15,6 +15,7 @@ __metaclass__ = type
 import os
 
 from .common import RunbookError
+from .manifest import shown
 
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -54,7 +55,7 @@ def endpoint(params, database=None):
     host = _host(params) or "the local socket"
     where = "{0}:{1}".format(host, params.get("login_port") or 5432)
     if database:
-        where = "database '{0}' at {1}".format(database, where)
+        where = "database {0} at {1}".format(shown(database), where)
     return where
 
 
@@ -68,7 +69,20 @@ def connect_timeout(params):
     return value
 
 
+def conninfo(database):
+    """`database` as the libpq connection string that names exactly it, for --dbname/--database.
+
+    pg_dump, pg_dumpall, pg_restore and psql read a --dbname value that contains `=` or
+    starts with postgres:// as a connection string: a database named `host=x dbname=y`
+    would reach another database. Inside `dbname='...'` the value is never expanded
+    again; libpq wants `\\` and `'` escaped with a backslash there.
+    """
+    return "dbname='{0}'".format(database.replace("\\", "\\\\").replace("'", "\\'"))
+
+
 def connection_kwargs(params, database):
+    # psycopg2 quotes each keyword into its DSN and libpq never expands a dbname given that
+    # way (tests/integration/test_hostile_names.py connects to databases named like DSNs and URIs).
     kwargs = {
         "dbname": database,
         "user": params.get("login_user") or "postgres",
@@ -100,7 +114,7 @@ def libpq_environment(params, database, application="ops.runbook", base=None):
         env["PGHOST"] = _host(params)
     env["PGPORT"] = str(params.get("login_port") or 5432)
     env["PGUSER"] = params.get("login_user") or "postgres"
-    env["PGDATABASE"] = database
+    env["PGDATABASE"] = database  # libpq never expands PGDATABASE; the programs get conninfo() all the same
     env["PGSSLMODE"] = params.get("ssl_mode") or "prefer"
     env["PGCONNECT_TIMEOUT"] = str(connect_timeout(params))
     env["PGAPPNAME"] = application
@@ -134,7 +148,7 @@ def describe_connection_error(params, database, error):
             hint="Check login_password (or PGPASSWORD, ~/.pgpass) and login_user.", cause="authentication")
     if "does not exist" in lowered and "database" in lowered:
         return RunbookError(
-            "Database '{0}' does not exist at {1}.".format(database, where),
+            "Database {0} does not exist at {1}.".format(shown(database), where),
             hint="Check the database name; list databases with `psql -l`.", cause="missing_database")
     if "role" in lowered and "does not exist" in lowered:
         return RunbookError(

@@ -18,6 +18,7 @@ import time
 import uuid
 
 from . import health
+from . import manifest as manifest_lib
 from .backup import KINDS, run_backup
 from .catalog import SET_DAMAGE_CAUSES, valid_sets
 from .common import RunbookError, human_size, utc_now
@@ -68,8 +69,9 @@ class Restore(object):
         self.opts = normalize(options)
         self.log = log or (lambda message: None)
         self.check_mode = check_mode
-        self.database = self.opts["database"]
-        self.target = self.opts["target"]
+        # PostgreSQL cuts a longer name to 63 bytes: a target of 64 would be another database.
+        self.database = manifest_lib.check_database_name(self.opts["database"])
+        self.target = manifest_lib.check_database_name(self.opts["target"])
         self.catalog = catalog_for(self.opts)
 
     def list_sets(self):
@@ -124,7 +126,7 @@ class Restore(object):
         records = [r for r in valid_sets(self.catalog, self.database) if r["complete"]]
         where = self.catalog.location(self.database)
         if not records:
-            raise RunbookError("There is no complete backup of {0} in {1}.".format(self.database, where),
+            raise RunbookError("There is no complete backup of {0} in {1}.".format(manifest_lib.shown(self.database), where),
                                cause="no_backup")
         wanted = self.opts["backup_id"]
         if wanted and not any(r["backup_id"] == wanted for r in records):
@@ -153,7 +155,7 @@ class Restore(object):
                 return set_id, result, set_kind(record["manifest"]), skipped
             skipped.append(self._skip(record, "; ".join(c["output"] for c in bad)))
         raise RunbookError("No backup of {0} can be restored: {1}".format(
-            self.database, "; ".join("{0}: {1}".format(s["backup_id"], s["reason"]) for s in skipped)),
+            manifest_lib.shown(self.database), "; ".join("{0}: {1}".format(s["backup_id"], s["reason"]) for s in skipped)),
             hint="Nothing was changed.", cause="unverified", skipped=skipped)
 
     def _skip(self, record, reason):
@@ -164,7 +166,8 @@ class Restore(object):
     def run(self):
         if self.opts["list_only"]:
             return {"changed": False, "backups": self.list_sets(),
-                    "msg": "Backups of {0} in {1}".format(self.database, self.catalog.location(self.database))}
+                    "msg": "Backups of {0} in {1}".format(manifest_lib.shown(self.database),
+                                                          self.catalog.location(self.database))}
         admin = connect(self.opts, self.opts["maintenance_db"])
         try:
             return self._restore(admin)
@@ -181,7 +184,7 @@ class Restore(object):
         exists, owner = self._target_state(admin)
         if exists and not self.opts["overwrite"]:
             raise RunbookError(
-                "Database {0} already exists; refusing to replace it.".format(self.target),
+                "Database {0} already exists; refusing to replace it.".format(manifest_lib.shown(self.target)),
                 hint="Restore into another target, or set overwrite (pg_restore_overwrite=true) to replace it; "
                      "a backup of it is taken first.", cause="target_exists")
         set_id, verification, kind, skipped = self.choose()
@@ -201,7 +204,7 @@ class Restore(object):
         }
         if self.check_mode:
             plan.update(changed=True, msg="Would restore {0} (a {1} backup, {2}) into {3}{4}.{5}".format(
-                set_id, kind, human_size(manifest["size_bytes"]), self.target,
+                set_id, kind, human_size(manifest["size_bytes"]), manifest_lib.shown(self.target),
                 ", replacing the existing database after backing it up" if exists else " (a new database)",
                 _skipped_sentence(skipped)))
             return plan
@@ -223,7 +226,7 @@ class Restore(object):
             changed=True, tables=counts, pre_restore_backup=pre_backup, previous_database=previous,
             duration_seconds=round(time.monotonic() - started, 3),
             msg="Restored {0} (a {1} backup) into {2}: {3} tables with the manifest's row counts{4}.{5}".format(
-                set_id, kind, self.target, len(counts),
+                set_id, kind, manifest_lib.shown(self.target), len(counts),
                 "; the replaced database was backed up first as {0}".format(pre_backup["backup_id"])
                 if pre_backup else "", _skipped_sentence(skipped)))
         return plan
@@ -245,12 +248,12 @@ class Restore(object):
 
     def _backup_target(self):
         options = dict(self.opts, database=self.target, retention=False, kind="pre-restore")
-        self.log("backing up {0} before replacing it".format(self.target))
+        self.log("backing up {0} before replacing it".format(manifest_lib.shown(self.target)))
         try:
             return run_backup(options, log=self.log)["summary"]
         except RunbookError as error:
             error.message = "The backup of {0} before the restore failed, so it was not replaced: {1}".format(
-                self.target, error.message)
+                manifest_lib.shown(self.target), error.message)
             raise
 
     def _swap(self, admin, staging, exists):
@@ -258,7 +261,7 @@ class Restore(object):
         previous = None
         with admin.cursor() as cur:
             if exists:
-                previous = "{0}_pre_restore_{1}".format(self.target, utc_now().strftime("%Y%m%d%H%M%S"))[:63]
+                previous = _previous_name(self.target, utc_now())
                 cur.execute("ALTER DATABASE {0} ALLOW_CONNECTIONS false".format(quote_ident(self.target)))
                 try:
                     cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -298,6 +301,15 @@ def _skipped_sentence(skipped):
     return " Skipped: {0}.".format("; ".join("{0} ({1})".format(s["backup_id"], s["reason"]) for s in skipped))
 
 
+def _previous_name(target, moment):
+    """The replaced database's name: the target's, cut to whole characters so that the suffix
+    fits PostgreSQL's 63 bytes (a longer name would be cut by the server, or equal the target)."""
+    suffix = "_pre_restore_" + moment.strftime("%Y%m%d%H%M%S")
+    room = manifest_lib.MAX_NAME_BYTES - len(suffix)
+    head = target.encode("utf-8")[:room].decode("utf-8", "ignore")
+    return head + suffix
+
+
 def _wait_for_no_sessions(cur, database, timeout=10.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -306,8 +318,9 @@ def _wait_for_no_sessions(cur, database, timeout=10.0):
         if cur.fetchone()[0] == 0:
             return
         if time.monotonic() > deadline:
-            raise RunbookError("Sessions on {0} did not end after being terminated.".format(database),
-                               hint="Stop the applications that use it and run the restore again.", cause="busy")
+            raise RunbookError(
+                "Sessions on {0} did not end after being terminated.".format(manifest_lib.shown(database)),
+                hint="Stop the applications that use it and run the restore again.", cause="busy")
         time.sleep(0.2)
 
 

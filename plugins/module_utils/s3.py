@@ -47,6 +47,8 @@ OPERATION_FACTOR = 2
 # Clean-up after a failure (removing what a failed run uploaded) still runs once
 # a job's deadline has passed; each call stays bounded by the store's deadlines.
 CLEANUP_OPERATIONS = frozenset(["delete_objects", "abort_multipart_upload"])
+# How a store says it does not implement conditional writes (If-None-Match on PUT).
+UNSUPPORTED_CODES = frozenset(["NotImplemented", "501"])
 CREDENTIAL_CODES = frozenset([
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
     "AuthorizationHeaderMalformed", "InvalidClientTokenId",
@@ -148,6 +150,8 @@ class S3Store(object):
                 self.extra_args["SSEKMSKeyId"] = params["s3_sse_kms_key_id"]
         if params.get("s3_storage_class"):
             self.extra_args["StorageClass"] = params["s3_storage_class"]
+        # Whether to send If-None-Match: * on exclusive writes; off once the store said it cannot.
+        self.conditional_writes = True
 
         session_args = {}
         if params.get("aws_profile") and not params.get("aws_access_key"):
@@ -278,6 +282,12 @@ class S3Store(object):
                     "S3 rejected the credentials for {0} on {1} ({2}).".format(operation, target, code or status),
                     hint="Check aws_access_key and aws_secret_key (or the profile/role in use).",
                     cause="credentials")
+            if code == "PreconditionFailed" or status == 412:
+                return RunbookError(
+                    "S3 refused {0} on {1}: the object already exists, so another writer holds this key "
+                    "({2}).".format(operation, target, code or status),
+                    hint="Nothing of the other writer's was overwritten. Look at who else backs up under this "
+                         "prefix; run again for a set of a new id.", cause="exists", key=key)
             if code == "AccessDenied" or status == 403:
                 return RunbookError(
                     "S3 denied {0} on {1}: {2}".format(operation, target, text),
@@ -291,27 +301,47 @@ class S3Store(object):
     def key(self, *parts):
         return join_key(self.prefix, *parts)
 
+    def _exclusive_args(self, exclusive):
+        return {"IfNoneMatch": "*"} if exclusive and self.conditional_writes else {}
+
+    def _write(self, operation, key, exclusive, **kwargs):
+        """put_object / complete_multipart_upload; with `exclusive`, only if `key` does not exist yet.
+
+        Exclusive writes send If-None-Match: * (AWS S3, MinIO, SeaweedFS refuse with 412,
+        described as cause "exists"). A store that rejects the header as not implemented
+        gets the write without it, and this store stops sending it: the backup's read-back
+        of its manifest is what then tells a replaced set from ours.
+        """
+        try:
+            return self._call(operation, key=key, **dict(kwargs, **self._exclusive_args(exclusive)))
+        except RunbookError as error:
+            if not (exclusive and self.conditional_writes and error.details.get("code") in UNSUPPORTED_CODES):
+                raise
+        self.conditional_writes = False
+        return self._call(operation, key=key, **kwargs)
+
     def check_bucket(self):
         """Fail early, with the real cause, before any data moves."""
         self._call("head_bucket", Bucket=self.bucket)
 
-    def upload_file(self, path, key, metadata=None):
+    def upload_file(self, path, key, metadata=None, exclusive=False):
         """Stream a local file to `key` with S3 checksums (CHECKSUM) on every request.
 
         Large files go as a multipart upload read part by part from disk (at
         most max_concurrency parts in memory); any failure aborts the upload,
         so nothing ever appears under `key` unless the whole file arrived.
+        With `exclusive`, an existing object under `key` is never replaced (see _write).
         """
         size = os.path.getsize(path)
         extra = self._object_args(metadata)
         if size <= self.part_size:
             with open(path, "rb") as handle:
                 body = handle.read()
-            return self._call("put_object", key=key, Bucket=self.bucket, Key=key, Body=body,
-                              ChecksumAlgorithm=CHECKSUM, **extra)
+            return self._write("put_object", key, exclusive, Bucket=self.bucket, Key=key, Body=body,
+                               ChecksumAlgorithm=CHECKSUM, **extra)
         part_size = part_size_for(self.part_size, size)
         with open(path, "rb") as handle:
-            upload = MultipartUpload(self, key, handle.fileno(), metadata)
+            upload = MultipartUpload(self, key, handle.fileno(), metadata, exclusive=exclusive)
             try:
                 for number in range(1, -(-size // part_size) + 1):
                     offset = (number - 1) * part_size
@@ -338,9 +368,9 @@ class S3Store(object):
         except (ClientError, BotoCoreError):
             pass  # the original error is what the operator needs; S3 lifecycle rules reap leftovers
 
-    def put_bytes(self, key, data, content_type="application/octet-stream"):
-        return self._call("put_object", key=key, Bucket=self.bucket, Key=key, Body=data,
-                          ContentType=content_type, ChecksumAlgorithm=CHECKSUM, **self.extra_args)
+    def put_bytes(self, key, data, content_type="application/octet-stream", exclusive=False):
+        return self._write("put_object", key, exclusive, Bucket=self.bucket, Key=key, Body=data,
+                           ContentType=content_type, ChecksumAlgorithm=CHECKSUM, **self.extra_args)
 
     def get_bytes(self, key):
         reply = self._call("get_object", key=key, Bucket=self.bucket, Key=key)
@@ -408,11 +438,12 @@ class MultipartUpload(object):
     complete(), or abort() on any failure (abort is a no-op once it has ended).
     """
 
-    def __init__(self, store, key, fd, metadata=None, in_flight=None):
+    def __init__(self, store, key, fd, metadata=None, in_flight=None, exclusive=False):
         self.store = store
         self.key = key
         self.fd = fd
         self.metadata = metadata
+        self.exclusive = exclusive
         self.upload_id = None
         self.error = None
         self._futures = []
@@ -478,8 +509,15 @@ class MultipartUpload(object):
             raise self.error
         parts = sorted((future.result() for future in self._futures), key=lambda part: part["PartNumber"])
         self._pool.shutdown()
-        reply = self.store._call("complete_multipart_upload", key=self.key, Bucket=self.store.bucket, Key=self.key,
-                                 UploadId=self.upload_id, MultipartUpload={"Parts": parts})
+        args = dict(Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts})
+        try:
+            if self.exclusive:
+                reply = self.store._write("complete_multipart_upload", self.key, True, **args)
+            else:
+                reply = self.store._call("complete_multipart_upload", key=self.key, **args)
+        except RunbookError:
+            self.abort()  # a refused completion leaves the upload open: drop its parts
+            raise
         self._ended = True
         return reply
 
@@ -542,8 +580,9 @@ class GrowingFileUpload(object):
     """
 
     def __init__(self, store, key, part_size, metadata=None, on_first_part=None, poll_interval=0.05,
-                 in_flight_while_writing=2):
+                 in_flight_while_writing=2, exclusive=False):
         self.in_flight_while_writing = in_flight_while_writing
+        self.exclusive = exclusive
         self.store = store
         self.key = key
         self.part_size = part_size
@@ -603,7 +642,7 @@ class GrowingFileUpload(object):
                     return
                 if self._upload is None:
                     self._upload = MultipartUpload(self.store, self.key, fd, self.metadata,
-                                                   in_flight=self.in_flight_while_writing)
+                                                   in_flight=self.in_flight_while_writing, exclusive=self.exclusive)
                 if final_size is not None:
                     self._upload.allow(self.store.max_concurrency)
                 self._upload.send(number, offset, length)

@@ -30,6 +30,7 @@ import time
 import uuid
 
 from . import health
+from . import manifest as manifest_lib
 from .catalog import LocalCatalog, S3Catalog
 from .common import RunbookError, human_size, utc_now
 from .dumpfile import decompress_stages, pg_tool, restore_into
@@ -117,7 +118,8 @@ class Verification(object):
         self._check_incomplete(sets)
         if not complete:
             self.add("presence", health.FAIL, 0, 1,
-                     "No complete backup of {0} exists in {1}.".format(self.database, where), unit="sets")
+                     "No complete backup of {0} exists in {1}.".format(manifest_lib.shown(self.database), where),
+                     unit="sets")
             return self._result(self.opts["backup_id"])
         self._check_freshness(complete[0], sets[complete[0]]["started_at"])
         target = self.opts["backup_id"] or complete[0]
@@ -151,7 +153,7 @@ class Verification(object):
 
     def _result(self, target, manifest=None):
         status = health.worst(self.checks)
-        summary = "Backup {0} of {1}: {2}".format(target or "(none)", self.database, status)
+        summary = "Backup {0} of {1}: {2}".format(target or "(none)", manifest_lib.shown(self.database), status)
         problems = ["{0} {1}: {2}".format(c["name"], "failed" if c["status"] == health.FAIL else "warned",
                                           c["output"]) for c in self.checks if c["status"] != health.PASS]
         if problems:

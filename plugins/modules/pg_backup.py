@@ -189,15 +189,18 @@ EXAMPLES = r"""
 
 RETURN = r"""
 backup_id:
-  description: Name of the backup set, C(DATABASE-YYYYmmddTHHMMSSZ) (UTC start time).
+  description:
+    - Name of the backup set, C(DATABASE-YYYYmmddTHHMMSSZ-WRITER) (UTC start time, then 8 hex digits drawn per run).
+    - C(DATABASE) is the name with every character but letters, digits, C(_), C(-) and C(.) (not first)
+      percent-encoded as UTF-8, as in the set's directory and S3 keys.
   returned: always
   type: str
-  sample: bmidb-20260224T020000Z
+  sample: bmidb-20260224T020000Z-3fa4c1d2
 local_path:
   description: Directory of the backup set (in check mode, the directory it would have).
   returned: always
   type: str
-  sample: /var/backups/postgresql/bmidb/bmidb-20260224T020000Z
+  sample: /var/backups/postgresql/bmidb/bmidb-20260224T020000Z-3fa4c1d2
 dump_path:
   description: The dump file.
   returned: success
@@ -231,7 +234,7 @@ s3_uri:
   description: S3 location of the set.
   returned: when s3_bucket is set
   type: str
-  sample: s3://batch09-ostad/backups/bmi-app/bmidb/bmidb-20260224T020000Z/
+  sample: s3://batch09-ostad/backups/bmi-app/bmidb/bmidb-20260224T020000Z-3fa4c1d2/
 s3_keys:
   description: Keys uploaded, the manifest last.
   returned: success, when s3_bucket is set
@@ -258,8 +261,8 @@ summary:
   description: The key facts of the backup in one small dictionary, for reports and AWX C(set_stats).
   returned: always
   type: dict
-  sample: {"backup_id": "bmidb-20260224T020000Z", "database": "bmidb", "sha256": "9f2c...", "size_bytes": 14023312,
-           "s3_uri": "s3://batch09-ostad/backups/bmi-app/bmidb/bmidb-20260224T020000Z/"}
+  sample: {"backup_id": "bmidb-20260224T020000Z-3fa4c1d2", "database": "bmidb", "sha256": "9f2c...", "size_bytes": 14023312,
+           "s3_uri": "s3://batch09-ostad/backups/bmi-app/bmidb/bmidb-20260224T020000Z-3fa4c1d2/"}
 server_version:
   description: Version of the PostgreSQL server.
   returned: always

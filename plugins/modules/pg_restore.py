@@ -99,7 +99,7 @@ EXAMPLES = r"""
 - name: Replace bmidb with a chosen backup (after backing it up)
   ops.runbook.pg_restore:
     database: bmidb
-    backup_id: bmidb-20260224T020000Z
+    backup_id: bmidb-20260224T020000Z-3fa4c1d2
     overwrite: true
     s3_bucket: batch09-ostad
     s3_prefix: backups/bmi-app

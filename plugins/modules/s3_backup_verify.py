@@ -164,7 +164,7 @@ checks:
       observed_value: 3.2
       observed_unit: hours
       threshold: 26
-      output: The newest complete backup, bmidb-20260224T020000Z, is 3.2 h old (limit 26 h).
+      output: The newest complete backup, bmidb-20260224T020000Z-3fa4c1d2, is 3.2 h old (limit 26 h).
 failed_checks:
   description: The names of the checks that failed.
   returned: always

@@ -91,7 +91,7 @@ def test_multipart_upload_of_a_large_dump(pg, s3, options):
     head = client.head_object(Bucket=options["s3_bucket"], Key=result["s3_keys"][0])
     assert "-" in head["ETag"], "expected a multipart ETag"
     # Streamed while pg_dump wrote it: the digest was not known yet, the manifest carries it.
-    assert head["Metadata"] == {"backup-id": result["backup_id"]}
+    assert head["Metadata"] == {"backup-id": result["backup_id"], "writer": result["manifest"]["writer"]}
     body = client.get_object(Bucket=options["s3_bucket"], Key=result["s3_keys"][0])["Body"].read()
     assert hashlib.sha256(body).hexdigest() == result["manifest"]["sha256"]
 
@@ -428,7 +428,7 @@ def test_two_backups_in_one_second_get_two_sets(options):
 
 def test_a_set_of_the_same_second_in_s3_is_never_overwritten(s3, options):
     # Two hosts (here: two backup directories) back up a database of the same name under the
-    # same prefix in the same second: the second set takes the next second.
+    # same prefix in the same second: each set has its own writer part in its id.
     started = datetime.datetime.now(datetime.timezone.utc)
     first = run_backup(options, now=started)
     second = run_backup(dict(options, backup_dir=options["backup_dir"] + "-other-host"), now=started)

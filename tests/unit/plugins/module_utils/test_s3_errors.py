@@ -75,3 +75,37 @@ def test_errors_name_the_cause_and_the_fix(store, error, operation, cause, words
     assert described.details["cause"] == cause
     assert words in str(described)
     assert "backups" in str(described)
+
+
+class Recording(Flaky):
+    def __call__(self, **kwargs):
+        self.seen = getattr(self, "seen", []) + [kwargs]
+        return super(Recording, self).__call__(**kwargs)
+
+
+def test_an_existing_key_refused_by_a_conditional_write_names_the_key_and_the_other_writer(store):
+    put = Recording([client_error("PreconditionFailed", 412)])
+    store.client.put_object = put
+    with pytest.raises(RunbookError) as caught:
+        store.put_bytes("db/set/manifest.json", b"{}", exclusive=True)
+    assert put.calls == 1, "a refusal is an answer, not a transient error"
+    assert put.seen[0]["IfNoneMatch"] == "*"
+    assert caught.value.details["cause"] == "exists" and caught.value.details["key"] == "db/set/manifest.json"
+    assert "db/set/manifest.json" in str(caught.value) and "another writer holds this key" in str(caught.value)
+
+
+def test_plain_writes_send_no_condition(store):
+    put = Recording([])
+    store.client.put_object = put
+    store.put_bytes("db/x", b"")
+    assert "IfNoneMatch" not in put.seen[0]
+
+
+def test_a_store_without_conditional_writes_gets_the_write_without_them_from_then_on(store):
+    put = Recording([client_error("NotImplemented", 501)])
+    store.client.put_object = put
+    assert store.put_bytes("db/x", b"", exclusive=True) == "ok"
+    assert [("IfNoneMatch" in kwargs) for kwargs in put.seen] == [True, False]
+    assert store.conditional_writes is False
+    store.put_bytes("db/y", b"", exclusive=True)
+    assert "IfNoneMatch" not in put.seen[-1]
