@@ -56,8 +56,8 @@ def test_a_set_that_finished_later_is_never_the_previous_one(tmp_path):
     # Named an hour earlier (a host with a slow clock) but finished after the verified set.
     write_set(tmp_path, "app", 2, {"public.a": 3000, "public.z": 9}, finished=NOW + datetime.timedelta(hours=1))
     write_set(tmp_path, "app", 24, {"public.a": 3000})
-    write_set(tmp_path, "app", 0, {"public.a": 3000})
-    _result, checks = verify(tmp_path, backup_id=manifest_lib.backup_id("app", NOW))
+    newest = write_set(tmp_path, "app", 0, {"public.a": 3000})
+    _result, checks = verify(tmp_path, backup_id=newest)
     assert checks["tables"]["status"] == "pass"
 
 
