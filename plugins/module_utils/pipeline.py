@@ -23,6 +23,7 @@ import tempfile
 import threading
 
 from .common import RunbookError
+from .filemodes import PRIVATE
 
 CHUNK = 1024 * 1024
 
@@ -73,12 +74,13 @@ def _check_statuses(names, procs, stderr_files):
                         stage=name, returncode=rc, stderr=detail)
 
 
-def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
+def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK, modes=PRIVATE):
     """Run `stages` (a list of (name, argv)) as a pipeline into `dest_path`.
 
-    Returns (size, sha256 hex). `dest_path` must not exist; on failure it is
-    removed and PipelineError (or RunbookError for a local write problem) is
-    raised. Only one chunk is ever held in memory.
+    Returns (size, sha256 hex). `dest_path` must not exist; it is created with
+    `modes` (a filemodes.FileModes: 0600 unless a group is configured). On
+    failure it is removed and PipelineError (or RunbookError for a local write
+    problem) is raised. Only one chunk is ever held in memory.
     """
     names, procs = [], []
     stderr_files = []
@@ -103,7 +105,7 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK):
             names.append(name)
             procs.append(proc)
         source = procs[-1].stdout
-        with open(dest_path, "xb") as out:
+        with modes.create(dest_path) as out:
             created = True
             while True:
                 data = source.read(chunk_size)
@@ -296,13 +298,13 @@ def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK, on_dis
                 proc.stdout.close()
 
 
-def copy_to_file(source_path, dest_path, chunk_size=CHUNK):
-    """Copy a file, returning (size, sha256 hex); same guarantees as run_to_file."""
+def copy_to_file(source_path, dest_path, chunk_size=CHUNK, modes=PRIVATE):
+    """Copy a file, returning (size, sha256 hex); same guarantees (and modes) as run_to_file."""
     digest = hashlib.sha256()
     size = 0
     created = False
     try:
-        with open(source_path, "rb") as src, open(dest_path, "xb") as out:
+        with open(source_path, "rb") as src, modes.create(dest_path) as out:
             created = True
             while True:
                 data = src.read(chunk_size)

@@ -22,6 +22,8 @@ from .backup import run_backup
 from .common import RunbookError, human_size, utc_now
 from .dumpfile import restore_into
 from .postgres import connect, quote_ident, table_row_counts
+from .ranges import POSTGRES, check_ranges
+from .s3 import RANGES as S3_RANGES
 from .verify import Verification, catalog_for
 
 DEFAULTS = {
@@ -45,6 +47,7 @@ def normalize(options):
     if not opts.get("database"):
         raise RunbookError("No database was named.", hint="Set database to the backed-up database's name.",
                            cause="invalid")
+    check_ranges(opts, dict(POSTGRES, **S3_RANGES))
     opts["target"] = opts.get("target") or opts["database"]
     return opts
 

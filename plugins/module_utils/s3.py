@@ -19,6 +19,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .common import RunbookError
+from .ranges import Range
 
 MiB = 1024 * 1024
 MAX_PARTS = 10000
@@ -91,6 +92,15 @@ def part_size_for(minimum, size):
     """The part size for an object of at most `size` bytes: `minimum`, or larger
     (in whole MiB) where that many parts would pass S3's limit of 10,000."""
     return max(minimum, -(-int(size) // (MAX_PARTS * MiB)) * MiB)
+
+
+# The S3 options' real ranges, checked by every engine's normalize (ranges.check_ranges).
+# S3 takes parts of 5 MiB to 5 GiB; each part in flight is held in memory, and
+# beyond 64 at once a host only spends memory and connections.
+RANGES = {
+    "s3_part_size_mb": Range(5, 5120, why="MiB, S3's limits for one part"),
+    "s3_max_concurrency": Range(1, 64, why="parts in flight at once"),
+}
 
 
 def join_key(*parts):

@@ -26,6 +26,8 @@ from .common import RunbookError, human_size, utc_now
 from .dumpfile import decompress_stages, pg_tool, restore_into
 from .pipeline import DISCARD_REST, PipelineError, hash_alongside, stream_through
 from .postgres import connect, quote_ident, table_row_counts
+from .ranges import POSTGRES, Range, check_ranges
+from .s3 import RANGES as S3_RANGES
 from .s3 import S3Store
 
 DEFAULTS = {
@@ -44,6 +46,16 @@ DEFAULTS = {
     "maintenance_db": "postgres",
 }
 PLAIN_TRAILER = b"PostgreSQL database dump complete"
+# The real range of every numeric option: a limit of 0 hours (or less) would
+# fail every backup, a drop of more than 1 (100%) could never be reached.
+RANGES = {
+    "max_age_hours": Range(0, None, integer=False, low_open=True, why="hours"),
+    "min_size_bytes": Range(0, None, why="bytes"),
+    "max_size_drop": Range(0, 1, integer=False, why="a fraction; 0.5 is half the previous size"),
+    "incomplete_grace_minutes": Range(0, None, why="minutes"),
+}
+RANGES.update(POSTGRES)
+RANGES.update(S3_RANGES)
 
 
 def normalize(options):
@@ -51,6 +63,7 @@ def normalize(options):
     opts.update(dict((k, v) for k, v in options.items() if v is not None))
     if not opts.get("database"):
         raise RunbookError("No database was named.", hint="Set database.", cause="invalid")
+    check_ranges(opts, RANGES)
     opts["smoke_sql"] = list(opts.get("smoke_sql") or [])
     return opts
 
