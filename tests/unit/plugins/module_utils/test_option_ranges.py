@@ -168,7 +168,7 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-@pytest.mark.parametrize("mask", [0o000, 0o022, 0o077])
+@pytest.mark.parametrize("mask", [0o000, 0o022, 0o077], ids=["umask000", "umask022", "umask077"])
 def test_files_and_directories_are_private_whatever_the_umask(tmp_path, umask, mask):
     umask(mask)
     modes = FileModes()
@@ -179,7 +179,7 @@ def test_files_and_directories_are_private_whatever_the_umask(tmp_path, umask, m
     assert (mode(str(tmp_path / "set")), mode(str(tmp_path / "set" / "dump"))) == (0o700, 0o600)
 
 
-@pytest.mark.parametrize("mask", [0o000, 0o077])
+@pytest.mark.parametrize("mask", [0o000, 0o077], ids=["umask000", "umask077"])
 def test_a_group_gets_read_access_and_nothing_more(tmp_path, umask, mask):
     group = grp.getgrnam("nogroup")
     umask(mask)
