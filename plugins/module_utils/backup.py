@@ -27,9 +27,12 @@ from .catalog import PARTIAL_SUFFIX, LocalCatalog, S3Catalog, valid_sets
 from .common import RunbookError, human_size, isoformat, utc_now
 from .deadline import Deadline
 from .dumpfile import pg_tool, program
+from .filemodes import FileModes
 from .locking import HostLock
 from .pipeline import PipelineError, copy_to_file, run_to_file
 from .postgres import connect, conninfo, interrupt, libpq_environment, server_info, table_row_counts
+from .ranges import POSTGRES, Range, check_ranges, invalid
+from .s3 import RANGES as S3_RANGES
 from .s3 import GrowingFileUpload, S3Store, part_size_for
 
 TOOL = "ops.runbook pg_backup"
@@ -58,6 +61,7 @@ DEFAULTS = {
     "row_counts": "exact",
     "pg_bin_dir": None,
     "kind": "manual",
+    "backup_group": None,
 }
 # Why a set was taken, recorded in its manifest as "kind": restore's default
 # choice never takes a pre-restore set (the data a restore replaced).
@@ -72,6 +76,28 @@ CHOICES = {
 # at level 1 against 9.3 s at level 3, for an output no larger (185.0 MB against 187.3 MB):
 # pg_dump, not the compressor, should be what a backup waits for.
 DEFAULT_LEVEL = {"zstd": 1, "gzip": 6, "none": None}
+# The levels each compressor really applies. zstd takes 20 to 22 only with
+# --ultra and otherwise lowers any higher level to 19 without a word, so a
+# manifest would record a level that was never used; gzip refuses above 9.
+LEVELS = {
+    "zstd": Range(1, 19, why="zstd's levels without --ultra"),
+    "gzip": Range(1, 9, why="gzip's levels"),
+}
+# The real range of every other numeric option. Retention beyond a century
+# would overflow the date arithmetic; zstd starts at most 256 threads.
+RANGES = {
+    "compression_threads": Range(0, 256, why="zstd threads; 0 means one per core"),
+    "keep_days": Range(0, 36500, why="days"),
+    "keep_count": Range(0, 1000000),
+    "s3_keep_days": Range(0, 36500, why="days"),
+    "s3_keep_count": Range(0, 1000000),
+    "lock_timeout": Range(0, 86400, why="seconds"),
+    # Deadlines: a backup must end in bounded time, so never 0 for "for ever".
+    "job_timeout": Range(1, None, why="seconds"),
+    "dump_lock_timeout": Range(1, 86400, why="seconds"),
+}
+RANGES.update(POSTGRES)
+RANGES.update(S3_RANGES)
 
 # The dump is uploaded while pg_dump writes it, so its part size is chosen
 # before its size is known, from this upper estimate. Uncompressed output is
@@ -98,18 +124,15 @@ def normalize(options):
         if opts[name] not in allowed:
             raise RunbookError("{0} must be one of {1}, not '{2}'.".format(name, ", ".join(allowed), opts[name]),
                                cause="invalid")
-    for name in ("keep_days", "keep_count", "s3_keep_days", "s3_keep_count", "lock_timeout"):
-        if opts.get(name) is not None and int(opts[name]) < 0:
-            raise RunbookError("{0} cannot be negative ({1}).".format(name, opts[name]), cause="invalid")
-    for name in ("job_timeout", "dump_lock_timeout"):  # deadlines: bounded, never 0 for "for ever"
-        if int(opts[name]) < 1:
-            raise RunbookError("{0} must be at least 1 second, not {1}.".format(name, opts[name]),
-                               hint="A backup must end in bounded time; the default is {0} s.".format(DEFAULTS[name]),
-                               cause="invalid")
+    if opts["compression"] == "none" and opts["compression_level"] is not None:
+        raise invalid([{"option": "compression_level", "value": opts["compression_level"],
+                        "allowed": "unset with compression none"}])
+    check_ranges(opts, dict(RANGES, compression_level=LEVELS.get(opts["compression"], Range())))
     if opts["compression_level"] is None:
         opts["compression_level"] = DEFAULT_LEVEL[opts["compression"]]
     opts["config_files"] = list(opts.get("config_files") or [])
     opts["backup_dir"] = os.path.abspath(opts["backup_dir"])
+    FileModes(opts["backup_group"])  # a group that does not exist, or is not ours to give, is refused here
     return opts
 
 
@@ -138,6 +161,8 @@ class BackupJob(object):
     def __init__(self, options, log=None, now=None):
         self.opts = normalize(options)
         self.log = log or (lambda message: None)
+        self.modes = FileModes(self.opts["backup_group"])
+        self.warnings = []
         self.started = now or utc_now()
         self.database = manifest_lib.check_database_name(self.opts["database"])
         self.shown = manifest_lib.shown(self.database)  # the name as messages show it
@@ -255,7 +280,7 @@ class BackupJob(object):
             "manifest": document,
             "kind": document["kind"],
             "retention": retention,
-            "warnings": warnings,
+            "warnings": list(self.warnings) + warnings,
             "msg": "Backed up database {0} to {1} ({2}, sha256 {3}) in {4:.1f} s".format(
                 self.shown, final_dir, human_size(document["size_bytes"]), document["sha256"], duration),
         }
@@ -295,11 +320,30 @@ class BackupJob(object):
                            hint="Run again; a new run draws a new id.", cause="exists")
 
     def _make_db_root(self):
-        """Create <backup_dir>/<database>, or say whose permissions stand in the way."""
+        """Create <backup_dir>/<database>, or say whose permissions stand in the way.
+
+        What this creates gets the directory mode (0700, or 0750 with backup_group);
+        missing parents of backup_dir get 0755 less the umask, like mkdir -p. A
+        directory that exists is left as it is (it may be the operator's mount
+        point or shared with other tools), with a warning where it lets other
+        users in further than the configured mode would.
+        """
         try:
+            _make_parents(os.path.dirname(self.opts["backup_dir"]))
             for path in (self.opts["backup_dir"], self.db_root):
                 if not os.path.isdir(path):
-                    os.makedirs(path, 0o750)  # only the leaf takes the mode: create both levels in turn
+                    try:
+                        self.modes.mkdir(path)
+                        continue
+                    except FileExistsError:
+                        pass  # another run created it meanwhile
+                wider = self.modes.wider(path)
+                if wider:
+                    self._warn("{0} is open to {1} (mode {2:04o}) beyond the backups' {3:04o}: the set names "
+                               "(database names and times) are visible there; the sets themselves are {3:04o}. "
+                               "Tighten it with chmod {4}.".format(
+                                   path, _audience(wider), os.stat(path).st_mode & 0o777, self.modes.dir,
+                                   "g-rwx,o-rwx" if self.modes.gid is None else "g-w,o-rwx"))
             if not os.access(self.db_root, os.W_OK | os.X_OK):
                 raise OSError(errno.EACCES, os.strerror(errno.EACCES))
         except OSError as error:
@@ -309,6 +353,10 @@ class BackupJob(object):
                 hint="Give that user write access to backup_dir (or its parent), run the backup as a user "
                      "who has it (pg_backup_user with pg_backup_become), or set backup_dir elsewhere.",
                 cause="backup_dir")
+
+    def _warn(self, message):
+        self.log("warning: " + message)
+        self.warnings.append(message)
 
     def _remove_stale_partials(self):
         """Partial sets left by a run that died. We hold the lock, so none is in progress."""
@@ -337,7 +385,7 @@ class BackupJob(object):
     def _write_local_set(self, final_dir, dump_upload=None):
         opts = self.opts
         partial = os.path.join(self.db_root, "." + self.backup_id + PARTIAL_SUFFIX)
-        os.makedirs(partial, 0o750)
+        self.modes.mkdir(partial)
         try:
             files, tables, snapshot_used = self._dump(partial, dump_upload)
             if opts["globals"]:
@@ -346,13 +394,13 @@ class BackupJob(object):
                                           "--database", conninfo(self.database)])]
                 stages += [self.compressor] if self.compressor else []
                 size, digest = run_to_file(stages, os.path.join(partial, name),
-                                           env=self._client_env(), deadline=self.deadline)
+                                           env=self._client_env(), deadline=self.deadline, modes=self.modes)
                 files.append({"name": name, "role": "globals", "size": size, "sha256": digest})
             if opts["config_files"]:
-                os.mkdir(os.path.join(partial, "config"))
+                self.modes.mkdir(os.path.join(partial, "config"))
             for path in opts["config_files"]:
                 name = manifest_lib.config_file_name(path)
-                size, digest = copy_to_file(path, os.path.join(partial, name))
+                size, digest = copy_to_file(path, os.path.join(partial, name), modes=self.modes)
                 files.append({"name": name, "role": "config", "source": path, "size": size, "sha256": digest})
             finished = utc_now()
             document = manifest_lib.build(
@@ -370,8 +418,8 @@ class BackupJob(object):
                 writer=self.writer,
             )
             manifest_path = os.path.join(partial, manifest_lib.MANIFEST_NAME)
-            with open(manifest_path, "x") as handle:
-                handle.write(manifest_lib.dumps(document))
+            with self.modes.create(manifest_path) as handle:
+                handle.write(manifest_lib.dumps(document).encode("utf-8"))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.rename(partial, final_dir)
@@ -439,7 +487,7 @@ class BackupJob(object):
                 dump_upload.start(dump_path)
             try:
                 size, digest = run_to_file(stages, dump_path, env=self._client_env(),
-                                           deadline=self.deadline)
+                                           deadline=self.deadline, modes=self.modes)
             except PipelineError as error:
                 raise _lock_wait_error(error, self.database, opts["dump_lock_timeout"])
             if dump_upload:
@@ -625,6 +673,29 @@ def _lock_wait_error(error, database, seconds):
             hint="Find the blocking session (pg_locks, pg_stat_activity) and end it, schedule the backup outside "
                  "maintenance, or raise dump_lock_timeout.", cause="lock_wait", **error.details)
     return error
+
+
+def _make_parents(path):
+    """mkdir -p with 0755 less the umask at every level (os.makedirs gives the levels above the last 0777)."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for level in reversed(missing):
+        try:
+            os.mkdir(level, 0o755)
+        except FileExistsError:
+            pass
+
+
+def _audience(bits):
+    """Who the permission bits `bits` (group and other) let in, in words."""
+    who = []
+    if bits & 0o070:
+        who.append("its group")
+    if bits & 0o007:
+        who.append("every user")
+    return " and ".join(who)
 
 
 def _current_user():

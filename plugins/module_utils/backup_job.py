@@ -13,6 +13,10 @@ With --verify it backs nothing up: it verifies the newest backup of each job's
 database where that job writes it (s3_backup_verify's engine, with the
 config's "verify" options on top of the job's), and a failed check fails the
 run, so the timer's unit shows as failed and the log says which check.
+
+With --validate it only checks every job's options (and the verification's)
+with the engines' own normalize, connects to nothing and writes nothing: the
+pg_backup role runs it on a new config file before putting it in place.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,6 +29,7 @@ import sys
 import time
 
 from . import health
+from . import backup, verify
 from .backup import KINDS, SECRET_OPTIONS, run_backup
 from .common import RunbookError, read_json
 from .verify import error_result, verify_backup
@@ -52,6 +57,8 @@ def main(argv=None):
     parser.add_argument("--kind", choices=KINDS, default="scheduled",
                         help="why the sets are taken, recorded in their manifests, unless a job sets its own "
                              "(default: scheduled)")
+    parser.add_argument("--validate", action="store_true",
+                        help="only check the options of every job; connect to nothing, write nothing")
     args = parser.parse_args(argv)
 
     def log(message):
@@ -65,6 +72,8 @@ def main(argv=None):
         log("pg_backup failed: {0}".format(error))
         return 1
     jobs = config.get("jobs", [config])
+    if args.validate:
+        return _validate(jobs, config.get("verify") or {}, log)
     run_job = _verify_job if args.verify else _backup_job
     failed = 0
     for options in jobs:
@@ -79,6 +88,22 @@ def main(argv=None):
         if not run_job(options, args.check, log):
             failed += 1
     sys.stdout.flush()
+    return 1 if failed else 0
+
+
+def _validate(jobs, verify_options, log):
+    """Check every job's options as a backup and as a verification would; 1 if any is invalid."""
+    failed = 0
+    for options in jobs:
+        name = options.get("database", "?")
+        for engine, what in ((backup, "backup"), (verify, "verification")):
+            try:
+                engine.normalize(dict(options, **verify_options) if engine is verify else dict(options))
+            except RunbookError as error:
+                log("{0} options of {1} are invalid: {2}".format(what, name, error))
+                failed += 1
+    if not failed:
+        log("the options of {0} job(s) are valid".format(len(jobs)))
     return 1 if failed else 0
 
 

@@ -21,14 +21,16 @@ class HostLock(object):
     leaves a stale lock behind.
     """
 
-    def __init__(self, path, timeout=300, poll=0.5):
+    def __init__(self, path, timeout=300, poll=0.5, mode=0o600):
         self.path = path
         self.timeout = timeout
         self.poll = poll
+        self.mode = mode  # of a lock file this creates: not writable by others, whatever the umask
         self._handle = None
 
     def acquire(self):
-        handle = open(self.path, "a+")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), self.mode)
+        handle = os.fdopen(fd, "r+")
         deadline = time.monotonic() + max(0, self.timeout)
         while True:
             try:

@@ -23,6 +23,7 @@ import time
 from .common import RunbookError
 from .pg_health import slow_statement_report
 from .postgres import connect, import_psycopg2, quote_ident, server_info
+from .ranges import POSTGRES, Range, check_ranges
 
 OPERATIONS = ["vacuum", "analyze", "reindex"]
 DEFAULTS = {
@@ -38,6 +39,15 @@ DEFAULTS = {
     "slow_statements_min_calls": 5,
 }
 STATS_SETTLE_SECONDS = 2.0
+# PostgreSQL keeps both timeouts in milliseconds in an int; a lock_timeout of 0
+# would let maintenance queue behind a lock forever, the one thing it must not do.
+RANGES = {
+    "lock_timeout": Range(1, 2147483, why="seconds; 0 would wait for a lock forever"),
+    "statement_timeout": Range(0, 2147483, why="seconds; 0 means no limit"),
+    "slow_statements_top": Range(1, 1000),
+    "slow_statements_min_calls": Range(0, None),
+}
+RANGES.update(POSTGRES)
 
 
 def normalize(options):
@@ -53,6 +63,7 @@ def normalize(options):
     if unknown or not opts["operations"]:
         raise RunbookError("Unknown or no maintenance operations: {0}.".format(", ".join(unknown) or "none"),
                            hint="Choose from: {0}.".format(", ".join(OPERATIONS)), cause="invalid")
+    check_ranges(opts, RANGES)
     return opts
 
 

@@ -23,6 +23,7 @@ import tempfile
 import threading
 
 from .common import RunbookError
+from .filemodes import PRIVATE
 
 CHUNK = 1024 * 1024
 
@@ -79,13 +80,14 @@ def _kill_all(procs):
             proc.kill()
 
 
-def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK, deadline=None):
+def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK, deadline=None, modes=PRIVATE):
     """Run `stages` (a list of (name, argv)) as a pipeline into `dest_path`.
 
-    Returns (size, sha256 hex). `dest_path` must not exist; on failure it is
-    removed and PipelineError (or RunbookError for a local write problem) is
-    raised. Only one chunk is ever held in memory. When `deadline` (a
-    deadline.Deadline) passes, every stage is killed and its error is raised.
+    Returns (size, sha256 hex). `dest_path` must not exist; it is created with
+    `modes` (a filemodes.FileModes: 0600 unless a group is configured). On
+    failure it is removed and PipelineError (or RunbookError for a local write
+    problem) is raised. Only one chunk is ever held in memory. When `deadline`
+    (a deadline.Deadline) passes, every stage is killed and its error is raised.
     """
     names, procs = [], []
     expiry = None
@@ -113,7 +115,7 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK, deadline=None):
         if deadline is not None:
             expiry = deadline.on_expiry(lambda: _kill_all(procs))
         source = procs[-1].stdout
-        with open(dest_path, "xb") as out:
+        with modes.create(dest_path) as out:
             created = True
             while True:
                 data = source.read(chunk_size)
@@ -310,13 +312,13 @@ def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK, on_dis
                 proc.stdout.close()
 
 
-def copy_to_file(source_path, dest_path, chunk_size=CHUNK):
-    """Copy a file, returning (size, sha256 hex); same guarantees as run_to_file."""
+def copy_to_file(source_path, dest_path, chunk_size=CHUNK, modes=PRIVATE):
+    """Copy a file, returning (size, sha256 hex); same guarantees (and modes) as run_to_file."""
     digest = hashlib.sha256()
     size = 0
     created = False
     try:
-        with open(source_path, "rb") as src, open(dest_path, "xb") as out:
+        with open(source_path, "rb") as src, modes.create(dest_path) as out:
             created = True
             while True:
                 data = src.read(chunk_size)

@@ -24,7 +24,9 @@ from .catalog import SET_DAMAGE_CAUSES, valid_sets
 from .common import RunbookError, human_size, utc_now
 from .dumpfile import restore_into
 from .postgres import connect, quote_ident, table_row_counts
+from .ranges import POSTGRES, check_ranges
 from .retention import future_reason
+from .s3 import RANGES as S3_RANGES
 from .verify import RESTORE_BLOCKING_CHECKS, Verification, catalog_for
 
 DEFAULTS = {
@@ -60,6 +62,7 @@ def normalize(options):
     if not opts.get("database"):
         raise RunbookError("No database was named.", hint="Set database to the backed-up database's name.",
                            cause="invalid")
+    check_ranges(opts, dict(POSTGRES, **S3_RANGES))
     opts["target"] = opts.get("target") or opts["database"]
     return opts
 

@@ -19,6 +19,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .common import RunbookError
+from .ranges import Range
 
 MiB = 1024 * 1024
 MAX_PARTS = 10000
@@ -117,6 +118,16 @@ def s3_deadlines(timeout=None):
                            hint="It is how many seconds of silence from the store are tolerated; "
                                 "the default is {0}.".format(S3_TIMEOUT), cause="invalid")
     return min(CONNECT_TIMEOUT, read), read, OPERATION_FACTOR * read
+
+
+# The S3 options' real ranges, checked by every engine's normalize (ranges.check_ranges).
+# S3 takes parts of 5 MiB to 5 GiB; each part in flight is held in memory, and
+# beyond 64 at once a host only spends memory and connections.
+RANGES = {
+    "s3_part_size_mb": Range(5, 5120, why="MiB, S3's limits for one part"),
+    "s3_max_concurrency": Range(1, 64, why="parts in flight at once"),
+    "s3_timeout": Range(1, 3600, why="seconds of silence from the store"),
+}
 
 
 def join_key(*parts):

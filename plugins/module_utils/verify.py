@@ -37,6 +37,8 @@ from .dumpfile import decompress_stages, pg_tool, restore_into
 from .manifest import EXTENSIONS, FORMAT_EXTENSIONS
 from .pipeline import DISCARD_REST, PipelineError, hash_alongside, stream_through
 from .postgres import connect, import_psycopg2, quote_ident, table_row_counts
+from .ranges import POSTGRES, Range, check_ranges
+from .s3 import RANGES as S3_RANGES
 from .s3 import S3Store
 
 DEFAULTS = {
@@ -64,12 +66,24 @@ RESTORE_BLOCKING_CHECKS = ("access", "presence", "manifest", "identity", "files"
 REQUIRED_FIELDS = ("backup_id", "database", "files", "dump_file", "size_bytes", "sha256", "format", "compression")
 NAMED_AT_MOST = 10  # tables named in a sentence; the check's facts list them all
 
+# The real range of every numeric option: a limit of 0 hours (or less) would
+# fail every backup, a drop of more than 1 (100%) could never be reached.
+RANGES = {
+    "max_age_hours": Range(0, None, integer=False, low_open=True, why="hours"),
+    "min_size_bytes": Range(0, None, why="bytes"),
+    "max_size_drop": Range(0, 1, integer=False, why="a fraction; 0.5 is half the previous size"),
+    "incomplete_grace_minutes": Range(0, None, why="minutes"),
+}
+RANGES.update(POSTGRES)
+RANGES.update(S3_RANGES)
+
 
 def normalize(options):
     opts = dict(DEFAULTS)
     opts.update(dict((k, v) for k, v in options.items() if v is not None))
     if not opts.get("database"):
         raise RunbookError("No database was named.", hint="Set database.", cause="invalid")
+    check_ranges(opts, RANGES)
     opts["smoke_sql"] = list(opts.get("smoke_sql") or [])
     try:
         opts["max_row_drop"] = float(opts["max_row_drop"])

@@ -55,10 +55,13 @@ options:
     default: zstd
     choices: [zstd, gzip, none]
   compression_level:
-    description: Compression level; 1 for zstd (as fast as pg_dump, barely larger than 3) and 6 for gzip when unset.
+    description:
+      - Compression level; 1 for zstd (as fast as pg_dump, barely larger than 3) and 6 for gzip when unset.
+      - C(1) to C(19) for zstd, C(1) to C(9) for gzip; must be unset with O(compression=none). Any other value
+        fails the task before anything is written.
     type: int
   compression_threads:
-    description: Threads zstd may use (C(0) means one per core). Keep it low on a busy database host.
+    description: Threads zstd may use, C(0) to C(256) (C(0) means one per core). Keep it low on a busy database host.
     type: int
     default: 1
   globals:
@@ -91,7 +94,7 @@ options:
     description: Like O(keep_count), for the sets in S3.
     type: int
   lock_timeout:
-    description: Seconds to wait for another backup run on this host to finish before failing.
+    description: Seconds (C(0) to C(86400)) to wait for another backup run on this host to finish before failing.
     type: int
     default: 300
   job_timeout:
@@ -131,6 +134,15 @@ options:
     type: str
     default: manual
     choices: [scheduled, manual, pre-restore, pre-deploy]
+  backup_group:
+    description:
+      - Group that may read the backups. Unset, every file of a set (dump, globals, config copies, manifest) is
+        created with mode C(0600) and every directory this module creates (O(backup_dir) when missing, the
+        database's directory, each set's) with C(0700), whatever the umask.
+      - Set, files are C(0640) and those directories C(0750), with this group. The group must exist and the user
+        running the backup must be a member of it (or root); otherwise the task fails before anything is written.
+      - Directories that already exist keep their mode; one that lets other users in further returns a warning.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -139,6 +151,9 @@ attributes:
     support: none
     description: A backup has no meaningful diff.
 notes:
+  - Every numeric option is checked against its real range (for example O(keep_days) C(0) to C(36500),
+    O(s3_part_size_mb) C(5) to C(5120), O(login_port) C(1) to C(65535)) before anything is written or connected to;
+    the message names the option, the value and the range.
   - The database password is passed to C(pg_dump) in its environment, never on its command line.
   - Run as a user that can write O(backup_dir) (with C(become)), or as the database's OS user for peer authentication.
   - "Deadlines: connecting to PostgreSQL waits at most O(connect_timeout); each S3 request at most O(s3_timeout) of
@@ -299,6 +314,7 @@ def argument_spec():
         row_counts=dict(type="str", default=DEFAULTS["row_counts"], choices=["exact", "estimate", "none"]),
         pg_bin_dir=dict(type="path"),
         kind=dict(type="str", default=DEFAULTS["kind"], choices=KINDS),
+        backup_group=dict(type="str"),
     )
     return spec
 

@@ -54,11 +54,13 @@ options:
     type: bool
     default: true
   lock_timeout:
-    description: Seconds a statement may wait for a lock before it gives up (the step fails, the others run).
+    description:
+      - Seconds a statement may wait for a lock before it gives up (the step fails, the others run).
+      - C(1) to C(2147483); C(0), which PostgreSQL reads as no limit, is refused.
     type: int
     default: 5
   statement_timeout:
-    description: Seconds a statement may run before it is cancelled. C(0) means no limit.
+    description: Seconds a statement may run before it is cancelled, C(0) to C(2147483). C(0) means no limit.
     type: int
     default: 3600
   slow_query_report:

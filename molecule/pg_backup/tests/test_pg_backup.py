@@ -133,8 +133,28 @@ def test_engine_and_command_installed(host):
 def test_backup_dir_and_log(host):
     backup_dir = host.file(BACKUP_DIR)
     assert (backup_dir.user, backup_dir.group, backup_dir.mode) == ("postgres", "postgres", 0o750)
-    assert host.file(LOG).user == "postgres"
+    log = host.file(LOG)
+    assert (log.user, log.group, log.mode) == ("postgres", "postgres", 0o640)
+    log_dir = host.file(os.path.dirname(LOG))
+    assert (log_dir.user, log_dir.group, log_dir.mode) == ("root", "postgres", 0o750)
     assert host.file("/etc/logrotate.d/ops-runbook-pg-backup").contains("create 0640 postgres postgres")
+
+
+def test_jobs_give_the_backups_to_the_group(host):
+    """pg_backup_group is each job's backup_group: sets are 0640/0750 with that group, whatever the umask."""
+    jobs = json.loads(host.file(CONFIG).content_string)["jobs"]
+    assert {job["backup_group"] for job in jobs} == {"postgres"}
+
+
+def test_role_refuses_an_out_of_range_option_before_replacing_the_config(host):
+    """The template's validation is the engine's normalize: an invalid level never reaches the schedule."""
+    bad = json.loads(host.file(CONFIG).content_string)
+    bad["jobs"][0]["compression_level"] = 99
+    host.run_expect([0], "printf '%%s' %s > /tmp/pg_backup.bad.json", json.dumps(bad))
+    result = host.run("/usr/local/bin/ops-runbook-pg-backup --validate --config /tmp/pg_backup.bad.json")
+    assert result.rc == 1
+    assert "compression_level is 99" in result.stderr
+    host.run_expect([0], "/usr/local/bin/ops-runbook-pg-backup --validate --config %s", CONFIG)
 
 
 def test_check_mode_uses_the_default_config(host):
@@ -205,6 +225,17 @@ def test_manifest_row_counts_match_the_database(host, scheduled_run):
 
 def test_set_belongs_to_the_backup_user(host, scheduled_run):
     assert host.file(scheduled_run["dir"]).user == "postgres"
+
+
+def test_set_is_readable_by_the_user_and_group_only(host, scheduled_run):
+    database_dir = host.file(os.path.dirname(scheduled_run["dir"]))
+    assert (database_dir.user, database_dir.group, database_dir.mode) == ("postgres", "postgres", 0o750)
+    set_dir = host.file(scheduled_run["dir"])
+    assert (set_dir.group, set_dir.mode) == ("postgres", 0o750)
+    for entry in scheduled_run["manifest"]["files"] + [{"name": "manifest.json"}]:
+        found = host.file("{}/{}".format(scheduled_run["dir"], entry["name"]))
+        assert (found.user, found.group, found.mode) == ("postgres", "postgres", 0o640), entry["name"]
+    assert host.file(scheduled_run["dir"] + "/config").mode == 0o750
 
 
 def test_log_has_the_run(scheduled_run):

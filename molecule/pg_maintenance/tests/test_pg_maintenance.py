@@ -50,9 +50,17 @@ def test_config_and_credentials(host):
     assert (credentials.user, credentials.mode) == ("postgres", 0o600)
 
 
+def test_log_is_readable_by_root_and_the_group_only(host):
+    log = host.file(LOG)
+    assert (log.user, log.group, log.mode) == ("root", "postgres", 0o640)
+    log_dir = host.file(os.path.dirname(LOG))
+    assert (log_dir.group, log_dir.mode) == ("postgres", 0o750)
+
+
 def test_logrotate_rule_is_valid(host):
     rule = host.file("/etc/logrotate.d/ops-runbook-pg-maintenance")
     assert rule.contains("monthly") and rule.contains(LOG)
+    assert rule.contains("create 0640 root postgres")
     host.run_expect([0], "logrotate --debug /etc/logrotate.d/ops-runbook-pg-maintenance")
 
 
