@@ -73,6 +73,7 @@ RANGES = {
     "min_size_bytes": Range(0, None, why="bytes"),
     "max_size_drop": Range(0, 1, integer=False, why="a fraction; 0.5 is half the previous size"),
     "incomplete_grace_minutes": Range(0, None, why="minutes"),
+    "max_row_drop": Range(0, 1, integer=False, why="a share of a table's rows; 0.5 warns when it lost more than half"),
 }
 RANGES.update(POSTGRES)
 RANGES.update(S3_RANGES)
@@ -85,14 +86,6 @@ def normalize(options):
         raise RunbookError("No database was named.", hint="Set database.", cause="invalid")
     check_ranges(opts, RANGES)
     opts["smoke_sql"] = list(opts.get("smoke_sql") or [])
-    try:
-        opts["max_row_drop"] = float(opts["max_row_drop"])
-    except (TypeError, ValueError):
-        opts["max_row_drop"] = None
-    if opts["max_row_drop"] is None or not 0 <= opts["max_row_drop"] <= 1:
-        raise RunbookError("max_row_drop must be a share between 0 and 1, not {0!r}.".format(
-            options.get("max_row_drop")),
-            hint="0.5 warns when a table lost more than half its rows since the previous backup.", cause="invalid")
     return opts
 
 
