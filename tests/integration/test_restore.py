@@ -1,4 +1,6 @@
 """pg_restore against a real PostgreSQL and real backups in S3."""
+import time
+
 import pytest
 from conftest import DATABASE, s3_keys
 
@@ -84,6 +86,7 @@ def test_keep_previous_keeps_the_replaced_database(pg, options, scratch):
 def test_a_corrupt_newest_backup_is_skipped_for_the_newest_that_verifies(s3, options, scratch):
     source = scratch("src_skip")
     good = run_backup(dict(options, database=source))
+    time.sleep(1.1)  # sets are ordered by their manifests' end times, to the second: make this one newer
     bad = run_backup(dict(options, database=source, backup_dir=options["backup_dir"] + "-2"))
     key = [k for k in bad["s3_keys"] if k.endswith(".dump.zst")][0]
     body = s3.client().get_object(Bucket=options["s3_bucket"], Key=key)["Body"].read()
