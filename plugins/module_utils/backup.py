@@ -17,17 +17,16 @@ import os
 import pwd
 import shutil
 import socket
-import subprocess
 import threading
 import time
 
 from . import manifest as manifest_lib
 from .catalog import PARTIAL_SUFFIX, LocalCatalog, S3Catalog, complete_sets
 from .common import RunbookError, human_size, isoformat, utc_now
-from .dumpfile import pg_tool, program
+from .dumpfile import pg_tool, program, server_needs, tool_version
 from .locking import HostLock
 from .pipeline import copy_to_file, run_to_file
-from .postgres import connect, libpq_environment, server_info, table_row_counts
+from .postgres import connect, endpoint, libpq_environment, server_info, table_row_counts
 from .retention import select_for_deletion
 from .s3 import GrowingFileUpload, S3Store, part_size_for
 
@@ -111,11 +110,7 @@ def _compressor(opts):
 
 
 def _tool_version(path):
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return None
-    return out.strip().split()[-1] if out.strip() else None
+    return tool_version(path)
 
 
 # -- the job -----------------------------------------------------------------
@@ -136,8 +131,6 @@ class BackupJob(object):
     def _preflight(self):
         """Everything that can fail before a byte is dumped, with its own message."""
         opts = self.opts
-        self.pg_dump = pg_tool(opts, "pg_dump")
-        self.pg_dumpall = pg_tool(opts, "pg_dumpall") if opts["globals"] else None
         self.compressor = _compressor(opts)
         for path in opts["config_files"]:
             if not os.path.isfile(path) or not os.access(path, os.R_OK):
@@ -152,6 +145,10 @@ class BackupJob(object):
                 self.database_size = int(cur.fetchone()[0])
         finally:
             conn.close()
+        # pg_dump older than the server refuses it: the programs are chosen by the server's version.
+        minimum, why = server_needs(self.server, endpoint(opts))
+        self.pg_dump = pg_tool(opts, "pg_dump", minimum, why)
+        self.pg_dumpall = pg_tool(opts, "pg_dumpall", minimum, why) if opts["globals"] else None
         if self.store:
             self.store.check_bucket()
 

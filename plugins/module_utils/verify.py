@@ -23,7 +23,7 @@ import uuid
 from . import health
 from .catalog import LocalCatalog, S3Catalog
 from .common import RunbookError, human_size, utc_now
-from .dumpfile import decompress_stages, pg_tool, restore_into
+from .dumpfile import decompress_stages, pg_tool, reader_needs, restore_into
 from .pipeline import DISCARD_REST, PipelineError, hash_alongside, stream_through
 from .postgres import connect, quote_ident, table_row_counts
 from .s3 import S3Store
@@ -183,8 +183,9 @@ class Verification(object):
         """One streamed read of the dump: its SHA-256, full decompression, and its table of contents."""
         opts = self.opts
         digest = hashlib.sha256()
-        inspector = _Inspector(manifest["format"], pg_tool(opts, "pg_restore") if manifest["format"] == "custom"
-                               else None)
+        minimum, why = reader_needs(manifest)
+        inspector = _Inspector(manifest["format"], pg_tool(opts, "pg_restore", minimum, why)
+                               if manifest["format"] == "custom" else None)
 
         chunks = self.catalog.chunks(self.database, target, manifest["dump_file"])
         if opts["checksum"]:
@@ -237,6 +238,8 @@ class Verification(object):
                 finally:
                     conn.close()
             except RunbookError as error:
+                if error.details.get("cause") in ("missing_tool", "old_tool"):
+                    raise  # this host lacks the programs: says nothing about the dump
                 self.add("restore", health.FAIL, "failed", "restores",
                          "The dump does not restore: {0}".format(error))
                 return
