@@ -49,7 +49,7 @@ def major_version(version):
     if version is None:
         return None
     if isinstance(version, int):
-        return version // 10000 if version >= 100000 else version // 100 / 100.0
+        return version // 10000 if version >= 100000 else version // 10000 + version // 100 % 100 / 10.0
     match = re.match(r"\s*(\d+)(?:\.(\d+))?", str(version))
     if not match:
         return None

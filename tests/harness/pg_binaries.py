@@ -10,7 +10,8 @@ The cache is not under /root: the clusters run as the `postgres` user, which
 must be able to read the binaries. CACHE_ROOT can be moved with the
 environment variable OPS_RUNBOOK_PG_CACHE.
 
-    python tests/harness/pg_binaries.py 14 15 16 17 18   # fetch what is missing, print the bin dirs
+    python tests/harness/pg_binaries.py [14 15 16 17 18]   # fetch what is missing, print the bin dirs
+    python tests/harness/pg_binaries.py --cached           # exit 1 if any version is not cached yet
 """
 import fcntl
 import glob
@@ -105,10 +106,17 @@ def bindir(major):
 
 
 def main(argv):
-    majors = [int(arg) for arg in argv] or SUPPORTED
+    """Fetch what is missing and print each bin dir; with --cached, only exit 1 when something is missing."""
+    only_check = "--cached" in argv
+    majors = [int(arg) for arg in argv if arg != "--cached"] or SUPPORTED
     for major in majors:
+        if only_check:
+            if not _cached(major):
+                return 1
+            continue
         print("PostgreSQL {0}: {1}".format(RELEASES[major], bindir(major)))
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -9,6 +9,7 @@ verify with a restore test -> restore. Then the upgrade path users take with
 logical backups (14 -> 17 and 14 -> 18 through restore.yml), and the refusal
 of client programs older than the server.
 """
+import json
 import os
 import tempfile
 import uuid
@@ -273,21 +274,29 @@ def test_a_backup_of_14_restores_into_a_newer_server_through_restore_yml(cluster
     with the newer version's pg_restore found on PATH."""
     old, new = clusters(14), clusters(newer)
     source_counts = old.server.row_counts(DATABASE)
-    options = module_args(old, s3, bucket, str(tmp_path / "backups"), pg_bin_dir=old.bindir)
-    backup = run_backup(options)
-    assert backup["manifest"]["server"]["version_num"] // 10000 == 14
-    assert backup["manifest"]["pg_dump_version"].startswith("14.")
+    options = module_args(old, s3, bucket, str(tmp_path / "backups"))
+    # The old host: backup.yml with PostgreSQL 14's programs on PATH.
+    with monkeypatch.context() as env:
+        env.setenv("PATH", old.bindir + os.pathsep + os.environ["PATH"])
+        backed_up = ansible_playbook("backup.yml", playbook_vars(options))
+    assert backed_up.returncode == 0, (backed_up.stdout + backed_up.stderr)[-3000:]
+    sets = s3.client().list_objects_v2(Bucket=bucket, Prefix=options["s3_prefix"])["Contents"]
+    manifest_key = [item["Key"] for item in sets if item["Key"].endswith("/manifest.json")][0]
+    manifest = json.loads(s3.client().get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    assert manifest["server"]["version_num"] // 10000 == 14
+    assert manifest["pg_dump_version"].startswith("14.")
 
+    # The new host: restore.yml with the newer version's programs on PATH.
     target = "upgraded_from_14_{}".format(uuid.uuid4().hex[:6])
     extra = playbook_vars(dict(new.params(), **{k: v for k, v in options.items() if k.startswith(("s3_", "aws_"))},
-                               database=DATABASE, backup_dir=options["backup_dir"]))
+                               database=DATABASE, backup_dir=str(tmp_path / "new-host")))
     extra.update(pg_restore_database=DATABASE, pg_restore_target=target)
     monkeypatch.setenv("PATH", new.bindir + os.pathsep + os.environ["PATH"])
     run = ansible_playbook("restore.yml", extra)
     try:
         assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
-        assert "Restored {} into {}".format(backup["backup_id"], target) in run.stdout
-        assert new.server.row_counts(target) == source_counts == backup["tables"]
+        assert "Restored {} into {}".format(manifest["backup_id"], target) in run.stdout
+        assert new.server.row_counts(target) == source_counts == manifest["tables"]
         assert major(new.server) == newer
     finally:
         new.server.execute('DROP DATABASE IF EXISTS "{}"'.format(target))
