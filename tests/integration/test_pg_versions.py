@@ -268,8 +268,8 @@ def test_backup_verify_with_restore_test_and_restore_through_the_modules(cluster
 
 
 @pytest.mark.parametrize("newer", [17, 18])
-def test_a_backup_of_14_restores_into_a_newer_server_through_restore_yml(clusters, s3, bucket, tmp_path,
-                                                                          monkeypatch, newer):
+def test_a_backup_of_14_restores_into_a_newer_server_through_restore_yml(clusters, s3, bucket, tmp_path, monkeypatch,
+                                                                         newer):
     """The upgrade path with logical backups: pg_dump 14 on the old server, restore.yml on the new one,
     with the newer version's pg_restore found on PATH."""
     old, new = clusters(14), clusters(newer)
@@ -345,7 +345,8 @@ def test_the_search_takes_path_if_new_enough_else_the_newest_installed_that_is(c
     path, version = dumpfile.find_tool("pg_dump", 15, search_path=dirs[16], candidates=[dirs[18], dirs[17]])
     assert path == os.path.join(dirs[16], "pg_dump") and version.startswith("16.")
     # Too old on PATH: the newest installed one that is new enough.
-    path, version = dumpfile.find_tool("pg_restore", 17, search_path=dirs[14], candidates=[dirs[17], dirs[18], dirs[15]])
+    path, version = dumpfile.find_tool("pg_restore", 17, search_path=dirs[14],
+                                       candidates=[dirs[17], dirs[18], dirs[15]])
     assert path == os.path.join(dirs[18], "pg_restore") and version.startswith("18.")
     # None new enough: refused, listing what was found and what to install.
     with pytest.raises(RunbookError) as caught:
