@@ -21,8 +21,9 @@ from .postgres import connect, endpoint, libpq_environment, server_info
 DECOMPRESSORS = {"zstd": ["zstd", "-q", "-dc"], "gzip": ["gzip", "-dc"]}
 
 
-# Where Debian and Ubuntu (postgresql-common, apt.postgresql.org) install each major version's programs.
-INSTALLED_GLOB = "/usr/lib/postgresql/*/bin"
+# Where each major version's programs are installed side by side: Debian and Ubuntu (postgresql-common,
+# apt.postgresql.org), and RHEL and its rebuilds (the PGDG repository's postgresqlNN packages).
+INSTALLED_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin")
 _VERSION_OUTPUT = re.compile(r"\(PostgreSQL\)\s+(\d+(?:\.\d+)*)")
 _versions = {}
 
@@ -60,14 +61,16 @@ def major_version(version):
 def _is_wrapper(path):
     # Debian's /usr/bin/pg_dump is pg_wrapper, which picks a version per call from the environment and the
     # local clusters: the version it reports is not necessarily the one that runs. The real programs are
-    # searched in INSTALLED_GLOB instead.
+    # searched in INSTALLED_GLOBS instead.
     return os.path.basename(os.path.realpath(path)) == "pg_wrapper"
 
 
 def installed_dirs():
-    """The bin directories of the PostgreSQL versions installed the Debian way, newest first."""
-    found = [d for d in glob.glob(INSTALLED_GLOB) if os.path.basename(os.path.dirname(d)).isdigit()]
-    return sorted(found, key=lambda d: int(os.path.basename(os.path.dirname(d))), reverse=True)
+    """The bin directories of the PostgreSQL versions installed side by side (INSTALLED_GLOBS)."""
+    found = []
+    for pattern in INSTALLED_GLOBS:
+        found.extend(sorted(glob.glob(pattern)))
+    return found
 
 
 def find_tool(name, minimum=None, pg_bin_dir=None, search_path=None, candidates=None, why=None):
@@ -75,8 +78,9 @@ def find_tool(name, minimum=None, pg_bin_dir=None, search_path=None, candidates=
 
     pg_bin_dir, when set, is the only place looked at. Otherwise the program on
     `search_path` (default: PATH) if it is new enough, else the newest new-enough
-    one in `candidates` (default: installed_dirs()). `why` says what needs the
-    version, for the message when none is new enough.
+    one in the directories `candidates` (default: installed_dirs()), by the
+    version each program reports. `why` says what needs the version, for the
+    message when none is new enough.
     """
     why = why or "the PostgreSQL {0} server".format(minimum)
     if pg_bin_dir:

@@ -75,9 +75,11 @@ class Cluster:
         self.server.destroy()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def clusters():
-    """clusters(version): that version's running Cluster, started on first use, stopped at the session's end."""
+    """clusters(version): that version's running Cluster, started on first use, stopped after this module."""
+    from concurrent.futures import ThreadPoolExecutor
+
     started = {}
 
     def get(version):
@@ -86,8 +88,8 @@ def clusters():
         return started[version]
 
     yield get
-    for cluster in started.values():
-        cluster.destroy()
+    with ThreadPoolExecutor(max_workers=len(started) or 1) as pool:
+        list(pool.map(lambda cluster: cluster.destroy(), started.values()))
 
 
 def major(server):
@@ -105,7 +107,7 @@ def test_every_health_check_runs_on_primary_and_standby(clusters, version):
     cluster = clusters(version)
     standby = cluster.standby()
     assert major(cluster.server) == version and major(standby) == version
-    for _ in range(6):
+    for _call in range(6):
         cluster.server.execute("SELECT count(*) FROM measurements WHERE user_id < 10", database=DATABASE)
     assert eventually(lambda: cluster.server.execute("SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'"))
 
@@ -358,6 +360,17 @@ def test_the_search_takes_path_if_new_enough_else_the_newest_installed_that_is(c
     with pytest.raises(RunbookError) as caught:
         dumpfile.find_tool("pg_dump", 16, search_path="", candidates=[])
     assert caught.value.details["cause"] == "missing_tool"
+
+
+def test_debians_pg_wrapper_on_path_is_passed_over_for_the_real_programs(tmp_path):
+    """pg_wrapper runs whichever version the environment picks per call, whatever it reported before."""
+    wrapper = tmp_path / "pg_wrapper"
+    wrapper.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 99.1'\n")
+    wrapper.chmod(0o755)
+    (tmp_path / "pg_dump").symlink_to(wrapper)
+    real = pg_binaries.bindir(17)
+    path, version = dumpfile.find_tool("pg_dump", 17, search_path=str(tmp_path), candidates=[real])
+    assert path == os.path.join(real, "pg_dump") and version.startswith("17.")
 
 
 def test_a_dump_of_a_newer_pg_dump_needs_a_pg_restore_as_new(clusters):
