@@ -102,10 +102,12 @@ def find_tool(name, minimum=None, pg_bin_dir=None, search_path=None, candidates=
     ordered += sorted((os.path.join(d, name) for d in (installed_dirs() if candidates is None else candidates)
                        if os.access(os.path.join(d, name), os.X_OK)),
                       key=lambda p: major_version(tool_version(p)) or 0, reverse=True)
+    looked_at = set()
     for path in ordered:
         version = tool_version(path)
-        if version is None:
+        if version is None or os.path.realpath(path) in looked_at:
             continue
+        looked_at.add(os.path.realpath(path))
         if minimum is None or major_version(version) >= minimum:
             return path, version
         seen.append("{0} {1}".format(path, version))
