@@ -17,7 +17,6 @@ import os
 import pwd
 import shutil
 import socket
-import subprocess
 import threading
 import time
 
@@ -26,11 +25,11 @@ from . import retention as retention_lib
 from .catalog import PARTIAL_SUFFIX, LocalCatalog, S3Catalog, valid_sets
 from .common import RunbookError, human_size, isoformat, utc_now
 from .deadline import Deadline
-from .dumpfile import pg_tool, program
+from .dumpfile import pg_tool, program, server_needs, tool_version
 from .filemodes import FileModes
 from .locking import HostLock
 from .pipeline import PipelineError, copy_to_file, run_to_file
-from .postgres import connect, conninfo, interrupt, libpq_environment, server_info, table_row_counts
+from .postgres import connect, conninfo, endpoint, interrupt, libpq_environment, server_info, table_row_counts
 from .ranges import POSTGRES, Range, check_ranges, invalid
 from .s3 import RANGES as S3_RANGES
 from .s3 import GrowingFileUpload, S3Store, part_size_for
@@ -148,11 +147,7 @@ def _compressor(opts):
 
 
 def _tool_version(path):
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return None
-    return out.strip().split()[-1] if out.strip() else None
+    return tool_version(path)
 
 
 # -- the job -----------------------------------------------------------------
@@ -180,8 +175,6 @@ class BackupJob(object):
     def _preflight(self):
         """Everything that can fail before a byte is dumped, with its own message."""
         opts = self.opts
-        self.pg_dump = pg_tool(opts, "pg_dump")
-        self.pg_dumpall = pg_tool(opts, "pg_dumpall") if opts["globals"] else None
         self.compressor = _compressor(opts)
         for path in opts["config_files"]:
             if not os.path.isfile(path) or not os.access(path, os.R_OK):
@@ -201,6 +194,10 @@ class BackupJob(object):
         finally:
             self.deadline.forget(expiry)
             conn.close()
+        # pg_dump older than the server refuses it: the programs are chosen by the server's version.
+        minimum, why = server_needs(self.server, endpoint(opts))
+        self.pg_dump = pg_tool(opts, "pg_dump", minimum, why)
+        self.pg_dumpall = pg_tool(opts, "pg_dumpall", minimum, why) if opts["globals"] else None
         if self.store:
             self.store.check_bucket()
 

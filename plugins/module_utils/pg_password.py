@@ -67,6 +67,12 @@ def _fetch_roles(cur, role):
     return me_super, me_createrole, row
 
 
+def _admin_of(cur, role):
+    """PostgreSQL 16 and later: CREATEROLE changes only the roles the user holds ADMIN OPTION on."""
+    cur.execute("SELECT pg_has_role(current_user, %s, 'MEMBER WITH ADMIN OPTION')", (role,))
+    return cur.fetchone()[0]
+
+
 def _warnings(role, row, me_super, log_statement):
     can_login, _target_super, valid_until, expired = row
     found = []
@@ -107,11 +113,13 @@ def set_password(opts, check_mode, connect):
                 raise RunbookError("Role '{0}' does not exist at {1}.".format(role, where),
                                    hint="Check the role name; this module changes passwords, it never creates "
                                         "roles.", cause="missing_role")
-            if not (me_super or me_createrole) or (row[1] and not me_super):
+            if not (me_super or me_createrole) or (row[1] and not me_super) or (
+                    not me_super and info["version_num"] >= 160000 and not _admin_of(cur, role)):
                 raise RunbookError("User '{0}' may not change the password of role '{1}' at {2}.".format(
                     opts.get("login_user") or "postgres", role, where),
                     hint="Log in as a superuser, or as a role with CREATEROLE (and, from PostgreSQL 16, ADMIN "
-                         "OPTION on '{0}'); superusers' passwords need a superuser.".format(role),
+                         "OPTION on '{0}': GRANT {1} TO the login user WITH ADMIN OPTION); superusers' passwords "
+                         "need a superuser.".format(role, postgres.quote_ident(role)),
                     cause="permission")
             stored = None
             if me_super:

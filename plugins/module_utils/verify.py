@@ -33,7 +33,7 @@ from . import health
 from . import manifest as manifest_lib
 from .catalog import LocalCatalog, S3Catalog
 from .common import RunbookError, human_size, utc_now
-from .dumpfile import decompress_stages, pg_tool, restore_into
+from .dumpfile import decompress_stages, pg_tool, reader_needs, restore_into
 from .manifest import EXTENSIONS, FORMAT_EXTENSIONS
 from .pipeline import DISCARD_REST, PipelineError, hash_alongside, stream_through
 from .postgres import connect, import_psycopg2, quote_ident, table_row_counts
@@ -412,8 +412,9 @@ class Verification(object):
         """One streamed read of the dump: its SHA-256, full decompression, and its table of contents."""
         opts = self.opts
         digest = hashlib.sha256()
-        inspector = _Inspector(manifest["format"], pg_tool(opts, "pg_restore") if manifest["format"] == "custom"
-                               else None)
+        minimum, why = reader_needs(manifest)
+        inspector = _Inspector(manifest["format"], pg_tool(opts, "pg_restore", minimum, why)
+                               if manifest["format"] == "custom" else None)
 
         chunks = self.catalog.chunks(self.database, target, manifest["dump_file"])
         if opts["checksum"]:
@@ -485,6 +486,8 @@ class Verification(object):
                 finally:
                     conn.close()
             except (RunbookError, psycopg2.Error) as error:
+                if isinstance(error, RunbookError) and error.details.get("cause") in ("missing_tool", "old_tool"):
+                    raise  # this host lacks the programs: says nothing about the dump
                 self.add("restore", health.FAIL, "failed", "restores",
                          "The dump does not restore: {0}".format(str(error).strip()))
                 return

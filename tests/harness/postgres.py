@@ -11,13 +11,21 @@ import shutil
 import subprocess
 import time
 
+from . import pg_binaries
 from .ports import free_ports
 
 SUPERUSER = "postgres"
 
 
-def pg_bindir():
-    """Directory of the newest installed PostgreSQL server binaries."""
+def pg_bindir(version=None):
+    """Directory of PostgreSQL server binaries.
+
+    Without a version: the newest installed by the system's packages (Debian 12:
+    15), which most of the suite runs on. With a major version (14 to 18): the
+    build cached by pg_binaries, fetched on first use.
+    """
+    if version is not None:
+        return pg_binaries.bindir(version)
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
                    key=lambda p: int(p.split("/")[4]))
     if not found:
@@ -27,7 +35,7 @@ def pg_bindir():
 
 
 class PostgresServer:
-    def __init__(self, base_dir, password="harness-superuser-pw", port=None, settings=None):
+    def __init__(self, base_dir, password="harness-superuser-pw", port=None, settings=None, version=None):
         self.base_dir = os.path.abspath(base_dir)
         self.data_dir = os.path.join(self.base_dir, "data")
         self.socket_dir = os.path.join(self.base_dir, "sock")
@@ -35,7 +43,8 @@ class PostgresServer:
         self.password = password
         self.port = port or free_ports(1)[0]
         self.host = "127.0.0.1"
-        self.bindir = pg_bindir()
+        self.version = version
+        self.bindir = pg_bindir(version)
         self.settings = {"fsync": "off", "synchronous_commit": "off",
                          "full_page_writes": "off", "max_connections": "50"}
         self.settings.update(settings or {})
@@ -76,8 +85,14 @@ class PostgresServer:
         options = "-p {} -k {} -c listen_addresses={}".format(self.port, self.socket_dir, self.host)
         for key, value in self.settings.items():
             options += " -c {}={}".format(key, value)
+        env = None
+        if self.version is not None:
+            # The cached builds' libpqwalreceiver.so looks for libpq in the build's own prefix
+            # (RUNPATH /opt/postgresql/lib), so a standby would load the system's older libpq and
+            # reject the connection options its pg_basebackup wrote.
+            env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(os.path.dirname(self.bindir), "lib"))
         result = self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data_dir, "-o", options,
-                            "-l", self.log_file, "-w", "-t", "60", "start"], check=False)
+                            "-l", self.log_file, "-w", "-t", "60", "start"], check=False, env=env)
         if result.returncode != 0:
             raise RuntimeError("PostgreSQL did not start: {}{}\n{}".format(
                 result.stdout, result.stderr, self.log_tail()))
@@ -193,7 +208,7 @@ class PostgresServer:
         """
         if not self.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", params=(user,)):
             self.execute('CREATE ROLE "{}" LOGIN REPLICATION PASSWORD %s'.format(user), params=(password,))
-        standby = PostgresServer(base_dir, password=self.password, settings=self.settings)
+        standby = PostgresServer(base_dir, password=self.password, settings=self.settings, version=self.version)
         os.makedirs(standby.base_dir, exist_ok=True)
         os.chmod(standby.base_dir, 0o755)
         standby._chown(standby.base_dir)
