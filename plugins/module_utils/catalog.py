@@ -249,7 +249,9 @@ def valid_sets(catalog, database):
                 raise
             record["reason"] = error.message
             continue
-        problem = manifest_problem(document, database, set_id)
+        unusable = manifest_lib.problems(document)
+        problem = ("its manifest cannot be used: " + "; ".join(unusable)) if unusable else \
+            manifest_problem(document, database, set_id)
         if problem is None:
             actual = catalog.file_size(database, set_id, document["dump_file"])
             if actual is None:

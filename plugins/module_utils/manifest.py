@@ -138,7 +138,54 @@ def dumps(document):
 
 
 def loads(text):
-    document = json.loads(text)
+    try:
+        document = json.loads(text)
+    except RecursionError:  # nested deeper than the parser goes: not a manifest this tool wrote
+        raise ValueError("it is nested too deeply to be read")
     if not isinstance(document, dict) or "backup_id" not in document or "files" not in document:
         raise ValueError("not an ops.runbook backup manifest")
     return document
+
+
+# What retention, verification and restore read from a manifest; a manifest without one of these is damaged.
+REQUIRED_FIELDS = ("backup_id", "database", "files", "dump_file", "size_bytes", "sha256", "format", "compression")
+
+
+def problems(document):
+    """What makes a parsed manifest unusable for retention, verification and restore, as sentences (empty when none)."""
+    if not isinstance(document, dict):
+        return ["it is not a JSON object"]
+    problems = ["it has no {0}".format(field) for field in REQUIRED_FIELDS if field not in document]
+    if problems:
+        return problems
+    for field in ("backup_id", "database", "dump_file", "sha256"):
+        if not isinstance(document[field], str) or not document[field]:
+            problems.append("its {0} is not a name".format(field))
+    if not _is_size(document["size_bytes"]):
+        problems.append("its size_bytes is not a size")
+    if document["format"] not in FORMAT_EXTENSIONS:
+        problems.append("its format {0!r} is unknown".format(document["format"]))
+    if document["compression"] not in EXTENSIONS:
+        problems.append("its compression {0!r} is unknown".format(document["compression"]))
+    files = document["files"]
+    if not isinstance(files, list) or not all(isinstance(f, dict) and _safe_name(f.get("name")) and
+                                              _is_size(f.get("size")) for f in files):
+        problems.append("its file list is damaged (each file needs a name inside the set and a size)")
+    elif document["dump_file"] not in [f["name"] for f in files]:
+        problems.append("its dump_file {0!r} is not among its files".format(document["dump_file"]))
+    tables = document.get("tables")
+    if tables is not None and not (isinstance(tables, dict) and all(
+            isinstance(t, str) and _is_size(n) for t, n in tables.items())):
+        problems.append("its table row counts are damaged")
+    return problems
+
+
+def _is_size(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _safe_name(name):
+    """A file name inside a set: relative, without . or .. steps (a manifest never points outside its set)."""
+    if not isinstance(name, str) or not name or "\x00" in name or name.startswith("/"):
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))

@@ -20,10 +20,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import hashlib
 import os
-import stat
 import subprocess
 import tempfile
 import time
@@ -31,10 +29,9 @@ import uuid
 
 from . import health
 from . import manifest as manifest_lib
-from .catalog import LocalCatalog, S3Catalog
+from .catalog import LocalCatalog, S3Catalog, manifest_time, valid_sets
 from .common import RunbookError, human_size, utc_now
 from .dumpfile import decompress_stages, pg_tool, reader_needs, restore_into
-from .manifest import EXTENSIONS, FORMAT_EXTENSIONS
 from .pipeline import DISCARD_REST, PipelineError, hash_alongside, stream_through
 from .postgres import connect, import_psycopg2, quote_ident, table_row_counts
 from .ranges import POSTGRES, Range, check_ranges
@@ -62,8 +59,6 @@ PLAIN_TRAILER = b"PostgreSQL database dump complete"
 # A failure of one of these checks means the set must not be restored (restore.py skips such a set).
 # `tables` is not one of them: a set whose table shrank is a faithful copy of the database, see _check_tables.
 RESTORE_BLOCKING_CHECKS = ("access", "presence", "manifest", "identity", "files", "size", "checksum", "integrity")
-# What verification and restore read from a manifest; a manifest without one of these is damaged.
-REQUIRED_FIELDS = ("backup_id", "database", "files", "dump_file", "size_bytes", "sha256", "format", "compression")
 NAMED_AT_MOST = 10  # tables named in a sentence; the check's facts list them all
 
 # The real range of every numeric option: a limit of 0 hours (or less) would
@@ -138,7 +133,7 @@ class Verification(object):
         manifest = self._load_manifest(target)
         if manifest is None:
             return self._result(target)
-        previous_id, previous = self._previous_valid_set(sets, complete, target, manifest)
+        previous_id, previous = self._previous_valid_set(sets, target, manifest)
         same_database = self._check_identity(target, manifest, previous_id, previous)
         dump_present = self._check_files(target, manifest)
         self._check_size(manifest, previous)
@@ -193,11 +188,9 @@ class Verification(object):
         """The target's manifest, or None after a failed `manifest` check saying what is wrong with it."""
         try:
             document = self.catalog.manifest(self.database, target)
-            problems = manifest_problems(document)
+            problems = manifest_lib.problems(document)
         except RunbookError as error:
             document, problems = None, [str(error)]
-        except RecursionError:  # JSON nested deeper than the parser goes: not a manifest this tool wrote
-            document, problems = None, ["it is nested too deeply to be read"]
         if problems:
             self.add("manifest", health.FAIL, "damaged", "readable and complete",
                      "The manifest of {0} cannot be used: {1}. Without it the set cannot be checked or restored; "
@@ -205,33 +198,24 @@ class Verification(object):
             return None
         return document
 
-    def _previous_valid_set(self, sets, complete, target, manifest):
+    def _previous_valid_set(self, sets, target, manifest):
         """(set id, manifest) of the newest valid set that finished before `target`, or (None, None).
 
-        Valid: its manifest reads and is complete, names this database and its own set, and its dump is
-        there with the manifest's size. Ordered by the manifests' end times, not by names, so a set named
-        with a skewed clock is not taken for the previous one. (The retention engine needs the same list;
-        the two can share one catalog function.)
+        Valid as retention and restore judge it (catalog.valid_sets), and every file it lists is there with
+        its size. Ordered by the manifests' end times, not by names, so a set named with a skewed clock is
+        not taken for the previous one.
         """
-        target_end = _moment(manifest.get("finished_at")) or sets[target]["started_at"]
-        candidates = []
-        for set_id in complete:
-            if set_id == target:
+        target_end = manifest_time(manifest.get("finished_at")) or sets[target]["started_at"]
+        try:
+            records = valid_sets(self.catalog, self.database)
+        except RunbookError:
+            return None, None  # the sets were listed a moment ago; without their manifests there is nothing to compare
+        for record in records:
+            if record["backup_id"] == target or not record["valid"] or record["finished_at"] >= target_end:
                 continue
-            try:
-                document = self.catalog.manifest(self.database, set_id)
-            except (RunbookError, RecursionError):
-                continue
-            if manifest_problems(document) or document["database"] != self.database or \
-                    document["backup_id"] != set_id:
-                continue
-            end = _moment(document.get("finished_at")) or sets[set_id]["started_at"]
-            if end < target_end:
-                candidates.append((end, set_id, document))
-        for _end, set_id, document in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
-            problems, dump_present = self._file_problems(set_id, document)
+            problems, dump_present = self._file_problems(record["backup_id"], record["manifest"])
             if not problems and dump_present:
-                return set_id, document
+                return record["backup_id"], record["manifest"]
         return None, None
 
     def _check_identity(self, target, manifest, previous_id, previous):
@@ -278,7 +262,7 @@ class Verification(object):
         dump_present = False
         for entry in manifest["files"]:
             try:
-                size = _file_size(self.catalog, self.database, set_id, entry["name"])
+                size = self.catalog.file_size(self.database, set_id, entry["name"])
             except RunbookError as error:
                 problems.append("{0} cannot be checked: {1}".format(entry["name"], error))
                 continue
@@ -594,35 +578,6 @@ def _run_smoke_sql(conn, statements):
     return failures
 
 
-def manifest_problems(document):
-    """What makes a parsed manifest unusable for verification and restore, as sentences (empty when none)."""
-    if not isinstance(document, dict):
-        return ["it is not a JSON object"]
-    problems = ["it has no {0}".format(field) for field in REQUIRED_FIELDS if field not in document]
-    if problems:
-        return problems
-    for field in ("backup_id", "database", "dump_file", "sha256"):
-        if not isinstance(document[field], str) or not document[field]:
-            problems.append("its {0} is not a name".format(field))
-    if not _is_size(document["size_bytes"]):
-        problems.append("its size_bytes is not a size")
-    if document["format"] not in FORMAT_EXTENSIONS:
-        problems.append("its format {0!r} is unknown".format(document["format"]))
-    if document["compression"] not in EXTENSIONS:
-        problems.append("its compression {0!r} is unknown".format(document["compression"]))
-    files = document["files"]
-    if not isinstance(files, list) or not all(isinstance(f, dict) and _safe_name(f.get("name")) and
-                                              _is_size(f.get("size")) for f in files):
-        problems.append("its file list is damaged (each file needs a name inside the set and a size)")
-    elif document["dump_file"] not in [f["name"] for f in files]:
-        problems.append("its dump_file {0!r} is not among its files".format(document["dump_file"]))
-    tables = document.get("tables")
-    if tables is not None and not (isinstance(tables, dict) and all(
-            isinstance(t, str) and _is_size(n) for t, n in tables.items())):
-        problems.append("its table row counts are damaged")
-    return problems
-
-
 def error_result(options, error):
     """The report of a verification that could not start (a configuration error), for the module and host job."""
     database = options.get("database")
@@ -640,43 +595,6 @@ def error_result(options, error):
                    "verified_at": utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")},
         "msg": "Backup verification of {0}: fail (configuration failed: {1})".format(_shown(database), error),
     }
-
-
-def _is_size(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _safe_name(name):
-    """A file name inside a set: relative, without . or .. steps (a manifest never points outside its set)."""
-    if not isinstance(name, str) or not name or "\x00" in name or name.startswith("/"):
-        return False
-    return all(part not in ("", ".", "..") for part in name.split("/"))
-
-
-def _file_size(catalog, database, set_id, name):
-    """Size of a file of a set where the catalog keeps it, or None when it is not there."""
-    location = catalog.location(database, set_id, name)
-    if catalog.kind == "s3":
-        key = location[len("s3://{0}/".format(catalog.store.bucket)):]
-        try:
-            return int(catalog.store.head(key)["ContentLength"])
-        except RunbookError as error:
-            if str(error.details.get("code")) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
-    try:
-        info = os.stat(location)
-    except OSError:
-        return None
-    return info.st_size if stat.S_ISREG(info.st_mode) else None
-
-
-def _moment(text):
-    """A manifest's time (YYYY-MM-DDTHH:MM:SSZ) as a UTC datetime, or None."""
-    try:
-        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-    except (TypeError, ValueError):
-        return None
 
 
 def _same_host(one, other):

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils import manifest as manifest_lib
-from ansible_collections.ops.runbook.plugins.module_utils.verify import manifest_problems, verify_backup
+from ansible_collections.ops.runbook.plugins.module_utils.manifest import problems as manifest_problems
+from ansible_collections.ops.runbook.plugins.module_utils.verify import verify_backup
 
 NOW = datetime.datetime(2026, 2, 24, 2, 0, tzinfo=datetime.timezone.utc)
 
