@@ -109,7 +109,7 @@ def test_verification_and_restore_refuse_impossible_limits_before_reading_anythi
 def listeners():
     """Two TCP listeners standing in for PostgreSQL and S3: any connection the engine makes waits in their queue."""
     made = []
-    for _ in range(2):
+    for _attempt in range(2):
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)

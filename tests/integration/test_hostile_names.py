@@ -70,7 +70,7 @@ def options_for(pg, s3, bucket, backup_dir, database):
 
 
 def all_files(root):
-    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root) for f in files)
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _dirs, files in os.walk(root) for f in files)
 
 
 @pytest.mark.parametrize("name", NAMES, ids=lambda n: n.encode("unicode_escape").decode("ascii"))

@@ -15,7 +15,7 @@ def test_backup_id_round_trips_in_utc():
 
 def test_backup_ids_of_one_second_differ_by_writer_and_sort_by_time():
     moment = datetime.datetime(2026, 2, 24, 2, 0, 5, tzinfo=datetime.timezone.utc)
-    ids = {manifest.backup_id("bmidb", moment) for _ in range(50)}
+    ids = {manifest.backup_id("bmidb", moment) for _attempt in range(50)}
     assert len(ids) == 50
     assert all(manifest.parse_backup_id(i) == ("bmidb", moment) for i in ids)
     later = manifest.backup_id("bmidb", moment + datetime.timedelta(seconds=1), "00000000")
