@@ -14,7 +14,6 @@ __metaclass__ = type
 import datetime
 import errno
 import os
-import pwd
 import shutil
 import socket
 import threading
@@ -26,7 +25,7 @@ from .catalog import PARTIAL_SUFFIX, LocalCatalog, S3Catalog, valid_sets
 from .common import RunbookError, human_size, isoformat, utc_now
 from .deadline import Deadline
 from .dumpfile import pg_tool, program, server_needs, tool_version
-from .filemodes import FileModes
+from .filemodes import FileModes, current_user
 from .locking import HostLock
 from .pipeline import PipelineError, copy_to_file, run_to_file
 from .postgres import connect, conninfo, endpoint, interrupt, libpq_environment, server_info, table_row_counts
@@ -346,7 +345,7 @@ class BackupJob(object):
         except OSError as error:
             raise RunbookError(
                 "Cannot write backups to {0} as user {1}: {2}.".format(
-                    self.db_root, _current_user(), error.strerror or error),
+                    self.db_root, current_user(), error.strerror or error),
                 hint="Give that user write access to backup_dir (or its parent), run the backup as a user "
                      "who has it (pg_backup_user with pg_backup_become), or set backup_dir elsewhere.",
                 cause="backup_dir")
@@ -693,13 +692,6 @@ def _audience(bits):
     if bits & 0o007:
         who.append("every user")
     return " and ".join(who)
-
-
-def _current_user():
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
 
 
 def _close_quietly(conn):

@@ -21,7 +21,8 @@ import pwd
 from .common import RunbookError
 
 
-def _user():
+def current_user():
+    """The name of the user this process runs as (its uid when it has no name)."""
     try:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
@@ -40,7 +41,7 @@ def resolve_group(group):
     if os.geteuid() != 0 and gid != os.getegid() and gid not in os.getgroups():
         raise RunbookError(
             "backup_group is {0!r}, but user {1} is not a member of it, so cannot give it the backup files.".format(
-                entry.gr_name, _user()),
+                entry.gr_name, current_user()),
             hint="Add the user to the group (and start a new session), or run the backup as a member. "
                  "Nothing was done.", cause="invalid")
     return gid
