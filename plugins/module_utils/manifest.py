@@ -78,6 +78,13 @@ def shown(name):
     return repr(name)
 
 
+def quoted(name):
+    """A name in quotes as messages show it: 'name' if readable, else Python's escaped form."""
+    if name and all(c in _READABLE for c in name) and "'" not in name:
+        return "'{0}'".format(name)
+    return repr(name)
+
+
 def new_writer():
     """The random part of one run's backup id (also this writer's mark in the manifest)."""
     return secrets.token_hex(WRITER_HEX_DIGITS // 2)

@@ -15,7 +15,7 @@ __metaclass__ = type
 import os
 
 from .common import RunbookError
-from .manifest import shown
+from .manifest import quoted
 
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -55,7 +55,7 @@ def endpoint(params, database=None):
     host = _host(params) or "the local socket"
     where = "{0}:{1}".format(host, params.get("login_port") or 5432)
     if database:
-        where = "database {0} at {1}".format(shown(database), where)
+        where = "database {0} at {1}".format(quoted(database), where)
     return where
 
 
@@ -148,7 +148,7 @@ def describe_connection_error(params, database, error):
             hint="Check login_password (or PGPASSWORD, ~/.pgpass) and login_user.", cause="authentication")
     if "does not exist" in lowered and "database" in lowered:
         return RunbookError(
-            "Database {0} does not exist at {1}.".format(shown(database), where),
+            "Database {0} does not exist at {1}.".format(quoted(database), where),
             hint="Check the database name; list databases with `psql -l`.", cause="missing_database")
     if "role" in lowered and "does not exist" in lowered:
         return RunbookError(
