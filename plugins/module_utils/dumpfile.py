@@ -177,8 +177,10 @@ def decompress_stages(compression):
     return [(argv[0], [program(argv[0])] + argv[1:])]
 
 
-def restore_into(opts, catalog, database, set_id, manifest, target, keep_owners=True):
+def restore_into(opts, catalog, database, set_id, manifest, target, keep_owners=True, deadline=None):
     """Stream a set's dump into the existing, empty database `target`; returns seconds.
+
+    When `deadline` (a deadline.Deadline) passes, the restore's programs are killed and its error raised.
 
     `target` reaches the programs only as conninfo(target): any name is just a name.
 
@@ -202,5 +204,6 @@ def restore_into(opts, catalog, database, set_id, manifest, target, keep_owners=
         stages.append(("psql", [pg_tool(opts, "psql", minimum, why), "--no-password", "--no-psqlrc", "--quiet",
                                 "--set", "ON_ERROR_STOP=1", "--dbname", conninfo(target)]))
     started = time.monotonic()
-    stream_through(catalog.chunks(database, set_id, manifest["dump_file"]), stages, lambda data: None, env=env)
+    stream_through(catalog.chunks(database, set_id, manifest["dump_file"]), stages, lambda data: None, env=env,
+                   deadline=deadline)
     return time.monotonic() - started

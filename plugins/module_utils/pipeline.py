@@ -215,7 +215,7 @@ def _discard(source, chunk_size):
         total += count
 
 
-def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK, on_discarded=None):
+def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK, on_discarded=None, deadline=None):
     """Feed an iterator of byte chunks through a chain of processes.
 
     `on_output` receives the last stage's output chunk by chunk (or the input
@@ -224,7 +224,8 @@ def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK, on_dis
     goes to `on_discarded`. The input is read to its end even if the
     processes stop early, so a caller hashing `chunks` sees every byte.
     Returns the number of input bytes; raises PipelineError naming the stage
-    that failed, with its stderr.
+    that failed, with its stderr. When `deadline` (a deadline.Deadline)
+    passes, the input stops, every stage is killed and its error is raised.
     """
     if not stages:
         size = 0
@@ -235,6 +236,12 @@ def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK, on_dis
     names, procs, stderr_files = [], [], []
     fed = {"size": 0, "error": None, "stop": False}
     feeder = None
+    expiry = None
+
+    def stop_all():
+        fed["stop"] = True
+        _kill_all(procs)
+
     try:
         upstream = subprocess.PIPE
         for index, (name, argv) in enumerate(stages):
@@ -254,6 +261,8 @@ def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK, on_dis
             upstream = proc.stdout
             names.append(name)
             procs.append(proc)
+        if deadline is not None:
+            expiry = deadline.on_expiry(stop_all)
 
         def feed():
             sink = procs[0].stdin
@@ -289,22 +298,25 @@ def stream_through(chunks, stages, on_output, env=None, chunk_size=CHUNK, on_dis
                     on_discarded(discarded)
                 break
         feeder.join()
+        if deadline is not None:
+            deadline.check(" | ".join(names))
         feed_error = fed["error"]
         if feed_error is not None:
             raise feed_error
         _check_statuses(names, procs, stderr_files)
         return fed["size"]
     except BaseException:
-        fed["stop"] = True
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+        stop_all()
         for proc in procs:
             proc.wait()
         if feeder is not None:
             feeder.join()
+        if deadline is not None and deadline.expired():
+            raise deadline.error(" | ".join(names))
         raise
     finally:
+        if expiry is not None:
+            deadline.forget(expiry)
         for err in stderr_files:
             err.close()
         for proc in procs:

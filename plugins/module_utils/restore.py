@@ -22,9 +22,10 @@ from . import manifest as manifest_lib
 from .backup import KINDS, run_backup
 from .catalog import SET_DAMAGE_CAUSES, valid_sets
 from .common import RunbookError, human_size, utc_now
+from .deadline import Deadline
 from .dumpfile import restore_into
 from .postgres import connect, quote_ident, table_row_counts
-from .ranges import POSTGRES, check_ranges
+from .ranges import POSTGRES, Range, check_ranges
 from .retention import future_reason
 from .s3 import RANGES as S3_RANGES
 from .verify import RESTORE_BLOCKING_CHECKS, Verification, catalog_for
@@ -40,6 +41,8 @@ DEFAULTS = {
     "backup_dir": "/var/backups/postgresql",
     "maintenance_db": "postgres",
     "pg_bin_dir": None,
+    # The whole restore (verification, loading, proof, the safety backup, the swap) ends by then (seconds).
+    "job_timeout": 21600,
 }
 # A set that fails one of these is never restored (verify.py keeps the list with the checks it names).
 USABLE_CHECKS = RESTORE_BLOCKING_CHECKS
@@ -62,7 +65,7 @@ def normalize(options):
     if not opts.get("database"):
         raise RunbookError("No database was named.", hint="Set database to the backed-up database's name.",
                            cause="invalid")
-    check_ranges(opts, dict(POSTGRES, **S3_RANGES))
+    check_ranges(opts, dict(POSTGRES, job_timeout=Range(1, None, why="seconds"), **S3_RANGES))
     opts["target"] = opts.get("target") or opts["database"]
     return opts
 
@@ -76,6 +79,10 @@ class Restore(object):
         self.database = manifest_lib.check_database_name(self.opts["database"])
         self.target = manifest_lib.check_database_name(self.opts["target"])
         self.catalog = catalog_for(self.opts)
+        self.deadline = Deadline(int(self.opts["job_timeout"]), "The restore of {0}".format(
+            manifest_lib.shown(self.database)))
+        if getattr(self.catalog, "store", None) is not None:
+            self.catalog.store.job_deadline = self.deadline
 
     def list_sets(self):
         """Every set of the database, newest first, with what its manifest says, or why it cannot be restored."""
@@ -98,7 +105,7 @@ class Restore(object):
         previous set its size is compared with) cannot fail a good set.
         """
         options = dict(self.opts, backup_id=set_id, restore_test=False, checksum=True, integrity=True)
-        verification = Verification(options, log=self.log)
+        verification = Verification(options, log=self.log, deadline=self.deadline)
         verification.catalog = _WithoutSets(self.catalog, damaged)
         result = verification.run()
         bad = [c for c in result["checks"] if c["name"] in USABLE_CHECKS and c["status"] == health.FAIL]
@@ -167,6 +174,12 @@ class Restore(object):
                 "kind": set_kind(record["manifest"]) if record["manifest"] else None}
 
     def run(self):
+        try:
+            return self._run()
+        finally:
+            self.deadline.cancel()
+
+    def _run(self):
         if self.opts["list_only"]:
             return {"changed": False, "backups": self.list_sets(),
                     "msg": "Backups of {0} in {1}".format(manifest_lib.shown(self.database),
@@ -218,7 +231,7 @@ class Restore(object):
                 quote_ident(staging), " OWNER {0}".format(quote_ident(owner)) if owner else ""))
         try:
             self.log("restoring {0} into staging database {1}".format(set_id, staging))
-            restore_into(self.opts, self.catalog, self.database, set_id, manifest, staging)
+            restore_into(self.opts, self.catalog, self.database, set_id, manifest, staging, deadline=self.deadline)
             counts = self._prove(staging, manifest)
             pre_backup = self._backup_target() if plan["pre_restore_backup"] else None
             previous = self._swap(admin, staging, exists)
@@ -236,9 +249,14 @@ class Restore(object):
 
     def _prove(self, staging, manifest):
         conn = connect(self.opts, staging)
+        expiry = self.deadline.on_expiry(conn.cancel)
         try:
             counts = table_row_counts(conn)
+        except Exception:  # noqa: BLE001 - a count cancelled at the deadline says so
+            self.deadline.check("counting the restored rows")
+            raise
         finally:
+            self.deadline.forget(expiry)
             conn.close()
         expected = manifest.get("tables") or {}
         if manifest.get("row_count_method", "exact") == "exact":
@@ -250,7 +268,9 @@ class Restore(object):
         return counts
 
     def _backup_target(self):
-        options = dict(self.opts, database=self.target, retention=False, kind="pre-restore")
+        # The safety backup has what is left of the restore's time, so the restore ends by its deadline.
+        options = dict(self.opts, database=self.target, retention=False, kind="pre-restore",
+                       job_timeout=max(1, int(self.deadline.remaining())))
         self.log("backing up {0} before replacing it".format(manifest_lib.shown(self.target)))
         try:
             return run_backup(options, log=self.log)["summary"]
@@ -330,7 +350,8 @@ def _wait_for_no_sessions(cur, database, timeout=10.0):
 def _drop(admin, database):
     try:
         with admin.cursor() as cur:
-            cur.execute("DROP DATABASE IF EXISTS {0}".format(quote_ident(database)))
+            # FORCE: a restore stopped at its deadline may leave its session behind for a moment.
+            cur.execute("DROP DATABASE IF EXISTS {0} WITH (FORCE)".format(quote_ident(database)))
     except Exception:  # noqa: BLE001 - the original error matters more than a failed cleanup
         pass
 

@@ -31,6 +31,7 @@ from . import health
 from . import manifest as manifest_lib
 from .catalog import LocalCatalog, S3Catalog, manifest_time, valid_sets
 from .common import RunbookError, human_size, utc_now
+from .deadline import Deadline
 from .dumpfile import decompress_stages, pg_tool, reader_needs, restore_into
 from .pipeline import DISCARD_REST, PipelineError, hash_alongside, stream_through
 from .postgres import connect, import_psycopg2, quote_ident, table_row_counts
@@ -54,6 +55,8 @@ DEFAULTS = {
     "maintenance_db": "postgres",
     "max_row_drop": 0.5,
     "expected_host": None,
+    # The whole verification, its restore test included, ends by then (seconds).
+    "job_timeout": 21600,
 }
 PLAIN_TRAILER = b"PostgreSQL database dump complete"
 # A failure of one of these checks means the set must not be restored (restore.py skips such a set).
@@ -68,6 +71,7 @@ RANGES = {
     "min_size_bytes": Range(0, None, why="bytes"),
     "max_size_drop": Range(0, 1, integer=False, why="a fraction; 0.5 is half the previous size"),
     "incomplete_grace_minutes": Range(0, None, why="minutes"),
+    "job_timeout": Range(1, None, why="seconds"),
     "max_row_drop": Range(0, 1, integer=False, why="a share of a table's rows; 0.5 warns when it lost more than half"),
 }
 RANGES.update(POSTGRES)
@@ -91,8 +95,9 @@ def catalog_for(opts):
 
 
 class Verification(object):
-    def __init__(self, options, log=None, now=None, check_mode=False):
+    def __init__(self, options, log=None, now=None, check_mode=False, deadline=None):
         self.opts = normalize(options)
+        self.deadline = deadline  # a caller's (restore's) deadline; else run() starts one of job_timeout
         self.log = log or (lambda message: None)
         self.now = now or utc_now()
         self.check_mode = check_mode
@@ -107,6 +112,22 @@ class Verification(object):
         return item
 
     def run(self):
+        """Every check of the set, within the job's deadline (job_timeout): what is running then is stopped
+        and reported as a failed check."""
+        own = self.deadline is None
+        if own:
+            self.deadline = Deadline(int(self.opts["job_timeout"]),
+                                     "The verification of {0}".format(manifest_lib.shown(self.database)))
+        store = getattr(self.catalog, "store", None)
+        if store is not None:
+            store.job_deadline = self.deadline
+        try:
+            return self._run()
+        finally:
+            if own:
+                self.deadline.cancel()
+
+    def _run(self):
         where = self.catalog.location(self.database)
         try:
             sets = self.catalog.sets(self.database)
@@ -408,7 +429,7 @@ class Verification(object):
         started = time.monotonic()
         problem = None
         try:
-            stream_through(chunks, stages, sink, on_discarded=inspector.skipped)
+            stream_through(chunks, stages, sink, on_discarded=inspector.skipped, deadline=self.deadline)
         except PipelineError as error:  # a stage failed; the input was still read to its end
             problem = str(error)
         except RunbookError as error:  # the store failed mid-read: no whole digest either
@@ -462,22 +483,30 @@ class Verification(object):
             self.log("restoring {0} into scratch database {1}".format(target, scratch))
             try:
                 seconds = restore_into(self.opts, self.catalog, self.database, target, manifest, scratch,
-                                       keep_owners=False)
+                                       keep_owners=False, deadline=self.deadline)
                 conn = connect(self.opts, scratch)
+                expiry = self.deadline.on_expiry(conn.cancel)  # ends a long count or smoke query at the deadline
                 try:
                     counts = table_row_counts(conn)
                     smoke_failures = _run_smoke_sql(conn, self.opts["smoke_sql"])
                 finally:
+                    self.deadline.forget(expiry)
                     conn.close()
+                self.deadline.check("the restore test's queries")
             except (RunbookError, psycopg2.Error) as error:
                 if isinstance(error, RunbookError) and error.details.get("cause") in ("missing_tool", "old_tool"):
                     raise  # this host lacks the programs: says nothing about the dump
+                if self.deadline.expired():
+                    self.add("restore", health.FAIL, "not finished", "restores",
+                             "The restore test did not finish: {0}".format(self.deadline.error("the restore test")))
+                    return
                 self.add("restore", health.FAIL, "failed", "restores",
                          "The dump does not restore: {0}".format(str(error).strip()))
                 return
             finally:
                 with admin.cursor() as cur:
-                    cur.execute("DROP DATABASE IF EXISTS {0}".format(quote_ident(scratch)))
+                    # FORCE: a restore stopped at the deadline may leave its session behind for a moment.
+                    cur.execute("DROP DATABASE IF EXISTS {0} WITH (FORCE)".format(quote_ident(scratch)))
         finally:
             admin.close()
         expected = manifest.get("tables") or {}

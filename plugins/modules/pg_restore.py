@@ -68,6 +68,14 @@ options:
   pg_bin_dir:
     description: Directory of C(pg_restore), C(psql) and C(pg_dump). Default is E(PATH).
     type: path
+  job_timeout:
+    description:
+      - Seconds the whole restore may take (verification, loading, the proof, the backup of the replaced database
+        and the swap). When they pass, what is running is stopped, the staging database dropped and the target
+        left as it was.
+      - At least 1.
+    type: int
+    default: 21600
 attributes:
   check_mode:
     support: full
@@ -182,6 +190,7 @@ def argument_spec():
         backup_dir=dict(type="path", default=DEFAULTS["backup_dir"]),
         maintenance_db=dict(type="str", default=DEFAULTS["maintenance_db"]),
         pg_bin_dir=dict(type="path"),
+        job_timeout=dict(type="int", default=DEFAULTS["job_timeout"]),
     )
     return spec
 

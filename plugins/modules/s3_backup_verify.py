@@ -83,6 +83,13 @@ options:
         A set written elsewhere fails C(identity). A short name matches an FQDN's first label; case is ignored.
       - Unset, a change of host against the previous valid set is a C(identity) warn.
     type: str
+  job_timeout:
+    description:
+      - Seconds the whole verification, its restore test included, may take. When they pass, the programs and
+        queries still running are stopped and the step is a failed check; the report is still written.
+      - At least 1.
+    type: int
+    default: 21600
   incomplete_grace_minutes:
     description: How long a set may lack its manifest (a backup still uploading) before it fails the check.
     type: int
@@ -215,6 +222,7 @@ def argument_spec():
         max_size_drop=dict(type="float", default=DEFAULTS["max_size_drop"]),
         max_row_drop=dict(type="float", default=DEFAULTS["max_row_drop"]),
         expected_host=dict(type="str"),
+        job_timeout=dict(type="int", default=DEFAULTS["job_timeout"]),
         incomplete_grace_minutes=dict(type="int", default=DEFAULTS["incomplete_grace_minutes"]),
         checksum=dict(type="bool", default=DEFAULTS["checksum"]),
         integrity=dict(type="bool", default=DEFAULTS["integrity"]),

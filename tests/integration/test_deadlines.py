@@ -299,3 +299,45 @@ def test_a_streamed_upload_whose_store_goes_silent_ends_in_time_and_leaves_no_ob
     assert elapsed < S3_BOUND
     assert error.details["cause"] in ("timeout", "connection_closed") and proxy.url in str(error)
     assert s3_keys(s3, bucket, "it/") == []
+
+
+# -- the overall deadline of a verification and of a restore ---------------------------------------------
+
+def test_a_verification_whose_restore_test_hangs_ends_at_its_deadline(pg, options):
+    run_backup(options)
+    opts = dict(options, restore_test=True, smoke_sql=["SELECT pg_sleep(120) IS NULL"], job_timeout=6)
+    result, elapsed = timed(lambda: verify_backup(opts))
+    assert not isinstance(result, RunbookError), result
+    assert elapsed < 40
+    restore = [c for c in result["checks"] if c["name"] == "restore"][0]
+    assert restore["status"] == "fail" and result["status"] == "fail"
+    assert restore["output"].startswith("The restore test did not finish: The verification of bmidb did not finish "
+                                        "within its deadline of 6 s (job_timeout)"), restore["output"]
+    # the scratch database is gone, even with its query cancelled under it
+    assert pg.execute("SELECT datname FROM pg_database WHERE datname LIKE 'ops_runbook_verify_%'") == []
+
+
+def test_a_restore_whose_safety_backup_waits_behind_a_lock_ends_at_its_deadline(pg, options):
+    run_backup(options)
+    target = "deadline_target_" + uuid.uuid4().hex[:8]
+    pg.execute('CREATE DATABASE "{0}" TEMPLATE "{1}"'.format(target, DATABASE))
+    before = pg.execute("SELECT count(*) FROM measurements", database=target)
+    holder = psycopg2.connect(host=pg.socket_dir, port=pg.port, user="postgres", dbname=target)
+    holder.cursor().execute("LOCK TABLE measurements IN ACCESS EXCLUSIVE MODE")
+    try:
+        # The safety backup of the target waits for the lock (dump_lock_timeout is long): the restore's own
+        # deadline must end it, and the target must stay as it was.
+        error, elapsed = timed(lambda: run_restore(dict(options, target=target, overwrite=True, job_timeout=8,
+                                                        dump_lock_timeout=600)))
+        assert isinstance(error, RunbookError), error
+        assert elapsed < 40
+        assert error.details["cause"] == "deadline" and "job_timeout" in str(error)
+    finally:
+        holder.rollback()
+        holder.close()
+    try:
+        assert pg.execute("SELECT count(*) FROM measurements", database=target) == before
+        assert pg.execute("SELECT datname FROM pg_database WHERE datname LIKE 'ops_runbook_restore_%'") == []
+        assert pg.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", params=(target + "_pre%",)) == []
+    finally:
+        pg.execute('DROP DATABASE "{0}" WITH (FORCE)'.format(target))

@@ -60,6 +60,8 @@ CASES = [
     (verify_opts, "s3_timeout", {}, [1, 3600], [0, 3601]),
     (verify_opts, "max_row_drop", {}, [0, 0.5, 1], [-0.1, 1.5]),
     (restore_opts, "s3_timeout", {}, [1, 3600], [0, 3601]),
+    (verify_opts, "job_timeout", {}, [1, 10 ** 6], [0, -1]),
+    (restore_opts, "job_timeout", {}, [1, 10 ** 6], [0, -1]),
     (restore_opts, "s3_part_size_mb", {}, [5, 5120], [4, 5121]),
     (restore_opts, "s3_max_concurrency", {}, [1, 64], [0, 65]),
     (restore_opts, "login_port", {}, [1, 65535], [0, 65536]),

@@ -1,10 +1,12 @@
 import hashlib
 import os
 import threading
+import time
 
 import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils.deadline import Deadline
 from ansible_collections.ops.runbook.plugins.module_utils.pipeline import (
     DISCARD_REST, PipelineError, copy_to_file, hash_alongside, run_to_file, stream_through)
 
@@ -131,3 +133,15 @@ def test_hash_alongside_stops_its_thread_when_the_input_fails():
     with pytest.raises(OSError):
         list(hash_alongside(failing(), hashlib.sha256()))
     assert threading.active_count() == before
+
+
+def test_a_stream_whose_stage_never_ends_is_stopped_at_the_deadline():
+    # A real process that never writes nor exits: only the deadline can end the stream.
+    deadline = Deadline(1, "The test job")
+    started = time.monotonic()
+    with pytest.raises(RunbookError) as caught:
+        stream_through(iter([b"x" * 1024] * 4), [("sleeper", ["sleep", "60"])], lambda data: None, deadline=deadline)
+    assert time.monotonic() - started < 15
+    assert caught.value.details["cause"] == "deadline"
+    assert "The test job did not finish within its deadline of 1 s (job_timeout), waiting for sleeper" in str(
+        caught.value)
