@@ -3,7 +3,8 @@ import os
 import subprocess
 import sys
 
-import harness  # noqa: F401  pylint: disable=unused-import  (importing it sets the environment)
+# Importing the harness sets the environment for this process and every process it starts.
+import harness  # noqa: F401  pylint: disable=unused-import
 
 
 def test_processes_started_by_the_suite_never_ask_the_instance_metadata_address():
