@@ -55,6 +55,22 @@ def options(pg, s3, bucket, tmp_path):
     return opts
 
 
+@pytest.fixture
+def scratch(pg):
+    """Databases of the test's own, copied from bmidb; they and their restored copies are dropped afterwards."""
+    names = []
+
+    def make(name):
+        pg.execute('CREATE DATABASE "{}" TEMPLATE "{}"'.format(name, DATABASE))
+        names.append(name)
+        return name
+
+    yield make
+    for name in names:
+        for row in pg.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", params=(name + "%",)):
+            pg.execute('DROP DATABASE "{}" WITH (FORCE)'.format(row[0]))
+
+
 def s3_keys(s3, bucket, prefix=""):
     listing = s3.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
     return sorted(item["Key"] for item in listing.get("Contents", []))

@@ -2,27 +2,11 @@
 import time
 
 import pytest
-from conftest import DATABASE, s3_keys
+from conftest import s3_keys
 
 from ansible_collections.ops.runbook.plugins.module_utils.backup import run_backup
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.restore import run_restore
-
-
-@pytest.fixture
-def scratch(pg):
-    """A database of the test's own, copied from bmidb, dropped afterwards."""
-    names = []
-
-    def make(name):
-        pg.execute('CREATE DATABASE "{}" TEMPLATE "{}"'.format(name, DATABASE))
-        names.append(name)
-        return name
-
-    yield make
-    for name in names:
-        for row in pg.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", params=(name + "%",)):
-            pg.execute('DROP DATABASE "{}"'.format(row[0]))
 
 
 def restore_options(options, database, **extra):

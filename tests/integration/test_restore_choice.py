@@ -15,22 +15,6 @@ from ansible_collections.ops.runbook.plugins.module_utils.restore import run_res
 BROKEN_MANIFEST = b'{"backup_id": "cut short by a full disk", "files": ['
 
 
-@pytest.fixture
-def scratch(pg):
-    """Databases of the test's own, copied from bmidb; they and their restored copies are dropped afterwards."""
-    names = []
-
-    def make(name):
-        pg.execute('CREATE DATABASE "{}" TEMPLATE bmidb'.format(name))
-        names.append(name)
-        return name
-
-    yield make
-    for name in names:
-        for row in pg.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", params=(name + "%",)):
-            pg.execute('DROP DATABASE "{}" WITH (FORCE)'.format(row[0]))
-
-
 def manifest_key(result):
     return [k for k in result["s3_keys"] if k.endswith("/manifest.json")][0]
 
