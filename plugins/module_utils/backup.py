@@ -400,7 +400,7 @@ class BackupJob(object):
                 files.append({"name": name, "role": "config", "source": path, "size": size, "sha256": digest})
             finished = utc_now()
             document = manifest_lib.build(
-                self.backup_id, self.database, isoformat(self.started), isoformat(finished), files,
+                self.backup_id, self.database, isoformat(self.started), manifest_lib.end_stamp(finished), files,
                 duration_seconds=round((finished - self.started).total_seconds(), 3), tool=TOOL, host=socket.getfqdn(),
                 server={"host": opts.get("login_host") or "local socket", "port": opts.get("login_port") or 5432,
                         "version": self.server["version"], "version_num": self.server["version_num"],

@@ -220,7 +220,14 @@ def manifest_problem(document, database, set_id):
 
 
 def _newest_first(record):
-    return (record["finished_at"] or record["started_at"], record["backup_id"])
+    """Sort key: the manifest's end time (a damaged set has only its id's start), to the second, then the id.
+
+    To the second because a damaged set's time is its id's, which has no fraction: a set that ended at
+    12:00:00.7 and one whose id says it started at 12:00:00 are ordered by their ids (start times), not
+    by comparing one's end with the other's truncated start.
+    """
+    moment = record["finished_at"] or record["started_at"]
+    return (moment.replace(microsecond=0), record["backup_id"])
 
 
 def valid_sets(catalog, database):

@@ -121,6 +121,12 @@ def config_file_name(path):
     return "config/" + path.strip("/").replace("/", "__")
 
 
+def end_stamp(moment):
+    """A set's end time for its manifest, to the millisecond: retention, verification and restore order
+    sets by it, and two sets can end in the same second (two hosts, or back-to-back runs)."""
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def build(backup_id_value, database, started_at, finished_at, files, **facts):
     """The manifest document. `files` lists {name, role, size, sha256[, source]}."""
     dump = [f for f in files if f["role"] == "dump"][0]
