@@ -174,6 +174,8 @@ class BackupJob(object):
     def _preflight(self):
         """Everything that can fail before a byte is dumped, with its own message."""
         opts = self.opts
+        # A host without any pg_dump hears that first; which one is used depends on the server's version.
+        pg_tool(opts, "pg_dump")
         self.compressor = _compressor(opts)
         for path in opts["config_files"]:
             if not os.path.isfile(path) or not os.access(path, os.R_OK):

@@ -207,8 +207,7 @@ def test_the_playbook_refuses_bad_inputs_and_a_failed_backup_before_touching_a_h
                                                              "web2": {"pg_backup_databases": ["bmidb"]}}}}
     result = run_playbook(playbook, inventory, tmp_path)
     assert result.returncode != 0
-    # The backup asks the server its version first (pg_dump is chosen by it): no server answers here.
-    assert "Cannot reach PostgreSQL at the local socket" in result.stdout
+    assert "pg_dump is not installed on this host" in result.stdout, result.stdout[-4000:]
     assert "The database backup failed on web2 (see" in result.stdout and "so no host is patched" in result.stdout
     assert "PLAY [Apply the security updates" not in result.stdout
     result = run_playbook(playbook, rollout_inventory(), tmp_path, "-e", "security_patching_scope=everything")
