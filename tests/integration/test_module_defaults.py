@@ -78,7 +78,7 @@ def test_the_connection_roles_variables_reach_the_modules(pg, start_redis, tmp_p
     run = ansible_playbook(write_playbook(tmp_path, plays), extra)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Unsupported parameters" not in run.stdout
-    assert "'memory'" in task_results(run, "Show")
+    assert '"redis_connection"' in task_results(run, "Show")
     for secret in (params["login_password"], redis.password):
         assert secret not in run.stdout + run.stderr
 
