@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import json
 import os
 import shutil
 
@@ -176,11 +175,6 @@ def _components(database, set_id=None, name=None):
     return parts
 
 
-def complete_sets(catalog, database):
-    """(backup_id, started_at) of every complete set, for retention and freshness."""
-    return [(set_id, entry["started_at"]) for set_id, entry in catalog.sets(database).items() if entry["complete"]]
-
-
 # Why a manifest cannot be read (catalog.manifest's causes): the set is damaged, not the store unreachable.
 SET_DAMAGE_CAUSES = ("missing_manifest", "bad_manifest")
 
@@ -271,7 +265,3 @@ def valid_sets(catalog, database):
             continue
         record.update(valid=True, manifest=document, finished_at=manifest_time(document["finished_at"]))
     return sorted(records, key=_newest_first, reverse=True)
-
-
-def dump_json(document):
-    return json.dumps(document, indent=2, sort_keys=True)
