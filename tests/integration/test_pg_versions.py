@@ -194,6 +194,20 @@ def test_password_is_stored_as_scram_and_proven(clusters, version):
     assert run_pg_password(dict(base, password=new, state="accepted"))["login"] == "accepted"
     assert run_pg_password(dict(base, password=old, state="rejected"))["login"] == "refused"
 
+    unusual = "pässwörd-ß-日本 'quoted' " + uuid.uuid4().hex[:6]
+    assert run_pg_password(dict(base, password=unusual))["changed"] is True
+    assert run_pg_password(dict(base, password=unusual, state="accepted"))["login"] == "accepted"
+    # libpq 16 and later take the iteration count from the session, which a server of 16 or later reports.
+    stronger = dict(base, password="Iter-" + uuid.uuid4().hex, scram_iterations=8192)
+    if version >= 16:
+        assert run_pg_password(stronger)["changed"] is True
+        assert server.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s",
+                              params=(role,))[0][0].startswith("SCRAM-SHA-256$8192:")
+        assert run_pg_password(dict(stronger, state="accepted"))["login"] == "accepted"
+    else:
+        with pytest.raises(RunbookError, match="computes verifiers with 4096 iterations"):
+            run_pg_password(stronger)
+
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_createrole_user_changes_the_roles_it_administers(clusters, version):
