@@ -24,12 +24,15 @@ DECOMPRESSORS = {"zstd": ["zstd", "-q", "-dc"], "gzip": ["gzip", "-dc"]}
 # Where each major version's programs are installed side by side: Debian and Ubuntu (postgresql-common,
 # apt.postgresql.org), and RHEL and its rebuilds (the PGDG repository's postgresqlNN packages).
 INSTALLED_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin")
-_VERSION_OUTPUT = re.compile(r"\(PostgreSQL\)\s+(\d+(?:\.\d+)*)")
+# `pg_dump --version` prints "pg_dump (PostgreSQL) " and the server's version string: a release (17.2, 9.6.24),
+# a pre-release (18beta1, 17rc1, 19devel), then a packager's build in parentheses on most distributions
+# ("15.6 (Debian 15.6-0+deb12u1)", "16.2 (Homebrew)"). The release is recorded, the build is not.
+_VERSION_OUTPUT = re.compile(r"\(PostgreSQL\)\s+(\d+(?:\.\d+)*(?:(?:devel|alpha|beta|rc)\d*)?)")
 _versions = {}
 
 
 def tool_version(path):
-    """The version a PostgreSQL program reports (`pg_dump --version`), e.g. '17.2', or None."""
+    """The version a PostgreSQL program reports (`pg_dump --version`), e.g. '17.2' or '18beta1', or None."""
     try:
         key = (os.path.realpath(path), os.stat(path).st_mtime)
     except OSError:
@@ -40,9 +43,14 @@ def tool_version(path):
                                  timeout=30).stdout
         except (OSError, subprocess.SubprocessError):
             out = ""
-        match = _VERSION_OUTPUT.search(out)
-        _versions[key] = match.group(1) if match else None
+        _versions[key] = parse_version_output(out)
     return _versions[key]
+
+
+def parse_version_output(text):
+    """The version in a PostgreSQL program's `--version` output ('15.6', '18beta1'), or None."""
+    match = _VERSION_OUTPUT.search(text or "")
+    return match.group(1) if match else None
 
 
 def major_version(version):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: ops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The collection's password policy, and the SCRAM-SHA-256 verifier PostgreSQL stores.
+"""The collection's password policy, and comparing a password with the verifier PostgreSQL stores.
 
 Policy. A password must travel unchanged through every place a rotation
 writes it: a systemd EnvironmentFile, a .env file read by dotenv or docker
@@ -9,17 +9,19 @@ compose, a shell that sources that file, a postgresql:// URL, a YAML vars
 file. So a password is refused when it is shorter than MIN_LENGTH, or holds
 whitespace, control or non-ASCII characters, a single quote or a backslash:
 those are read differently by those parsers (and non-ASCII text would also
-depend on each client's SASLprep). Generated passwords use the URL-safe
-alphabet only (letters, digits, `-`, `_`), need no quoting anywhere and carry
-6 bits per character (192 bits at the default length).
+depend on each client's SASLprep). A password that only PostgreSQL keeps is
+held to the length and control-character rules alone (`portable=False`):
+libpq takes any other text. Generated passwords use the URL-safe alphabet
+only (letters, digits, `-`, `_`), need no quoting anywhere and carry 6 bits
+per character (192 bits at the default length).
 
-Verifier. PostgreSQL keeps `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`
-(RFC 5802, RFC 7677), never the password. Computing it here and sending only
-the verifier in ALTER ROLE means the password itself never reaches the server,
-so it cannot appear in pg_stat_activity, the server log or pg_stat_statements;
-psql's \\password does the same. psycopg2's query parameters would not help:
-psycopg2 merges them into the SQL text on the client, and ALTER ROLE takes no
-server-side parameters at all.
+Verifiers. PostgreSQL keeps `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`
+(RFC 5802, RFC 7677) or, from older servers, `md5<hash>`, never the password.
+New verifiers are computed by libpq (pg_password.py), which prepares the
+password with SASLprep as every libpq client does when it logs in.
+`verifier_matches` recomputes a stored one for a password, to tell whether
+a role already has it; SASLprep leaves printable ASCII unchanged, so that is
+exact for ASCII passwords and left undecided for others.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,7 +31,6 @@ __metaclass__ = type
 import base64
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import string
@@ -41,14 +42,17 @@ DEFAULT_LENGTH = 32
 MIN_LENGTH = 16
 MAX_LENGTH = 256
 SCRAM_ITERATIONS = 4096
-SCRAM_SALT_BYTES = 16
 _VERIFIER = re.compile(r"^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$")
 _MD5 = re.compile(r"^md5[0-9a-f]{32}$")
 _REFUSED = {"'": "a single quote", "\\": "a backslash"}
 
 
-def password_problems(password, min_length=MIN_LENGTH):
-    """Why `password` breaks the policy, as sentences that never quote it (empty when it is fine)."""
+def password_problems(password, min_length=MIN_LENGTH, portable=True):
+    """Why `password` breaks the policy, as sentences that never quote it (empty when it is fine).
+
+    portable=False applies only the rules for a password that PostgreSQL alone
+    keeps: its length, and no control characters.
+    """
     if not isinstance(password, str):
         return ["the password must be a string, not {0}".format(type(password).__name__)]
     problems = []
@@ -56,15 +60,16 @@ def password_problems(password, min_length=MIN_LENGTH):
         problems.append("it has {0} characters; at least {1} are required".format(len(password), min_length))
     if len(password) > MAX_LENGTH:
         problems.append("it has {0} characters; at most {1} are allowed".format(len(password), MAX_LENGTH))
-    if any(ord(char) > 126 for char in password):
+    if portable and any(ord(char) > 126 for char in password):
         problems.append("it holds non-ASCII characters, which clients normalise differently (SASLprep)")
-    if any(ord(char) < 32 or ord(char) == 127 for char in password):
+    if any(ord(char) < 32 or 127 <= ord(char) <= 159 for char in password):
         problems.append("it holds control characters such as a newline")
-    if " " in password:
-        problems.append("it holds spaces, which env-file parsers strip or split on")
-    for char, name in sorted(_REFUSED.items()):
-        if char in password:
-            problems.append("it holds {0}, which env-file parsers read differently".format(name))
+    if portable:
+        if " " in password:
+            problems.append("it holds spaces, which env-file parsers strip or split on")
+        for char, name in sorted(_REFUSED.items()):
+            if char in password:
+                problems.append("it holds {0}, which env-file parsers read differently".format(name))
     return problems
 
 
@@ -93,34 +98,12 @@ def generate_password(length=DEFAULT_LENGTH, choice=secrets.choice):
             return candidate
 
 
-def _b64(data):
-    return base64.b64encode(data).decode("ascii")
-
-
 def _scram_keys(password, salt, iterations):
     salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
     return client_key, stored_key, server_key
-
-
-def _require_ascii(password):
-    # SASLprep of printable ASCII is the identity; anything else would need the
-    # full RFC 4013 mapping, and the policy refuses it anyway.
-    if not isinstance(password, str) or any(ord(char) < 32 or ord(char) > 126 for char in password):
-        raise RunbookError("Only printable ASCII passwords can be turned into a SCRAM verifier here.",
-                           hint="Choose a password the policy accepts, or let one be generated.", cause="invalid")
-
-
-def scram_sha256_verifier(password, salt=None, iterations=SCRAM_ITERATIONS):
-    """The verifier PostgreSQL stores for `password`, in the text form ALTER ROLE ... PASSWORD accepts."""
-    _require_ascii(password)
-    if not isinstance(iterations, int) or iterations < 4096:
-        raise RunbookError("SCRAM needs at least 4096 iterations, not {0!r}.".format(iterations), cause="invalid")
-    salt = os.urandom(SCRAM_SALT_BYTES) if salt is None else salt
-    _client_key, stored_key, server_key = _scram_keys(password, salt, iterations)
-    return "SCRAM-SHA-256${0}:{1}${2}:{3}".format(iterations, _b64(salt), _b64(stored_key), _b64(server_key))
 
 
 def parse_scram_verifier(verifier):
@@ -139,13 +122,16 @@ def verifier_matches(password, stored, role):
     """True when `stored` (pg_authid.rolpassword) is the verifier of `password`; None when unknown.
 
     SCRAM verifiers are recomputed with their own salt and iteration count,
-    md5 ones as md5(password + role). Comparisons take constant time.
+    md5 ones as md5(password + role). Comparisons take constant time. A SCRAM
+    verifier of a password with characters outside printable ASCII is unknown:
+    libpq hashed what SASLprep made of it, which is not recomputed here.
     """
     if not stored:
         return False
     parsed = parse_scram_verifier(stored)
     if parsed:
-        _require_ascii(password)
+        if any(ord(char) < 32 or ord(char) > 126 for char in password):
+            return None
         iterations, salt, stored_key, server_key = parsed
         _client_key, candidate_stored, candidate_server = _scram_keys(password, salt, iterations)
         return hmac.compare_digest(candidate_stored, stored_key) and hmac.compare_digest(candidate_server, server_key)

@@ -3,14 +3,20 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A PostgreSQL role's password: set it without the server ever seeing it, and prove logins.
 
-Runbook "Secret Rotation", step "Update database user". The password is turned
-into its SCRAM-SHA-256 verifier here (passwords.py) and only the verifier is
-sent, in `ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...'`, which the server stores
-as it is. So the password is in no server log, no pg_stat_activity row and no
-pg_stat_statements entry. The verifier itself is a salted hash; when the login
-user is a superuser, statement logging is switched off for that transaction
-(log_statement, log_min_duration_statement, log_min_error_statement), so it
-does not reach the log either.
+Runbook "Secret Rotation", step "Update database user". libpq turns the
+password into its SCRAM-SHA-256 verifier where the module runs
+(psycopg2.extensions.encrypt_password, as psql's \\password does), preparing it
+with the same SASLprep it applies when a client logs in, so any password
+libpq accepts, non-ASCII included, is stored as that client will present it.
+Only the verifier is sent, in `ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...'`,
+which the server stores as it is. So the password is in no server log, no
+pg_stat_activity row and no pg_stat_statements entry. psycopg2's query
+parameters would not keep it out: psycopg2 merges them into the SQL text on
+the client, and ALTER ROLE takes no server-side parameters. The verifier
+itself is a salted hash; when the login user is a superuser, statement
+logging is switched off for that transaction (log_statement,
+log_min_duration_statement, log_min_error_statement), so it does not reach
+the log either.
 
 States:
 - present: the role's password is `password` (unchanged when the stored
@@ -30,6 +36,8 @@ from .common import RunbookError
 STATES = ("present", "accepted", "rejected")
 DEFAULTS = {"state": "present", "database": "postgres", "scram_iterations": passwords.SCRAM_ITERATIONS}
 MIN_SERVER_VERSION = 100000
+# From PostgreSQL 16 the server reports scram_iterations to libpq 16 and later, which computes verifiers with it.
+SCRAM_ITERATIONS_SERVER_VERSION = 160000
 QUIET_LOGGING = (
     "SET LOCAL log_statement = 'none'",
     "SET LOCAL log_min_duration_statement = -1",
@@ -90,7 +98,7 @@ def _warnings(role, row, me_super, log_statement):
 
 def set_password(opts, check_mode, connect):
     role = opts["role"]
-    problems = passwords.password_problems(opts["password"])
+    problems = passwords.password_problems(opts["password"], portable=False)
     if problems:
         raise RunbookError("The new password of role '{0}' breaks the password policy: {1}.".format(
             role, "; ".join(problems)), hint="Choose another password, or leave it out to have one generated.",
@@ -136,19 +144,20 @@ def set_password(opts, check_mode, connect):
             "server_version": info["version"],
             "algorithm": "SCRAM-SHA-256",
             "iterations": opts["scram_iterations"],
-            "compared": me_super,
+            "compared": matches is not None,
             "server_logging": "suppressed" if me_super else "as configured (log_statement={0})".format(log_statement),
             "warnings": _warnings(role, row, me_super, log_statement),
         }
         if matches is True:
             result["msg"] = "Role '{0}' at {1} already has this password; nothing was changed.".format(role, where)
             return result
+        # Computed in check mode too, so that a verifier libpq cannot make is refused before a real run.
+        verifier = _verifier(conn, role, opts, info, where)
         if check_mode:
             result["msg"] = ("Would set a new password for role '{0}' at {1} as a SCRAM-SHA-256 verifier computed "
-                             "here{2}.").format(role, where, "" if me_super else
-                                                " (the stored password cannot be compared without superuser)")
+                             "here{2}.").format(role, where, _not_compared(me_super, matches))
             return result
-        _alter(conn, role, opts, me_super, where)
+        _alter(conn, role, verifier, me_super, where)
         result["msg"] = ("Set a new password for role '{0}' at {1}: only its SCRAM-SHA-256 verifier was sent, so "
                          "the password never reached the server{2}.").format(
                              role, where, " and statement logging was off for the change" if me_super else "")
@@ -157,9 +166,51 @@ def set_password(opts, check_mode, connect):
         conn.close()
 
 
-def _alter(conn, role, opts, me_super, where):
+def _not_compared(me_super, matches):
+    if not me_super:
+        return " (the stored password cannot be compared without superuser)"
+    if matches is None:
+        return " (the stored verifier cannot be compared with a password outside printable ASCII here)"
+    return ""
+
+
+def _verifier(conn, role, opts, info, where):
+    """The SCRAM-SHA-256 verifier of the password, computed by libpq with opts' iteration count."""
     psycopg2 = postgres.import_psycopg2()
-    verifier = passwords.scram_sha256_verifier(opts["password"], iterations=opts["scram_iterations"])
+    encrypt = getattr(psycopg2.extensions, "encrypt_password", None)
+    if encrypt is None:
+        raise RunbookError("psycopg2 {0} cannot compute SCRAM-SHA-256 verifiers (psycopg2 2.8 and later "
+                           "can).".format(psycopg2.__version__.split()[0]),
+                           hint="Install psycopg2 2.8 or later where the module runs.", cause="missing_library")
+    wanted = opts["scram_iterations"]
+    try:
+        if info["version_num"] >= SCRAM_ITERATIONS_SERVER_VERSION:
+            with conn.cursor() as cur:
+                cur.execute("SET LOCAL scram_iterations = %s", (wanted,))
+        verifier = encrypt(opts["password"], role, conn, "scram-sha-256")
+    except psycopg2.Error as error:
+        raise RunbookError("libpq could not compute the SCRAM-SHA-256 verifier of the new password of role '{0}' for "
+                           "PostgreSQL at {1}: {2}".format(role, where, " ".join(str(error).split())),
+                           cause="refused")
+    parsed = passwords.parse_scram_verifier(verifier)
+    if parsed is None or parsed[0] != wanted:
+        raise RunbookError(
+            "scram_iterations is {0}, but libpq {1} where the module runs computes verifiers with {2} iterations for "
+            "the PostgreSQL {3} server at {4}.".format(wanted, _libpq_version(psycopg2), parsed[0] if parsed else
+                                                       "unknown", info["version"], where),
+            hint="Leave scram_iterations at 4096, or use PostgreSQL 16 or later and libpq 16 or later where the "
+                 "module runs (libpq then takes the iteration count from the session). Nothing was changed.",
+            cause="unsupported")
+    return verifier
+
+
+def _libpq_version(psycopg2):
+    number = psycopg2.extensions.libpq_version()
+    return "{0}.{1}".format(number // 10000, number % 10000)
+
+
+def _alter(conn, role, verifier, me_super, where):
+    psycopg2 = postgres.import_psycopg2()
     # psycopg2 formats the statement with %-placeholders: a % in the role's name must be doubled.
     statement = "ALTER ROLE {0} PASSWORD %s".format(postgres.quote_ident(role).replace("%", "%%"))
     try:

@@ -24,7 +24,7 @@ import re
 import stat
 import subprocess
 
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError, human_size
+from .common import RunbookError, human_size
 
 # Swap files need a file system whose blocks the kernel can address directly:
 # overlayfs (a container's root), tmpfs and network file systems refuse them,

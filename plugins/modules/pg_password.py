@@ -12,14 +12,18 @@ module: pg_password
 short_description: Set a PostgreSQL role's password without sending it to the server, and prove logins with it
 version_added: 0.2.0
 description:
-  - With O(state=present), sets the password of O(role). The SCRAM-SHA-256 verifier is computed where the module
-    runs and only the verifier is sent (C(ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...')), so the password itself never
-    reaches the server and cannot appear in its log, in C(pg_stat_activity) or in C(pg_stat_statements).
+  - With O(state=present), sets the password of O(role). libpq computes the SCRAM-SHA-256 verifier where the module
+    runs (as psql's C(\password) does) and only the verifier is sent (C(ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...')),
+    so the password itself never reaches the server and cannot appear in its log, in C(pg_stat_activity) or in
+    C(pg_stat_statements).
   - When the login user is a superuser, C(log_statement), C(log_min_duration_statement) and C(log_min_error_statement)
     are switched off for that one transaction, so not even the verifier is logged; a superuser can also read the
-    stored verifier, and the module then changes nothing when the role already has this password.
-  - The password must meet the collection's policy (at least 16 printable ASCII characters, no whitespace, single
-    quote or backslash), so that every env-file parser and URL reads it the same.
+    stored verifier, and the module then changes nothing when the role already has this password (a password of
+    printable ASCII characters; others are set again).
+  - The password needs 16 to 256 characters and no control characters. Any other text libpq accepts is taken,
+    spaces, quotes and non-ASCII letters included; libpq prepares it with SASLprep, as libpq clients do when they log
+    in. A password that also goes into an environment file or a URL should pass the
+    P(ops.runbook.password_problems#filter) filter, which C(rotate_db_password.yml) applies.
   - With O(state=accepted), logs in as O(role) with O(password) to O(database) and fails unless that works; with
     O(state=rejected), fails unless the server refuses the password itself (a refused connection or a
     C(pg_hba.conf) rejection proves nothing). Both change nothing, and run in check mode too.
@@ -53,7 +57,10 @@ options:
     default: postgres
     aliases: [db]
   scram_iterations:
-    description: PBKDF2 iterations of the SCRAM verifier (PostgreSQL's default is 4096).
+    description:
+      - PBKDF2 iterations of the SCRAM verifier (PostgreSQL's default is 4096).
+      - Another count needs PostgreSQL 16 or later and libpq 16 or later where the module runs (libpq takes it from
+        the session's C(scram_iterations)); otherwise the module fails before changing anything.
     type: int
     default: 4096
 attributes:
@@ -130,7 +137,9 @@ iterations:
   returned: when state is present
   type: int
 compared:
-  description: Whether the stored verifier could be read (superuser) to tell if the password already was this one.
+  description:
+    - Whether the stored verifier could be compared with the password, to tell if it already was this one; it needs a
+      superuser, and a password of printable ASCII characters when the stored verifier is SCRAM-SHA-256.
   returned: when state is present
   type: bool
 server_logging:

@@ -1,4 +1,9 @@
-"""The built collection installs into a clean directory, and its playbooks and modules work by FQCN."""
+"""The built collection installs into a clean directory, and its playbooks and modules work by FQCN.
+
+Also the way a newcomer meets it: a fresh clone, the collection built and installed with ansible-galaxy into
+the default path (~/.ansible/collections, with HOME in the test's directory), and the README's examples run
+from the clone, which has no .build link (scripts/bootstrap was never run).
+"""
 import glob
 import json
 import os
@@ -93,3 +98,32 @@ def test_built_tarball_backs_up_verifies_and_plans_a_restore_by_fqcn(installed, 
     assert backup_id + " complete=True" in listing
     plan = run_by_fqcn(installed, "restore", dict(extra, pg_restore_target="fqcn_copy"), tmp_path, "--check")
     assert "Would restore " + backup_id in plan
+
+
+def test_a_fresh_clone_runs_the_readme_examples_with_the_collection_installed_by_ansible_galaxy(options, tmp_path):
+    home, clone = tmp_path / "home", tmp_path / "clone"
+    home.mkdir()
+    subprocess.run(["git", "clone", "--quiet", ROOT, str(clone)], check=True, capture_output=True)
+    assert not (clone / ".build").exists()
+    # No ANSIBLE_* variable: the clone's ansible.cfg decides where collections are found, as for a user.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(HOME=str(home), ANSIBLE_NOCOLOR="1", ANSIBLE_REMOTE_TEMP=str(tmp_path / "remote-tmp"),
+               PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
+
+    def run(*argv, cwd=clone):
+        done = subprocess.run(list(argv), cwd=str(cwd), env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, " ".join(argv) + "\n" + done.stdout[-3000:] + done.stderr[-2000:]
+        return done.stdout
+
+    run("ansible-galaxy", "collection", "build", "--output-path", str(tmp_path / "dist"))
+    tarball = next((tmp_path / "dist").glob("ops-runbook-*.tar.gz"))
+    # From outside the clone, as from any directory: into the default path under HOME.
+    run("ansible-galaxy", "collection", "install", str(tarball), cwd=tmp_path)
+    assert (home / ".ansible" / "collections" / "ansible_collections" / "ops" / "runbook" / "MANIFEST.json").is_file()
+
+    assert "login_host" in run("ansible-doc", "ops.runbook.pg_backup")
+    extra = tmp_path / "backup-vars.json"
+    extra.write_text(json.dumps(playbook_vars(options)))
+    assert "Backed up database bmidb" in run("ansible-playbook", "playbooks/backup.yml", "-e", "@" + str(extra))
+    assert len(local_entries(options["backup_dir"])) == 1
+    assert not (clone / ".build").exists()

@@ -3,6 +3,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -49,6 +50,10 @@ def test_backup_restores_to_identical_row_counts(pg, s3, options, dump_format, c
     manifest = result["manifest"]
     assert manifest["snapshot_consistent"] is True
     assert manifest["format"] == dump_format and manifest["compression"] == compression
+    # Debian's pg_dump prints "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)": the release alone is kept.
+    printed = subprocess.run([os.path.join(pg.bindir, "pg_dump"), "--version"], capture_output=True, text=True,
+                             check=True).stdout
+    assert re.fullmatch(r"\d+\.\d+", manifest["pg_dump_version"]) and manifest["pg_dump_version"] == printed.split()[2]
     with open(result["dump_path"], "rb") as handle:
         assert hashlib.sha256(handle.read()).hexdigest() == result["sha256"] == manifest["sha256"]
 

@@ -1,16 +1,20 @@
-"""pg_password's engine against a real PostgreSQL that logs every statement.
+"""pg_password's engine and module against a real PostgreSQL that logs every statement.
 
-Proves that the server accepts the verifier computed here (a real SCRAM login
-follows), that it equals what libpq computes for the same password, that the
-password never reaches the server's log, the login checks' verdicts, and the
-refusals (missing role, no privilege, a policy breach, a standby-like error).
+Proves that the server accepts the verifier libpq computes here (a real SCRAM
+login follows), for non-ASCII passwords and passwords with spaces and quotes
+too, that a stored verifier is recognised, that the password never reaches the
+server's log nor the module's output at -vvv, the login checks' verdicts, and
+the refusals (missing role, no privilege, a policy breach, an iteration count
+libpq cannot honour).
 """
+import json
 import tempfile
 import uuid
 
 import psycopg2
 import psycopg2.extensions
 import pytest
+from conftest import ansible_module, module_result
 
 from harness.postgres import PostgresServer
 
@@ -40,7 +44,12 @@ def role(server):
     old = "Old-" + uuid.uuid4().hex
     server.execute('DROP ROLE IF EXISTS "{0}"'.format(ROLE))
     # A plain PASSWORD %s would put the old password in the log this module keeps it out of.
-    server.execute('CREATE ROLE "{0}" LOGIN PASSWORD %s'.format(ROLE), params=(passwords.scram_sha256_verifier(old),))
+    conn = server.connect()
+    try:
+        verifier = psycopg2.extensions.encrypt_password(old, ROLE, conn, "scram-sha-256")
+    finally:
+        conn.close()
+    server.execute('CREATE ROLE "{0}" LOGIN PASSWORD %s'.format(ROLE), params=(verifier,))
     if int(server.execute("SHOW server_version_num")[0][0]) >= 160000:
         # From PostgreSQL 16, CREATEROLE alone no longer lets a role change other roles' passwords.
         server.execute('GRANT "{0}" TO "{1}" WITH ADMIN OPTION'.format(ROLE, ADMIN))
@@ -171,3 +180,63 @@ def test_refusals_name_the_cause(server, role):
         run_pg_password(superuser(server, role=ROLE, password="short'one"))
     assert "short'one" not in str(policy.value)
     assert logs_in(server, role)
+
+
+# Text libpq takes that env files cannot: non-ASCII letters (SASLprep'd by libpq), and spaces, quotes, a backslash
+# and SQL punctuation, which must reach neither the SQL text nor the output.
+UNUSUAL_PASSWORDS = ["pässwörd-ß-日本-Ünïcode", "with spaces 'and' \\ \"quotes\"; DROP ROLE x; --"]
+
+
+def shown(password):
+    """The forms a password would take in output: as it is, and escaped by a JSON writer."""
+    return [password, json.dumps(password)[1:-1], json.dumps(password, ensure_ascii=False)[1:-1]]
+
+
+@pytest.mark.parametrize("new", UNUSUAL_PASSWORDS)
+def test_a_password_libpq_accepts_is_set_and_logs_in(server, role, new):
+    result = run_pg_password(superuser(server, role=ROLE, password=new))
+    assert result["changed"] and result["server_logging"] == "suppressed"
+    assert logs_in(server, new) and not logs_in(server, role)
+    assert not any(form in json.dumps(result, ensure_ascii=False) for form in shown(new))
+    assert not any(form in log_text(server) for form in shown(new))
+
+
+def test_a_non_ascii_password_is_stored_as_sasl_prep_makes_it(server, role):
+    """libpq prepared it: the NFKC form without the soft hyphen logs in too, as it would from any libpq client."""
+    run_pg_password(superuser(server, role=ROLE, password="pass\u00adword-\ufb01ne-日本語-long"))
+    assert logs_in(server, "password-fine-日本語-long") and logs_in(server, "pass\u00adword-\ufb01ne-日本語-long")
+
+
+def test_a_non_ascii_password_cannot_be_compared_so_it_is_set_again(server, role):
+    new = UNUSUAL_PASSWORDS[0]
+    run_pg_password(superuser(server, role=ROLE, password=new))
+    again = run_pg_password(superuser(server, role=ROLE, password=new), check_mode=True)
+    assert again["changed"] and not again["compared"]
+    assert "cannot be compared with a password outside printable ASCII" in again["msg"]
+    ascii_new = UNUSUAL_PASSWORDS[1]
+    run_pg_password(superuser(server, role=ROLE, password=ascii_new))
+    assert run_pg_password(superuser(server, role=ROLE, password=ascii_new))["changed"] is False
+
+
+@pytest.mark.parametrize("new", UNUSUAL_PASSWORDS)
+def test_the_module_never_shows_the_password_at_vvv(server, role, new):
+    args = dict(superuser(server, role=ROLE, password=new))
+    args.pop("login_db")
+    planned = ansible_module("ops.runbook.pg_password", args, "-vvv", "--check")
+    assert module_result(planned).get("changed") is True, module_result(planned).get("msg")
+    assert logs_in(server, role) and not logs_in(server, new)
+    run = ansible_module("ops.runbook.pg_password", args, "-vvv")
+    result = module_result(run)
+    assert result.get("changed") is True and not result.get("failed"), result.get("msg")
+    assert logs_in(server, new)
+    for output in (planned, run):
+        assert not any(form in output.stdout + output.stderr for form in shown(new))
+
+
+def test_an_iteration_count_libpq_cannot_honour_is_refused_before_any_change(server, role):
+    before = stored(server)
+    with pytest.raises(RunbookError, match="scram_iterations is 8192, but libpq .* computes verifiers with 4096 "
+                                           "iterations for the PostgreSQL 15") as refused:
+        run_pg_password(superuser(server, role=ROLE, password=passwords.generate_password(), scram_iterations=8192))
+    assert refused.value.details["cause"] == "unsupported" and "Nothing was changed" in str(refused.value)
+    assert stored(server) == before and logs_in(server, role)

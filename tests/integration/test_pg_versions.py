@@ -194,6 +194,20 @@ def test_password_is_stored_as_scram_and_proven(clusters, version):
     assert run_pg_password(dict(base, password=new, state="accepted"))["login"] == "accepted"
     assert run_pg_password(dict(base, password=old, state="rejected"))["login"] == "refused"
 
+    unusual = "pässwörd-ß-日本 'quoted' " + uuid.uuid4().hex[:6]
+    assert run_pg_password(dict(base, password=unusual))["changed"] is True
+    assert run_pg_password(dict(base, password=unusual, state="accepted"))["login"] == "accepted"
+    # libpq 16 and later take the iteration count from the session, which a server of 16 or later reports.
+    stronger = dict(base, password="Iter-" + uuid.uuid4().hex, scram_iterations=8192)
+    if version >= 16:
+        assert run_pg_password(stronger)["changed"] is True
+        assert server.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s",
+                              params=(role,))[0][0].startswith("SCRAM-SHA-256$8192:")
+        assert run_pg_password(dict(stronger, state="accepted"))["login"] == "accepted"
+    else:
+        with pytest.raises(RunbookError, match="computes verifiers with 4096 iterations"):
+            run_pg_password(stronger)
+
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_createrole_user_changes_the_roles_it_administers(clusters, version):
@@ -250,7 +264,9 @@ def test_backup_verify_with_restore_test_and_restore_through_the_modules(cluster
     backup = module_result(ansible_module("ops.runbook.pg_backup", dict(args, globals=True)))
     assert backup.get("failed") is not True, backup.get("msg")
     assert backup["server_version"].split(".")[0] == str(version)
-    assert backup["manifest"]["pg_dump_version"].split(".")[0] == str(version)
+    release = ".".join(pg_binaries.RELEASES[version].split(".")[:2])
+    pg_dump_version = backup["manifest"]["pg_dump_version"]
+    assert pg_dump_version == dumpfile.tool_version(os.path.join(cluster.bindir, "pg_dump")) == release
     assert backup["tables"] == expected
 
     verify_args = dict(args, restore_test=True, smoke_sql=["SELECT count(*) = 5000 FROM measurements"])
