@@ -104,6 +104,20 @@ def test_every_database_only_with_its_own_opt_in(cache):
     assert key_counts(cache) == (0, 0)
 
 
+def test_the_connection_s_database_is_not_the_one_flushed(cache):
+    """redis_db (ops.runbook.redis, for the health check) never chooses what a flush empties."""
+    run = ansible_playbook("redis_flush.yml", playbook_vars(cache, redis_db=2, redis_flush_db=1,
+                                                            redis_flush_confirm=True))
+    assert run.returncode == 0, output(run)
+    assert key_counts(cache) == (DB0_KEYS, 0)
+
+    run = ansible_playbook("redis_flush.yml", playbook_vars(cache, redis_db=1, redis_flush_all_databases=True,
+                                                            redis_flush_confirm=True))
+    assert run.returncode == 0, output(run)
+    assert "Ran FLUSHALL ASYNC" in run.stdout
+    assert key_counts(cache) == (0, 0)
+
+
 def test_a_wrong_password_fails_clearly_and_deletes_nothing(cache):
     run = ansible_playbook("redis_flush.yml", dict(playbook_vars(cache, redis_flush_db=1, redis_flush_confirm=True),
                                                    redis_password="Wrong-" + uuid.uuid4().hex))

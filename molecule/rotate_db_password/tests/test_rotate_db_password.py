@@ -45,7 +45,7 @@ ROTATION = {
     "rotate_db_password_service_health_url": "http://127.0.0.1:3000/health",
     "rotate_db_password_settle_seconds": 2,
     "rotate_db_password_timeout": 10,
-    "rotate_db_password_db_become_user": "postgres",
+    "postgres_become": True,
     "rotate_db_password_app_db_name": "bmidb",
     "rotate_db_password_vault_file": VAULT_FILE,
     "rotate_db_password_vault_password_file": VAULT_PASSWORD_FILE,

@@ -5,6 +5,7 @@ import os
 import re
 
 import pytest
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SURVEYS = sorted(glob.glob(os.path.join(ROOT, "awx", "surveys", "*.json")))
@@ -25,6 +26,19 @@ def playbook_text(path):
         return handle.read()
 
 
+def role_variables(text):
+    """The variables declared by the collection's roles a playbook imports, and by the roles they depend on."""
+    names, roles = set(), re.findall(r"name: ops\.runbook\.(\w+)", text)
+    while roles:
+        role = os.path.join(ROOT, "roles", roles.pop())
+        with open(os.path.join(role, "meta", "argument_specs.yml")) as handle:
+            for entry in yaml.safe_load(handle)["argument_specs"].values():
+                names.update(entry.get("options") or {})
+        with open(os.path.join(role, "meta", "main.yml")) as handle:
+            roles.extend(dependency["role"].split(".")[-1] for dependency in yaml.safe_load(handle).get("dependencies") or [])
+    return names
+
+
 def test_every_destructive_playbook_has_a_survey():
     names = {os.path.basename(path)[:-len(".json")] for path in SURVEYS}
     assert DESTRUCTIVE <= names
@@ -35,13 +49,15 @@ def test_survey_is_a_valid_awx_spec_for_its_playbook(path):
     survey = load(path)
     assert survey["name"] and survey["description"]
     text = playbook_text(path)
+    declared = role_variables(text)
     variables = [question["variable"] for question in survey["spec"]]
     assert len(variables) == len(set(variables))
     for question in survey["spec"]:
         assert question["question_name"] and question["type"] in TYPES
         assert isinstance(question["required"], bool)
-        assert re.search(r"\b{}\b".format(question["variable"]), text), \
-            "{} asks for {}, which the playbook never reads".format(os.path.basename(path), question["variable"])
+        assert question["variable"] in declared or re.search(r"\b{}\b".format(question["variable"]), text), \
+            "{} asks for {}, which the playbook and its roles never read".format(os.path.basename(path),
+                                                                                 question["variable"])
         if question["type"] in ("multiplechoice", "multiselect"):
             defaults = str(question.get("default", "")).split("\n")
             assert set(d for d in defaults if d) <= set(question["choices"])
