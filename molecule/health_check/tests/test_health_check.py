@@ -55,7 +55,7 @@ def inventory(path, report_dir, hosts=(WEB, DB, GHOST)):
                                     {"url": "http://127.0.0.1:3000/health", "name": "backend"}],
             health_check_certificate_paths=["/etc/ssl/ops-runbook/*.pem"])},
         "db_servers": {DB: podman(DB, health_check_services=["postgresql", "redis-server", "bmi-worker"],
-                                  pg_backup_databases=["bmidb"], pg_backup_become=True)},
+                                  pg_backup_databases=["bmidb"], postgres_become=True)},
         "redis_servers": {DB: {}},
         "unreachable": {GHOST: {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": ghost_port,
                                 "ansible_user": "nobody"}},
