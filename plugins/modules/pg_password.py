@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: pg_password
 short_description: Set a PostgreSQL role's password without sending it to the server, and prove logins with it
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - With O(state=present), sets the password of O(role). The SCRAM-SHA-256 verifier is computed where the module
     runs and only the verifier is sent (C(ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...')), so the password itself never
