@@ -1,7 +1,8 @@
-"""version_added in every plugin's documentation names a release that exists or the one being prepared.
+"""version_added in every plugin's and role's documentation names a release that exists or the one being prepared.
 
-Until the first release is out (changelogs/changelog.yaml lists none), everything was added in it: every
-version_added equals galaxy.yml's version.
+Until changelogs/changelog.yaml lists a release older than galaxy.yml's version, everything was added in the
+first release: every version_added equals galaxy.yml's version. antsibull-changelog lists a module, plugin or
+role as new in the release its version_added names.
 """
 import ast
 import glob
@@ -81,6 +82,15 @@ def test_every_module_says_when_it_was_added():
     missing = [os.path.relpath(path, ROOT) for path in modules
                if not any("version_added" in (doc or {}) for doc in documents(path))]
     assert modules and not missing, missing
+
+
+def test_every_role_entry_point_says_when_it_was_added():
+    missing = []
+    for path in glob.glob(os.path.join(ROOT, "roles", "*", "meta", "argument_specs.yml")):
+        for entry, spec in load(path)["argument_specs"].items():
+            if "version_added" not in spec:
+                missing.append("{0}: {1}".format(os.path.relpath(path, ROOT), entry))
+    assert not missing, "entry points without version_added: {0}".format(missing)
 
 
 def test_no_version_added_is_later_than_the_collection():
