@@ -76,12 +76,13 @@ def stop_on_sigterm(_signum, _frame):
 
 
 def wait_until_stopped(pg, s3, extra_path):
-    print("\nPostgreSQL: psql 'host=127.0.0.1 port={} user=postgres dbname={}' (password in {})".format(
-        pg.port, DATABASE, extra_path))
-    print("S3: {} (keys in {}).".format(s3.endpoint_url, extra_path))
-    say("ready: PostgreSQL (pid {}) and S3 (pid {}) keep running; Ctrl-C or kill {} stops both".format(
-        pg.pid(), s3.proc.pid, os.getpid()))
+    # Inside the try: a signal that comes as soon as the ready line is read is a normal stop.
     try:
+        print("\nPostgreSQL: psql 'host=127.0.0.1 port={} user=postgres dbname={}' (password in {})".format(
+            pg.port, DATABASE, extra_path))
+        print("S3: {} (keys in {}).".format(s3.endpoint_url, extra_path))
+        say("ready: PostgreSQL (pid {}) and S3 (pid {}) keep running; Ctrl-C or kill {} stops both".format(
+            pg.pid(), s3.proc.pid, os.getpid()))
         while True:
             time.sleep(3600)
     except (KeyboardInterrupt, Stopped):
