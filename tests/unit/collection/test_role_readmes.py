@@ -39,3 +39,17 @@ def test_markup_becomes_markdown():
     assert paragraphs(["I(one)  B(two)", "L(docs,https://example.org) U(https://example.org)"]) == [
         "*one* **two**", "[docs](https://example.org) <https://example.org>"]
     assert ROLE_READMES.cell(ROLE_READMES.code("a|b")) == "`a\\|b`"
+
+
+def test_example_names_the_variables_an_entry_point_requires():
+    spec = {"short_description": "Do a thing", "options": {
+        "thing_name": {"type": "str", "required": True, "description": "The thing."},
+        "thing_size": {"type": "int", "default": 1, "description": "Its size."}}}
+    assert ROLE_READMES.example("ops.runbook.thing", "check", spec) == [
+        "```yaml", "---",
+        "- name: Do a thing", "  hosts: all", "  become: true", "  tasks:", "    - name: Do a thing",
+        "      ansible.builtin.include_role:", "        name: ops.runbook.thing", "        tasks_from: check",
+        "      vars:", "        thing_name:  # required, str",
+        "```"]
+    rows = ROLE_READMES.option_rows(spec["options"])
+    assert rows == ["| `thing_name` | str | required |  | The thing. |", "| `thing_size` | int | `1` |  | Its size. |"]
