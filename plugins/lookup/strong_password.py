@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: strong_password
 short_description: Generate a password by the collection's policy
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Returns a new password of O(length) characters drawn by the operating system's CSPRNG (Python C(secrets)) from
     letters, digits, C(-) and C(_), with at least one lower-case letter, one upper-case letter and one digit, not

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: disk_cleanup
 short_description: Free disk space by rules (journal vacuum, rotated logs, old backups), only where the rules say
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Carries out the runbooks' disk cleanup (C(journalctl --vacuum-size=500M), deleting rotated logs and old backups,
     C(docker system prune)) as rules, each reporting the bytes it freed.

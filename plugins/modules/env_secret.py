@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: env_secret
 short_description: Set a secret in an application's environment file, or the password in a URL held there
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Sets one secret in a C(KEY=VALUE) file as systemd's C(EnvironmentFile=), dotenv and docker compose read it
     (C(export KEY=...) too). With O(format=env) the secret is the key's whole value (C(DATABASE_PASSWORD=...)); with

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: host_health
 short_description: The runbooks' morning health check of a host, as pass / warn / fail checks
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Checks one host the way the runbooks' "Morning Health Check" does, and reports every finding as a C(pass),
     C(warn) or C(fail) check with the observed value, the threshold and a sentence. Changes nothing.

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: pg_password
 short_description: Set a PostgreSQL role's password without sending it to the server, and prove logins with it
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - With O(state=present), sets the password of O(role). libpq computes the SCRAM-SHA-256 verifier where the module
     runs (as psql's C(\password) does) and only the verifier is sent (C(ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...')),

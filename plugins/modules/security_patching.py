@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: security_patching
 short_description: Install security updates (or every update), report each package old -> new, decide the reboot
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - The runbooks' weekly C(sudo apt update && sudo apt upgrade -y), made safe to run unattended.
   - Refreshes the package lists when they are older than O(cache_valid_time).

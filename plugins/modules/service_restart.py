@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: service_restart
 short_description: Restart, reload or only verify a service, and prove it came back healthy
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Restarts or reloads a systemd unit, or a docker compose service, and then proves that it works. With
     O(state=verified) it only proves it, for playbooks that changed something else (packages, a password).

@@ -61,7 +61,7 @@ notes:
   - Needs root (C(become)).
   - Supported file systems are ext2, ext3, ext4 and xfs.
 seealso:
-  - module: ansible.builtin.mount
+  - module: ansible.posix.mount
   - name: swapon(8)
     description: Manual page of swapon, about swap files and their requirements.
     link: https://man7.org/linux/man-pages/man8/swapon.8.html

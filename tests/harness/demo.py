@@ -1,14 +1,18 @@
 """The embedded default: run playbooks/backup.yml against a local PostgreSQL
 with sample data and a local S3 store, then show where the backup went.
 
-Run through scripts/demo, which installs what this needs first.
+Run through scripts/demo, which installs what this needs first. Its temporary files (ansible-playbook's,
+tempfile's in every process it starts) go to a directory of its own under TMPDIR, removed when it ends; the
+servers' sockets and logs stay in the demo directory. Ctrl-C or SIGTERM stops the servers and ends it.
 """
 import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from .postgres import PostgresServer
@@ -39,7 +43,7 @@ def run_playbook(extra_vars_path, extra_args):
     return subprocess.run(args, cwd=ROOT, env=playbook_env(), check=False).returncode
 
 
-def show_result(s3, prefix):
+def show_result(s3, prefix, demo):
     client = s3.client()
     listing = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/")
     manifests = sorted(o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith("/manifest.json"))
@@ -51,7 +55,7 @@ def show_result(s3, prefix):
     print()
     print("Backup {}".format(manifest["backup_id"]))
     print("  went to      s3://{}/{}  (S3 endpoint {})".format(BUCKET, key, s3.endpoint_url))
-    print("  local copy   {}".format(os.path.join(DEMO, "backups", DATABASE, manifest["backup_id"])))
+    print("  local copy   {}".format(os.path.join(demo, "backups", DATABASE, manifest["backup_id"])))
     print("  size         {} bytes (database {} bytes)".format(manifest["size_bytes"], manifest["database_size_bytes"]))
     print("  sha256       {}".format(manifest["sha256"]))
     print("  duration     {:.2f} s to dump, count rows and write the set ({} to {})".format(
@@ -61,18 +65,52 @@ def show_result(s3, prefix):
     return 0
 
 
+class Stopped(Exception):
+    """SIGTERM arrived: stop the servers as Ctrl-C does."""
+
+
+def stop_on_sigterm(_signum, _frame):
+    # A second signal must not interrupt the servers' shutdown in main's finally.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Stopped()
+
+
+def wait_until_stopped(pg, s3, extra_path):
+    # Inside the try: a signal that comes as soon as the ready line is read is a normal stop.
+    try:
+        print("\nPostgreSQL: psql 'host=127.0.0.1 port={} user=postgres dbname={}' (password in {})".format(
+            pg.port, DATABASE, extra_path))
+        print("S3: {} (keys in {}).".format(s3.endpoint_url, extra_path))
+        say("ready: PostgreSQL (pid {}) and S3 (pid {}) keep running; Ctrl-C or kill {} stops both".format(
+            pg.pid(), s3.proc.pid, os.getpid()))
+        while True:
+            time.sleep(3600)
+    except (KeyboardInterrupt, Stopped):
+        say("stopping PostgreSQL and S3")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--scale", type=int, default=5, help="pgbench scale of the sample data (5 = about 80 MB)")
     parser.add_argument("--keep-running", action="store_true",
-                        help="leave PostgreSQL and S3 running after the backup, until Ctrl-C")
+                        help="leave PostgreSQL and S3 running after the backup, until Ctrl-C or SIGTERM")
+    parser.add_argument("--demo-dir", default=DEMO,
+                        help="directory for the servers, the backups and extra-vars.json, emptied first "
+                             "(default: .demo in the checkout)")
     args, playbook_args = parser.parse_known_args(argv)
+    demo = os.path.abspath(args.demo_dir)
 
-    shutil.rmtree(DEMO, ignore_errors=True)
-    os.makedirs(DEMO)
-    pg = PostgresServer(os.path.join(DEMO, "postgres"))
-    s3 = SeaweedS3(os.path.join(DEMO, "s3"))
+    shutil.rmtree(demo, ignore_errors=True)
+    os.makedirs(demo)
+    # PostgreSQL runs as postgres when the demo runs as root: it must reach its directory.
+    os.chmod(demo, 0o755)
+    run_tmp = tempfile.mkdtemp(prefix="ops-runbook-demo-")
+    os.environ["TMPDIR"] = tempfile.tempdir = run_tmp
+    pg = s3 = None
     try:
+        signal.signal(signal.SIGTERM, stop_on_sigterm)
+        pg = PostgresServer(os.path.join(demo, "postgres"))
+        s3 = SeaweedS3(os.path.join(demo, "s3"))
         say("starting PostgreSQL on 127.0.0.1:{}".format(pg.port))
         pg.start()
         say("loading sample data into {} (pgbench scale {}, the runbook's measurements table)".format(
@@ -84,7 +122,7 @@ def main(argv=None):
         s3.create_bucket(BUCKET)
         prefix = "backups/demo"
         extra = {
-            "pg_backup_dir": os.path.join(DEMO, "backups"),
+            "pg_backup_dir": os.path.join(demo, "backups"),
             "pg_backup_globals": True,
             "pg_backup_login_host": pg.host,
             "pg_backup_login_port": pg.port,
@@ -97,7 +135,7 @@ def main(argv=None):
             "pg_backup_aws_access_key": s3.access_key,
             "pg_backup_aws_secret_key": s3.secret_key,
         }
-        extra_path = os.path.join(DEMO, "extra-vars.json")
+        extra_path = os.path.join(demo, "extra-vars.json")
         with os.fdopen(os.open(extra_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
             json.dump(extra, handle, indent=2)
         rc = run_playbook(extra_path, playbook_args)
@@ -107,20 +145,20 @@ def main(argv=None):
         if "--check" in playbook_args or "-C" in playbook_args:
             say("check mode: backup.yml reported its plan above and wrote nothing")
         else:
-            rc = show_result(s3, prefix + "/" + DATABASE)
+            rc = show_result(s3, prefix + "/" + DATABASE, demo)
         if args.keep_running:
-            print("\nPostgreSQL: psql 'host=127.0.0.1 port={} user=postgres dbname={}' (password in {})".format(
-                pg.port, DATABASE, extra_path))
-            print("S3: {} (keys in {}). Ctrl-C stops both.".format(s3.endpoint_url, extra_path))
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+            wait_until_stopped(pg, s3, extra_path)
         return rc
+    except Stopped:
+        say("stopped by SIGTERM")
+        return 128 + signal.SIGTERM
     finally:
-        s3.stop()
-        pg.stop()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if s3 is not None:
+            s3.stop()
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(run_tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

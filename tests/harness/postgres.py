@@ -103,6 +103,14 @@ class PostgresServer:
             self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data_dir, "-m", mode,
                        "-w", "-t", "60", "stop"], check=False)
 
+    def pid(self):
+        """The postmaster's process id while the server runs, else None."""
+        try:
+            with open(os.path.join(self.data_dir, "postmaster.pid")) as handle:
+                return int(handle.readline())
+        except (OSError, ValueError):
+            return None
+
     def destroy(self):
         self.stop("immediate")
         shutil.rmtree(self.base_dir, ignore_errors=True)

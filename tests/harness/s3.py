@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -52,14 +53,19 @@ class SeaweedS3:
                 "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
                 "actions": ["Admin", "Read", "Write", "List", "Tagging"],
             }]}, handle)
+        log_dir = os.path.join(self.base_dir, "log")
+        os.makedirs(log_dir, exist_ok=True)
+        # Its logs go to its own directory (weed's default is the temp dir) and so does the S3 API's local
+        # socket; the gRPC sockets weed puts in /tmp whatever it is told are removed by stop().
         args = [
-            weed_binary(), "server", "-dir=" + data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            weed_binary(), "-logdir=" + log_dir, "server", "-dir=" + data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=1000",
             "-master.port={}".format(self.master), "-master.port.grpc={}".format(self.master_grpc),
             "-volume.port={}".format(self.volume), "-volume.port.grpc={}".format(self.volume_grpc),
             "-filer.port={}".format(self.filer), "-filer.port.grpc={}".format(self.filer_grpc),
             "-filer.localSocket=" + os.path.join(self.base_dir, "filer.sock"),
             "-s3", "-s3.port={}".format(self.s3_port), "-s3.port.grpc={}".format(self.s3_grpc),
+            "-s3.localSocket=" + os.path.join(self.base_dir, "s3.sock"),
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + config,
         ]
         log = open(os.path.join(self.base_dir, "weed.log"), "wb")
@@ -98,6 +104,15 @@ class SeaweedS3:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
+        for path in self.tmp_sockets():
+            if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)
+
+    def tmp_sockets(self):
+        """The gRPC sockets `weed server` makes in /tmp, named by service and port, that no option moves."""
+        return ["/tmp/seaweedfs-{}-grpc-{}.sock".format(name, port) for name, port in
+                (("master", self.master_grpc), ("volume", self.volume_grpc), ("filer", self.filer_grpc),
+                 ("s3", self.s3_grpc))]
 
     def destroy(self):
         self.stop()

@@ -11,6 +11,7 @@ import subprocess
 import tarfile
 
 import pytest
+import yaml
 from conftest import ROOT, local_entries, playbook_vars
 
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
@@ -50,6 +51,27 @@ def test_tarball_holds_the_collection_and_nothing_of_the_workshop(installed):
     assert {"playbooks/{}.yml".format(p) for p in PLAYBOOKS} <= set(names)
     assert not [n for n in names if n.startswith((".venv", ".build", "tests/harness", "bench", ".demo",
                                                   "execution-environment/", "molecule"))]
+
+
+def changelog_files():
+    with open(os.path.join(ROOT, "changelogs", "config.yaml")) as handle:
+        return [output["file"] for output in yaml.safe_load(handle)["output"]]
+
+
+def test_tarball_ships_the_release_files_and_leaves_development_files_out(installed):
+    """What a user of the installed collection needs is in; galaxy.yml's build_ignore keeps the workshop out."""
+    names = set(installed["names"])
+    required = {"LICENSE", "README.md", "meta/runtime.yml", "changelogs/changelog.yaml"} | set(changelog_files())
+    required |= {os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "roles", "*", "meta", "*.yml"))}
+    required |= {os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "plugins", "*", "*.py"))
+                 + glob.glob(os.path.join(ROOT, "plugins", "*", "*.yml"))}
+    assert not sorted(required - names)
+    development_dirs = ("tests", "molecule", "bench", "scripts", "execution-environment", "changelogs/fragments")
+    development_files = {"ansible.cfg", "pytest.ini", "requirements-test.txt", "changelogs/.plugin-cache.yaml"}
+    leaked = [name for name in names
+              if name.startswith(".") or name in development_files or name.endswith((".tar.gz", ".pyc"))
+              or "__pycache__" in name.split("/") or any(name == d or name.startswith(d + "/") for d in development_dirs)]
+    assert not sorted(leaked)
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS)
