@@ -12,6 +12,7 @@ status is 0 whether or not a target is met: benchmarks report, tests assert.
 import argparse
 import datetime
 import glob
+import grp
 import json
 import math
 import os
@@ -301,18 +302,22 @@ class Bench:
         try:
             backup_dir = os.path.join(run_dir, "backups")
             extra = {
+                "postgres_login_host": self.pg.host,
+                "postgres_login_port": self.pg.port,
+                "postgres_login_user": "postgres",
+                "postgres_login_password": self.pg.password,
+                "s3_bucket": BUCKET,
+                "s3_endpoint_url": self.s3.endpoint_url,
+                "s3_region": self.s3.region,
+                "s3_access_key": self.s3.access_key,
+                "s3_secret_key": self.s3.secret_key,
                 "pg_backup_databases": [database],
                 "pg_backup_dir": backup_dir,
-                "pg_backup_login_host": self.pg.host,
-                "pg_backup_login_port": self.pg.port,
-                "pg_backup_login_user": "postgres",
-                "pg_backup_login_password": self.pg.password,
-                "pg_backup_s3_bucket": BUCKET,
                 "pg_backup_s3_prefix": prefix,
-                "pg_backup_s3_endpoint_url": self.s3.endpoint_url,
-                "pg_backup_s3_region": self.s3.region,
-                "pg_backup_aws_access_key": self.s3.access_key,
-                "pg_backup_aws_secret_key": self.s3.secret_key,
+                # The limit (pg_dump of one database) has no cluster globals: neither does the measured run.
+                "pg_backup_globals": False,
+                # The role's default group (postgres) may not be this user's.
+                "pg_backup_group": grp.getgrgid(os.getegid()).gr_name,
             }
             extra_path = write_private_json(os.path.join(run_dir, "extra-vars.json"), extra)
             argv = [os.path.join(VENV_BIN, "ansible-playbook"),

@@ -10,7 +10,8 @@ times each:
              read every byte;
   verify     verify_backup() with the checksum and integrity checks (the
              SHA-256 of every byte, full decompression and `pg_restore --list`),
-             no restore test, as the verify_backups.yml playbook runs it.
+             no restore test, as the verify_backups.yml playbook runs it with
+             pg_backup_verify_restore_test=false.
 
 It prints both times, the ratio verify / baseline against its target (1.2)
 and the throughput of each. Run it through `scripts/bench verify`, which

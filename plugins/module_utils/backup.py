@@ -349,7 +349,8 @@ class BackupJob(object):
                 "Cannot write backups to {0} as user {1}: {2}.".format(
                     self.db_root, current_user(), error.strerror or error),
                 hint="Give that user write access to backup_dir (or its parent), run the backup as a user "
-                     "who has it (pg_backup_user with pg_backup_become), or set backup_dir elsewhere.",
+                     "who has it (postgres_become_user with postgres_become in a playbook, pg_backup_user for "
+                     "the pg_backup role's scheduled job), or set backup_dir elsewhere.",
                 cause="backup_dir")
 
     def _warn(self, message):

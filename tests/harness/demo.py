@@ -6,6 +6,7 @@ tempfile's in every process it starts) go to a directory of its own under TMPDIR
 servers' sockets and logs stay in the demo directory. Ctrl-C or SIGTERM stops the servers and ends it.
 """
 import argparse
+import grp
 import json
 import os
 import shutil
@@ -121,19 +122,23 @@ def main(argv=None):
         s3.start()
         s3.create_bucket(BUCKET)
         prefix = "backups/demo"
+        # The connection (the ops.runbook.postgres and ops.runbook.s3 roles' variables) and where
+        # the pg_backup role puts the sets. The backup runs as this user, who may not be in the
+        # role's default group (postgres): the sets go to this user's own group.
         extra = {
+            "postgres_login_host": pg.host,
+            "postgres_login_port": pg.port,
+            "postgres_login_user": "postgres",
+            "postgres_login_password": pg.password,
+            "s3_bucket": BUCKET,
+            "s3_endpoint_url": s3.endpoint_url,
+            "s3_region": s3.region,
+            "s3_access_key": s3.access_key,
+            "s3_secret_key": s3.secret_key,
             "pg_backup_dir": os.path.join(demo, "backups"),
-            "pg_backup_globals": True,
-            "pg_backup_login_host": pg.host,
-            "pg_backup_login_port": pg.port,
-            "pg_backup_login_user": "postgres",
-            "pg_backup_login_password": pg.password,
-            "pg_backup_s3_bucket": BUCKET,
             "pg_backup_s3_prefix": prefix,
-            "pg_backup_s3_endpoint_url": s3.endpoint_url,
-            "pg_backup_s3_region": s3.region,
-            "pg_backup_aws_access_key": s3.access_key,
-            "pg_backup_aws_secret_key": s3.secret_key,
+            "pg_backup_globals": True,
+            "pg_backup_group": grp.getgrgid(os.getegid()).gr_name,
         }
         extra_path = os.path.join(demo, "extra-vars.json")
         with os.fdopen(os.open(extra_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:

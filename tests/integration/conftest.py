@@ -99,12 +99,19 @@ def ansible_playbook(playbook, extra_vars, *args, check=False):
         os.unlink(path)
 
 
+# Engine options -> the variables the playbooks take: the connection roles' (ops.runbook.postgres,
+# ops.runbook.s3) and the pg_backup role's.
+PLAYBOOK_VARIABLES = dict(
+    {name: "postgres_" + name for name in ("login_host", "login_port", "login_user", "login_password")},
+    s3_bucket="s3_bucket", s3_endpoint_url="s3_endpoint_url", s3_region="s3_region",
+    aws_access_key="s3_access_key", aws_secret_key="s3_secret_key",
+    **{name: "pg_backup_" + name for name in ("s3_prefix", "keep_days", "keep_count", "s3_keep_days", "s3_keep_count",
+                                               "format", "compression", "globals", "config_files")})
+
+
 def playbook_vars(options):
-    """The pg_backup_* variables backup.yml takes, from engine options."""
-    names = {"login_host", "login_port", "login_user", "login_password", "s3_bucket", "s3_prefix",
-             "s3_endpoint_url", "s3_region", "aws_access_key", "aws_secret_key", "keep_days", "keep_count",
-             "s3_keep_days", "s3_keep_count", "format", "compression", "globals", "config_files"}
-    extra = {"pg_backup_" + k: v for k, v in options.items() if k in names}
+    """The variables backup.yml, verify_backups.yml and restore.yml take, from engine options."""
+    extra = {PLAYBOOK_VARIABLES[k]: v for k, v in options.items() if k in PLAYBOOK_VARIABLES}
     extra["pg_backup_databases"] = [options["database"]]
     extra["pg_backup_dir"] = options["backup_dir"]
     return extra

@@ -110,7 +110,7 @@ def test_built_tarball_backs_up_verifies_and_plans_a_restore_by_fqcn(installed, 
     assert "Backed up database bmidb" in run_by_fqcn(installed, "backup", extra, tmp_path)
     assert len(local_entries(options["backup_dir"])) == 1
 
-    run_by_fqcn(installed, "verify_backups", dict(extra, pg_verify_report_dir=str(tmp_path / "reports")), tmp_path)
+    run_by_fqcn(installed, "verify_backups", dict(extra, pg_backup_verify_report_dir=str(tmp_path / "reports")), tmp_path)
     report = json.loads((tmp_path / "reports" / "backup-verification-localhost.json").read_text())
     assert report[0]["status"] == "pass" and report[0]["database"] == options["database"]
 

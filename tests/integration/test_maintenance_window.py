@@ -83,7 +83,7 @@ def window(options, status_page, tmp_path):
         health_check_postgres=False,
         health_check_become=False,
         health_check_report_dir=str(tmp_path / "reports"),
-        pg_verify_report_dir=str(tmp_path / "verify"),
+        pg_backup_verify_report_dir=str(tmp_path / "verify"),
     )
     return extra
 
@@ -95,7 +95,7 @@ def nothing_started(window, status_page, tmp_path):
 
 
 def test_refuses_to_start_when_the_backup_fails(window, status_page, tmp_path, s3, bucket):
-    window["pg_backup_login_password"] = "not-the-password"
+    window["postgres_login_password"] = "not-the-password"
     run = ansible_playbook("maintenance_window.yml", window)
     output = run.stdout + run.stderr
     assert run.returncode != 0, output

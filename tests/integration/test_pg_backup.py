@@ -368,7 +368,7 @@ def test_unwritable_backup_dir_fails_clearly_before_dumping(s3, options, tmp_pat
         assert caught.value.details["cause"] == "backup_dir"
         message = str(caught.value)
         assert "Cannot write backups to {}/bmidb as user root: Read-only file system".format(readonly) in message
-        assert "pg_backup_user" in message
+        assert "postgres_become_user" in message
         assert s3_keys(s3, options["s3_bucket"]) == []
     finally:
         subprocess.run(["umount", str(readonly)], check=True)
@@ -403,7 +403,7 @@ def test_playbook_backs_up_and_never_shows_secrets_at_vvv(s3, options):
     assert options["aws_secret_key"] not in output
     assert len(local_entries(options["backup_dir"])) == 1
 
-    extra["pg_backup_s3_bucket"] = "no-such-bucket-" + uuid.uuid4().hex[:8]
+    extra["s3_bucket"] = "no-such-bucket-" + uuid.uuid4().hex[:8]
     failed = ansible_playbook("backup.yml", extra, "-vvv")
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0

@@ -176,13 +176,13 @@ def test_playbook_writes_the_report_and_fails_the_job_on_a_failed_check(s3, opti
 
     run_backup(options)
     extra = playbook_vars(options)
-    extra["pg_verify_report_dir"] = str(tmp_path / "reports")
+    extra["pg_backup_verify_report_dir"] = str(tmp_path / "reports")
     passed = ansible_playbook("verify_backups.yml", extra)
     assert passed.returncode == 0, passed.stdout[-3000:]
     report = json.loads((tmp_path / "reports" / "backup-verification-localhost.json").read_text())
     assert report[0]["status"] == "pass" and report[0]["database"] == DATABASE
 
-    extra["pg_verify_max_age_hours"] = 0.0001
+    extra["pg_backup_verify_max_age_hours"] = 0.0001
     failed = ansible_playbook("verify_backups.yml", extra)
     assert failed.returncode != 0
     assert "Backup verification failed" in failed.stdout and "freshness failed" in failed.stdout
@@ -372,7 +372,7 @@ def test_playbook_writes_the_report_and_names_the_failed_check_on_damaged_sets(s
     client = s3.client()
     set_key = "it/{}/{}/".format(DATABASE, backup["backup_id"])
     extra = playbook_vars(options)
-    extra["pg_verify_report_dir"] = str(tmp_path / "reports")
+    extra["pg_backup_verify_report_dir"] = str(tmp_path / "reports")
     report_path = tmp_path / "reports" / "backup-verification-localhost.json"
 
     good_manifest = client.get_object(Bucket=options["s3_bucket"], Key=set_key + "manifest.json")["Body"].read()
@@ -394,7 +394,7 @@ def test_playbook_writes_the_report_and_names_the_failed_check_on_damaged_sets(s
 
     # Options the engine refuses: the report is still written, with the reason.
     report_path.unlink()
-    run = ansible_playbook("verify_backups.yml", dict(extra, pg_verify_max_row_drop=2))
+    run = ansible_playbook("verify_backups.yml", dict(extra, pg_backup_verify_max_row_drop=2))
     assert run.returncode != 0 and "max_row_drop is 2" in run.stdout
     report = json.loads(report_path.read_text())
     assert report[0]["database"] == DATABASE and statuses(report[0]) == {"configuration": "fail"}

@@ -21,9 +21,19 @@ def load(path):
         return json.load(handle)
 
 
+ROLE_IMPORT = re.compile(r"ansible\.builtin\.(?:import|include)_role:\s*\n\s+name: ops\.runbook\.(\w+)"
+                         r"(?:\s*\n\s+tasks_from: (\w+))?")
+
+
 def playbook_text(path):
+    """The playbook, and the names of the options of the role entry points it imports (the role reads those)."""
     with open(os.path.join(ROOT, "playbooks", os.path.basename(path)[:-len(".json")] + ".yml")) as handle:
-        return handle.read()
+        text = handle.read()
+    for role, entry in ROLE_IMPORT.findall(text):
+        with open(os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml")) as handle:
+            spec = yaml.safe_load(handle)["argument_specs"].get(entry or "main", {})
+        text += "\n" + "\n".join(spec.get("options") or {})
+    return text
 
 
 def role_variables(text):
