@@ -5,6 +5,7 @@ import os
 import re
 
 import pytest
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SURVEYS = sorted(glob.glob(os.path.join(ROOT, "awx", "surveys", "*.json")))
@@ -25,6 +26,30 @@ def playbook_text(path):
         return handle.read()
 
 
+ROLE_CALL = re.compile(r"ansible\.builtin\.(?:import|include)_role:\s*\n\s*name:\s*ops\.runbook\.(\w+)"
+                       r"(?:\s*\n\s*tasks_from:\s*(\w+))?")
+
+
+def entry_point_options(role, entry):
+    """The variables an entry point of the collection's role declares, its dependencies' included."""
+    role_dir = os.path.join(ROOT, "roles", role)
+    with open(os.path.join(role_dir, "meta", "argument_specs.yml")) as handle:
+        options = set((yaml.safe_load(handle)["argument_specs"].get(entry) or {}).get("options") or {})
+    with open(os.path.join(role_dir, "meta", "main.yml")) as handle:
+        for dependency in yaml.safe_load(handle).get("dependencies") or []:
+            name = dependency["role"] if isinstance(dependency, dict) else dependency
+            options |= entry_point_options(name.split(".")[-1], "main")
+    return options
+
+
+def playbook_variables(text):
+    """The variables the playbook reads itself or hands to a role entry point it calls (which declares them)."""
+    declared = set()
+    for role, entry in ROLE_CALL.findall(text):
+        declared |= entry_point_options(role, entry or "main")
+    return declared
+
+
 def test_every_destructive_playbook_has_a_survey():
     names = {os.path.basename(path)[:-len(".json")] for path in SURVEYS}
     assert DESTRUCTIVE <= names
@@ -40,7 +65,8 @@ def test_survey_is_a_valid_awx_spec_for_its_playbook(path):
     for question in survey["spec"]:
         assert question["question_name"] and question["type"] in TYPES
         assert isinstance(question["required"], bool)
-        assert re.search(r"\b{}\b".format(question["variable"]), text), \
+        assert question["variable"] in playbook_variables(text) or re.search(
+            r"\b{}\b".format(question["variable"]), text), \
             "{} asks for {}, which the playbook never reads".format(os.path.basename(path), question["variable"])
         if question["type"] in ("multiplechoice", "multiselect"):
             defaults = str(question.get("default", "")).split("\n")
