@@ -21,19 +21,22 @@ def load(path):
         return json.load(handle)
 
 
-ROLE_IMPORT = re.compile(r"ansible\.builtin\.(?:import|include)_role:\s*\n\s+name: ops\.runbook\.(\w+)"
-                         r"(?:\s*\n\s+tasks_from: (\w+))?")
-
-
 def playbook_text(path):
-    """The playbook, and the names of the options of the role entry points it imports (the role reads those)."""
     with open(os.path.join(ROOT, "playbooks", os.path.basename(path)[:-len(".json")] + ".yml")) as handle:
-        text = handle.read()
-    for role, entry in ROLE_IMPORT.findall(text):
-        with open(os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml")) as handle:
-            spec = yaml.safe_load(handle)["argument_specs"].get(entry or "main", {})
-        text += "\n" + "\n".join(spec.get("options") or {})
-    return text
+        return handle.read()
+
+
+def role_variables(text):
+    """The variables declared by the collection's roles a playbook imports, and by the roles they depend on."""
+    names, roles = set(), re.findall(r"name: ops\.runbook\.(\w+)", text)
+    while roles:
+        role = os.path.join(ROOT, "roles", roles.pop())
+        with open(os.path.join(role, "meta", "argument_specs.yml")) as handle:
+            for entry in yaml.safe_load(handle)["argument_specs"].values():
+                names.update(entry.get("options") or {})
+        with open(os.path.join(role, "meta", "main.yml")) as handle:
+            roles.extend(dependency["role"].split(".")[-1] for dependency in yaml.safe_load(handle).get("dependencies") or [])
+    return names
 
 
 def test_every_destructive_playbook_has_a_survey():
@@ -46,13 +49,15 @@ def test_survey_is_a_valid_awx_spec_for_its_playbook(path):
     survey = load(path)
     assert survey["name"] and survey["description"]
     text = playbook_text(path)
+    declared = role_variables(text)
     variables = [question["variable"] for question in survey["spec"]]
     assert len(variables) == len(set(variables))
     for question in survey["spec"]:
         assert question["question_name"] and question["type"] in TYPES
         assert isinstance(question["required"], bool)
-        assert re.search(r"\b{}\b".format(question["variable"]), text), \
-            "{} asks for {}, which the playbook never reads".format(os.path.basename(path), question["variable"])
+        assert question["variable"] in declared or re.search(r"\b{}\b".format(question["variable"]), text), \
+            "{} asks for {}, which the playbook and its roles never read".format(os.path.basename(path),
+                                                                                 question["variable"])
         if question["type"] in ("multiplechoice", "multiselect"):
             defaults = str(question.get("default", "")).split("\n")
             assert set(d for d in defaults if d) <= set(question["choices"])
