@@ -161,7 +161,7 @@ def decide(backup_checks, disk_checks, health_summary, override_health=False):
             health_overridden = True
         else:
             failing = (health_summary or {}).get("failing") or ["no health summary"]
-            refusals.append("Health gate: {0} (set maintenance_health_override=true to start anyway).".format(
+            refusals.append("Health gate: {0} (set maintenance_window_health_override=true to start anyway).".format(
                 "; ".join(failing)))
     for item in disk_checks:
         if item["status"] == health.FAIL:

@@ -17,7 +17,7 @@ from conftest import ansible_playbook, playbook_vars, s3_keys
 STEPS = """
 - name: Record the maintenance marker the steps ran under
   ansible.builtin.copy:
-    content: "{{ lookup('ansible.builtin.file', maintenance_marker_path) }}"
+    content: "{{ lookup('ansible.builtin.file', maintenance_window_marker_path) }}"
     dest: "{{ it_steps_log }}"
     mode: "0644"
   # The marker is only put up for real; in check mode there is none to read.
@@ -70,12 +70,12 @@ def window(options, status_page, tmp_path):
     steps.write_text(STEPS)
     extra = playbook_vars(options)
     extra.update(
-        maintenance_tasks_file=str(steps),
-        maintenance_reason="Upgrade bmi-backend to Node 20",
-        maintenance_marker_path=str(tmp_path / "www" / "maintenance.flag"),
-        maintenance_become=False,
-        maintenance_min_free="10M",
-        maintenance_webhook_url=status_page.url,
+        maintenance_window_tasks_file=str(steps),
+        maintenance_window_reason="Upgrade bmi-backend to Node 20",
+        maintenance_window_marker_path=str(tmp_path / "www" / "maintenance.flag"),
+        maintenance_window_become=False,
+        maintenance_window_min_free="10M",
+        maintenance_window_webhook_url=status_page.url,
         it_steps_log=str(tmp_path / "steps.log"),
         # This machine is no systemd host and its CPU is shared with other jobs: check what it has. The
         # backup's full read moves PostgreSQL's cache hit ratio; pg_health has tests of its own.
@@ -105,7 +105,7 @@ def test_refuses_to_start_when_the_backup_fails(window, status_page, tmp_path, s
 
 
 def test_refuses_to_start_when_a_gate_after_the_backup_fails(window, status_page, tmp_path, s3, bucket):
-    window["maintenance_min_free"] = "1000T"
+    window["maintenance_window_min_free"] = "1000T"
     run = ansible_playbook("maintenance_window.yml", window)
     output = " ".join((run.stdout + run.stderr).split())
     assert run.returncode != 0, output
@@ -138,7 +138,7 @@ def test_a_window_runs_the_steps_under_the_marker_and_takes_it_down(window, stat
     assert run.returncode == 0, output
     assert "Would back up bmidb on localhost and verify it; its newest backup bmidb-" in output
     assert "Plan: put up {0} on localhost, call {1}, run {2}".format(
-        window["maintenance_marker_path"], status_page.url, window["maintenance_tasks_file"]) in output
+        window["maintenance_window_marker_path"], status_page.url, window["maintenance_window_tasks_file"]) in output
     nothing_started(window, status_page, tmp_path)
     assert s3_keys(s3, bucket) == keys
 

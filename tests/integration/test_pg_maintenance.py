@@ -1,8 +1,10 @@
 """pg_maintenance and db_maintenance.yml on a real server: what they remove, and what they never wait for."""
 import json
+import re
 
 import pytest
 from conftest import APP_PASSWORD, APP_ROLE, ansible_playbook, eventually
+from harness.ports import free_ports
 
 from ansible_collections.ops.runbook.plugins.module_utils import pg_maintenance_job
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
@@ -147,9 +149,10 @@ def test_scheduled_job_runs_the_same_engine(health_primary, churned, tmp_path, c
 
 
 def playbook_vars(server, database, **extra):
-    variables = {"pg_maintenance_databases": [database], "pg_maintenance_login_host": server.host,
-                 "pg_maintenance_login_port": server.port, "pg_maintenance_login_user": "postgres",
-                 "pg_maintenance_login_password": server.password}
+    """db_maintenance.yml's variables: the databases, and the connection every PostgreSQL playbook takes."""
+    variables = {"pg_maintenance_databases": [database], "postgres_login_host": server.host,
+                 "postgres_login_port": server.port, "postgres_login_user": "postgres",
+                 "postgres_login_password": server.password}
     variables.update(extra)
     return variables
 
@@ -177,7 +180,34 @@ def test_playbook_refuses_missing_databases_a_blocking_reindex_and_a_wrong_passw
         health_primary, churned, pg_maintenance_operations=["reindex"], pg_maintenance_reindex_concurrently=False))
     assert blocking.returncode != 0 and "pg_maintenance_allow_blocking_reindex" in blocking.stdout
     wrong = ansible_playbook("db_maintenance.yml", playbook_vars(
-        health_primary, churned, pg_maintenance_login_user=APP_ROLE, pg_maintenance_login_password="nope"))
+        health_primary, churned, postgres_login_user=APP_ROLE, postgres_login_password="nope"))
     assert wrong.returncode != 0
     assert "rejected the login of user '{}'".format(APP_ROLE) in wrong.stdout
     assert APP_PASSWORD not in wrong.stdout
+
+
+def test_playbook_connects_as_every_postgresql_playbook_does(health_primary, churned):
+    """postgres_login_* alone reach the server: db_maintenance.yml once took connection variables of its own."""
+    run = ansible_playbook("db_maintenance.yml", {
+        "pg_maintenance_databases": [churned], "postgres_login_host": health_primary.host,
+        "postgres_login_port": health_primary.port, "postgres_login_user": "postgres",
+        "postgres_login_password": health_primary.password}, "--check")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "VACUUM (ANALYZE, SKIP_LOCKED) | {} |".format(churned) in run.stdout
+    assert health_primary.password not in run.stdout
+
+
+def test_playbook_names_the_connection_variables_when_the_server_cannot_be_reached(health_primary, churned):
+    closed_port = free_ports(1)[0]
+    run = ansible_playbook("db_maintenance.yml", playbook_vars(health_primary, churned, postgres_login_port=closed_port))
+    assert run.returncode != 0
+    # The task that fails the run, after the module's own failure.
+    verdict = run.stdout.split("Say which variables set the connection]", 1)[1]
+    verdict = " ".join(verdict.split())
+    assert "Cannot reach PostgreSQL at {}:{}".format(health_primary.host, closed_port) in verdict
+    assert "that postgres_login_host/postgres_login_port are right." in verdict
+    assert ("PostgreSQL is reached as postgres_login_host, postgres_login_port, postgres_login_user and "
+            "postgres_login_password say") in verdict
+    assert not re.search(r"(?<!postgres_)login_(host|port|user|password)", verdict), verdict
+    assert health_primary.password not in run.stdout
+    assert table_stats(health_primary, churned)["n_dead_tup"] == 4000

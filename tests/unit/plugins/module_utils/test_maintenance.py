@@ -117,7 +117,7 @@ def test_the_decision_names_every_refusal():
     assert decision["go"] is False
     assert decision["refusals"] == [
         "Backup gate: The backup failed.",
-        "Health gate: web1 service:nginx: down. (set maintenance_health_override=true to start anyway).",
+        "Health gate: web1 service:nginx: down. (set maintenance_window_health_override=true to start anyway).",
         "Disk gate: web1 / has 1 B free.",
     ]
 
