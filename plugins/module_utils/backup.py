@@ -130,7 +130,6 @@ def normalize(options):
         opts["compression_level"] = DEFAULT_LEVEL[opts["compression"]]
     opts["config_files"] = list(opts.get("config_files") or [])
     opts["backup_dir"] = os.path.abspath(opts["backup_dir"])
-    FileModes(opts["backup_group"])  # a group that does not exist, or is not ours to give, is refused here
     return opts
 
 
@@ -155,7 +154,7 @@ class BackupJob(object):
     def __init__(self, options, log=None, now=None):
         self.opts = normalize(options)
         self.log = log or (lambda message: None)
-        self.modes = FileModes(self.opts["backup_group"])
+        self.modes = None  # the files' modes and group, known once _preflight has checked the group
         self.warnings = []
         self.started = now or utc_now()
         self.database = manifest_lib.check_database_name(self.opts["database"])
@@ -176,6 +175,9 @@ class BackupJob(object):
         opts = self.opts
         # A host without any pg_dump hears that first; which one is used depends on the server's version.
         pg_tool(opts, "pg_dump")
+        # A group that does not exist, or is not ours to give, is refused here (after pg_dump: a host
+        # without PostgreSQL has no postgres group either, and the missing program is its real fault).
+        self.modes = FileModes(opts["backup_group"])
         self.compressor = _compressor(opts)
         for path in opts["config_files"]:
             if not os.path.isfile(path) or not os.access(path, os.R_OK):

@@ -32,6 +32,7 @@ from . import health
 from . import backup, verify
 from .backup import KINDS, SECRET_OPTIONS, run_backup
 from .common import RunbookError, read_json
+from .filemodes import FileModes
 from .verify import error_result, verify_backup
 
 DEFAULT_CONFIG = "/etc/ops-runbook/pg_backup.json"
@@ -98,7 +99,9 @@ def _validate(jobs, verify_options, log):
         name = options.get("database", "?")
         for engine, what in ((backup, "backup"), (verify, "verification")):
             try:
-                engine.normalize(dict(options, **verify_options) if engine is verify else dict(options))
+                checked = engine.normalize(dict(options, **verify_options) if engine is verify else dict(options))
+                if engine is backup:
+                    FileModes(checked["backup_group"])  # the group must exist and be ours to give
             except RunbookError as error:
                 log("{0} options of {1} are invalid: {2}".format(what, name, error))
                 failed += 1

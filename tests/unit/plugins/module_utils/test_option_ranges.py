@@ -207,10 +207,23 @@ def test_an_existing_file_is_never_reused(tmp_path):
     assert target.read_bytes() == b"someone else's"
 
 
-def test_an_unknown_group_is_refused_before_anything_is_written(tmp_path):
+def test_an_unknown_group_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    # Checked in the job's preflight, after the search for pg_dump (a host without PostgreSQL hears
+    # that first) and before connecting or writing.
+    monkeypatch.setattr(backup, "pg_tool", lambda opts, name, *args: "/usr/bin/pg_dump")
+    monkeypatch.setattr(backup, "connect", lambda *args: pytest.fail("connected before checking the group"))
+    job = backup.BackupJob(dict(database="bmidb", backup_group="no-such-group-here",
+                                backup_dir=str(tmp_path / "backups")))
     with pytest.raises(RunbookError, match="backup_group is 'no-such-group-here', a group that does not exist"):
-        backup_opts(backup_group="no-such-group-here", backup_dir=str(tmp_path / "backups"))
+        job.plan()
     assert not os.path.exists(str(tmp_path / "backups"))
+
+
+def test_the_host_job_validation_refuses_an_unknown_group():
+    messages = []
+    assert backup_job._validate([{"database": "bmidb", "backup_group": "no-such-group-here"}], {},
+                                messages.append) == 1
+    assert any("a group that does not exist" in message for message in messages), messages
 
 
 def test_a_group_the_user_is_not_in_is_refused(monkeypatch):
@@ -218,6 +231,6 @@ def test_a_group_the_user_is_not_in_is_refused(monkeypatch):
     monkeypatch.setattr(os, "getegid", lambda: 4242)
     monkeypatch.setattr(os, "getgroups", lambda: [4242])
     with pytest.raises(RunbookError, match="is not a member of it"):
-        backup_opts(backup_group="nogroup")
+        FileModes("nogroup")
     monkeypatch.setattr(os, "getgroups", lambda: [4242, grp.getgrnam("nogroup").gr_gid])
-    assert backup_opts(backup_group="nogroup")["backup_group"] == "nogroup"
+    assert FileModes("nogroup").gid == grp.getgrnam("nogroup").gr_gid
