@@ -76,12 +76,16 @@ options:
     elements: str
   thresholds:
     description:
-      - "Limits, each C({warn: x, fail: y}) (either may be null) or one number (the fail limit). A value at or above a
-        limit warns or fails. Unnamed limits keep their defaults; names this module does not use are ignored, so the
-        inventory's C(runbook_thresholds) can be passed as it is."
+      - "Limits by name, each C({warn: X, fail: Y}). A level left out keeps its default (C({warn: 70}) keeps the fail
+        limit); C(null) switches a level off. Unnamed limits keep their defaults."
+      - "A value breaches a limit only when it is strictly above it, as the runbooks' C(> 80 %) says: a disk 80 %
+        full passes the warn limit 80, one 80.1 % full warns. The counts warn above 0, that is from the first one."
       - C(disk_used_percent) 80/95, C(inode_used_percent) 80/95, C(memory_used_percent) 85/95,
-        C(swap_used_percent) 50/90, C(cpu_used_percent) 80/95, C(load_per_core) 1.0/2.0, C(journal_errors) 1/-,
-        C(failed_units) 1/-, C(oom_kills) 1/-, C(security_updates) 1/-.
+        C(swap_used_percent) 50/90, C(cpu_used_percent) 80/95, C(load_per_core) 1.0/2.0, C(journal_errors) 0/-,
+        C(failed_units) 0/-, C(oom_kills) 0/-, C(security_updates) 0/-.
+      - A name this module does not know is refused, and the error lists the known ones. The
+        C(ops.runbook.thresholds_for) filter takes this module's names out of a dictionary shared by several
+        modules, such as the inventory's C(runbook_thresholds).
     type: dict
     default: {}
   cpu_sample_seconds:
@@ -132,9 +136,10 @@ EXAMPLES = r"""
 - name: Run the morning health check of the application host
   ops.runbook.host_health:
     services: [bmi-backend, nginx, postgresql]
-    thresholds: "{{ runbook_thresholds }}"
+    thresholds: "{{ runbook_thresholds | ops.runbook.thresholds_for('host_health') }}"
     host_label: "{{ inventory_hostname }}"
     formats: [markdown]
+    fail_on: never
   become: true
   register: host_health
 

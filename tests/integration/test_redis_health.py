@@ -230,7 +230,10 @@ def test_blocked_clients(start_redis):
     thread.start()
     try:
         wait_until(lambda: server.client().info("clients")["blocked_clients"] == 1, "the client blocked")
+        # One blocked client is within a warn limit of 1 and beyond one of 0.
         checks = by_name(run_health(server.params(blocked_clients={"warn": 1})))
+        assert checks["redis_blocked_clients"]["status"] == "pass"
+        checks = by_name(run_health(server.params(blocked_clients={"warn": 0})))
         assert checks["redis_blocked_clients"]["status"] == "warn"
         assert checks["redis_blocked_clients"]["observed_value"] == 1
     finally:
