@@ -555,5 +555,4 @@ def certificate_argument_spec():
         ca_path=dict(type="path"),
         timeout=dict(type="float", default=DEFAULT_TIMEOUT),
         host=dict(type="str"),
-        fail_on=dict(type="str", default="fail", choices=["fail", "warn", "never"]),
     )

@@ -71,7 +71,6 @@ DEFAULTS = {
     "query_timeout": 30,
     "prometheus_file": None,
     "prometheus_prefix": "ops_runbook_pg",
-    "report_only": False,
 }
 QUERY_HEAD = 120
 LISTED = 10

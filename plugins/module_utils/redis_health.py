@@ -52,7 +52,7 @@ DEFAULTS = {
     "hit_rate_min_lookups": 100,
     "min_replicas": 0,
     "state_file": None,
-    "report_only": False,
+    "fail_on": "fail",
 }
 # Counters compared with the previous check.
 COUNTERS = ("keyspace_hits", "keyspace_misses", "evicted_keys", "rejected_connections", "rejected_writes")
@@ -460,8 +460,9 @@ def summarize(checks, where):
 def run_health(params, check_mode=False, now=None):
     """Connect, read INFO and CONFIG, evaluate, keep the counters. Returns the module's result.
 
-    With report_only, a server that cannot be reached is a failed
-    `redis_connection` check instead of an error, so a fleet report lists it.
+    With fail_on never (the caller only reports), a server that cannot be
+    reached is a failed `redis_connection` check instead of an error, so a
+    fleet report lists it.
     """
     settings = normalize(params)
     where = redis_lib.endpoint(params)
@@ -476,7 +477,7 @@ def run_health(params, check_mode=False, now=None):
         finally:
             redis_lib.disconnect(client)
     except RunbookError as error:
-        if not settings["report_only"]:
+        if settings["fail_on"] != "never":
             raise
         checks = [health.check("redis_connection", health.FAIL, error.details.get("cause", "error"), "answers",
                                str(error), component=where, component_type=COMPONENT_TYPE)]

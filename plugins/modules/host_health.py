@@ -37,6 +37,8 @@ description:
     patching) aggregate them. Renderings come from the collection's one report renderer.
 author:
   - ops.runbook maintainers (@ops-runbook)
+extends_documentation_fragment:
+  - ops.runbook.checks
 options:
   services:
     description: systemd units that must be active, e.g. C([bmi-backend, nginx, postgresql]). C(.service) may be left out.
@@ -111,11 +113,6 @@ options:
     elements: str
     choices: [json, markdown, prometheus, html, nagios]
     default: []
-  fail_on:
-    description: Fail the task when the overall status is this bad or worse. C(never) only reports.
-    type: str
-    choices: [never, warn, fail]
-    default: never
 attributes:
   check_mode:
     support: full
@@ -147,10 +144,10 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ host_health.rendered.markdown }}"
 
-- name: Only disks and memory, failing the task at a fail
+- name: Only disks and memory, failing the task at a warning
   ops.runbook.host_health:
     categories: [disk, inodes, memory]
-    fail_on: fail
+    fail_on: warn
 """
 
 RETURN = r"""
@@ -211,14 +208,9 @@ msg:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils import health, report
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils import report
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.hosthealth import CATEGORIES, DEFAULTS, collect
-
-_RANK = {"never": 3, health.FAIL: 2, health.WARN: 1}
-_STATUS_RANK = {health.PASS: 0, health.WARN: 1, health.FAIL: 2}
 
 
 def argument_spec():
@@ -238,19 +230,14 @@ def argument_spec():
         host_label=dict(type="str"),
         formats=dict(type="list", elements="str", choices=["json", "markdown", "prometheus", "html", "nagios"],
                      default=[]),
-        fail_on=dict(type="str", choices=["never", "warn", "fail"], default="never"),
     )
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = dict(module.params)
+def run(params, check_mode, log):
+    params = dict(params)
     formats = params.pop("formats")
-    fail_on = params.pop("fail_on")
-    try:
-        result = collect(params)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
+    params.pop("fail_on")
+    result = collect(params)
     title = "Host health of {0}".format(result["host"])
     line, _code = report.render_nagios(result["checks"], service="HOST_HEALTH")
     rendered = {}
@@ -261,9 +248,11 @@ def main():
             rendered[name] = report.RENDERERS[name](result["checks"], **({"title": title} if name in (
                 "markdown", "html") else {}))
     result.update(changed=False, rendered=rendered, msg=line)
-    if _STATUS_RANK[result["status"]] >= _RANK[fail_on]:
-        module.fail_json(**result)
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    run_module(argument_spec(), run, checks=True)
 
 
 if __name__ == "__main__":

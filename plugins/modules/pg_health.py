@@ -30,8 +30,8 @@ description:
     from it), or a query the server refuses.
   - Works on PostgreSQL 12 to 17; names that differ between versions (C(mean_time) and C(mean_exec_time)
     of pg_stat_statements, C(wal_status) of slots) are read from the catalog or chosen by C(server_version_num).
-  - The task fails when any check is C(fail), unless O(report_only=true). A server that cannot be reached
-    is the C(reachable) check, failed, with the cause.
+  - The task fails when any check is C(fail) (O(fail_on)). A server that cannot be reached is the C(reachable)
+    check, failed, with the cause; with O(fail_on=never) it is reported like any other failed check.
   - The same checks are returned as a Nagios line with its exit code and, with O(prometheus_file), written
     for node_exporter's textfile collector. C(checks) uses the collection's health vocabulary, so a
     playbook can merge it with other hosts' and services' checks.
@@ -40,6 +40,7 @@ author:
   - ops.runbook maintainers (@ops-runbook)
 extends_documentation_fragment:
   - ops.runbook.postgres
+  - ops.runbook.checks
 options:
   database:
     description: Database to connect to; the table checks and pg_stat_statements are read there.
@@ -113,10 +114,6 @@ options:
     description: Prefix of the metric names in O(prometheus_file).
     type: str
     default: ops_runbook_pg
-  report_only:
-    description: Report failing checks without failing the task.
-    type: bool
-    default: false
 attributes:
   check_mode:
     support: full
@@ -148,7 +145,7 @@ EXAMPLES = r"""
     login_user: monitor
     login_password: "{{ vault_monitor_password }}"
     checks: [replication, replication_slots]
-    report_only: true
+    fail_on: never
   register: standby_health
 
 - name: Write the metrics for node_exporter's textfile collector
@@ -226,25 +223,16 @@ def argument_spec():
         query_timeout=dict(type="int", default=DEFAULTS["query_timeout"]),
         prometheus_file=dict(type="path"),
         prometheus_prefix=dict(type="str", default=DEFAULTS["prometheus_prefix"]),
-        report_only=dict(type="bool", default=False),
     )
     return spec
 
 
+def run(params, check_mode, log):
+    return run_health(params, check_mode=check_mode, log=log)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    progress = []
-    try:
-        result = run_health(module.params, check_mode=module.check_mode, log=progress.append)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), log=progress, **error.details)
-    error = result.pop("error", None)
-    result["log"] = progress
-    if result["status"] == "fail" and not module.params["report_only"]:
-        if error is not None:
-            result.update(error.details)
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_module(argument_spec(), run, checks=True, progress=True, requires=[import_psycopg2])
 
 
 if __name__ == "__main__":

@@ -528,17 +528,26 @@ def test_module_passes_in_check_mode_and_fails_on_a_failed_check(health_primary)
     assert result["status"] == "pass" and result["changed"] is False
     assert [c["name"] for c in result["checks"]] == ["reachable", "connections"]
 
-    limits = {"db_connections_percent": 1, "disk_used_percent": 80}
+    limits = {"db_connections_percent": fail_at(1)}
     failing = module_args(health_primary, checks=["connections"], thresholds=limits)
     run = ansible_module("ops.runbook.pg_health", failing)
     result = module_result(run)
     assert run.returncode != 0
     assert result["failed"] is True and result["failed_checks"] == ["connections"]
     assert result["msg"].startswith("PostgreSQL health FAIL: 1 fail, 0 warn, 1 pass. connections: ")
-    assert result["ignored_thresholds"] == ["disk_used_percent"]
+    assert "ignored_thresholds" not in result
 
-    run = ansible_module("ops.runbook.pg_health", dict(failing, report_only=True))
+    run = ansible_module("ops.runbook.pg_health", dict(failing, fail_on="never"))
     assert run.returncode == 0 and module_result(run)["status"] == "fail"
+
+    # A threshold of another module is a misspelt one here: refused, with the names this module knows.
+    limits = dict(limits, disk_used_percent={"warn": 80, "fail": 95})
+    misspelt = module_args(health_primary, checks=["connections"], thresholds=limits)
+    run = ansible_module("ops.runbook.pg_health", misspelt)
+    result = module_result(run)
+    assert run.returncode != 0 and result["cause"] == "invalid"
+    assert result["msg"].startswith("Unknown threshold disk_used_percent in thresholds. Known thresholds: "
+                                    "analyze_age_days, archive_ready_files, cache_hit_percent, ")
 
 
 @pytest.mark.parametrize("change,cause,words", [

@@ -333,7 +333,7 @@ def test_unreachable_servers_are_errors_or_failed_checks(start_redis, tmp_path):
     assert unreachable.value.details["cause"] == "unreachable"
     assert "Cannot reach Redis at 127.0.0.1:{0}".format(port) in str(unreachable.value)
 
-    result = run_health(dict(params, report_only=True))
+    result = run_health(dict(params, fail_on="never"))
     assert result["status"] == "fail"
     assert [item["name"] for item in result["checks"]] == ["redis_connection"]
     assert "Cannot reach Redis" in result["checks"][0]["output"]
@@ -381,7 +381,7 @@ def ansible_module(module, args, env=None, check=False):
     return done.returncode, output["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
-def test_the_module_fails_the_task_on_a_failed_check_unless_report_only(start_redis):
+def test_the_module_fails_the_task_on_a_failed_check_unless_fail_on_never(start_redis):
     server = start_redis(settings={"maxmemory": "4mb"})
     write_until_refused(server.client())
     # The password comes from REDISCLI_AUTH, as redis-cli takes it.
@@ -393,7 +393,7 @@ def test_the_module_fails_the_task_on_a_failed_check_unless_report_only(start_re
     assert "Redis at 127.0.0.1:{0}: fail".format(server.port) in result["msg"]
     assert by_name(result)["redis_memory"]["status"] == "fail"
 
-    rc, result = ansible_module("ops.runbook.redis_health", dict(args, report_only=True), env, check=True)
+    rc, result = ansible_module("ops.runbook.redis_health", dict(args, fail_on="never"), env, check=True)
     assert rc == 0 and not result.get("failed") and result["status"] == "fail"
     assert result["changed"] is False
 
