@@ -583,10 +583,6 @@ class HostHealth:
 def normalize(options):
     opts = dict(DEFAULTS)
     opts.update(dict((key, value) for key, value in options.items() if value is not None))
-    unknown = set(opts["categories"]) - set(CATEGORIES)
-    if unknown:
-        raise RunbookError("Unknown check categories {0}; choose from {1}.".format(
-            ", ".join(sorted(unknown)), ", ".join(CATEGORIES)), cause="invalid")
     if opts["journal_pattern"]:
         try:
             re.compile(opts["journal_pattern"])

@@ -21,9 +21,7 @@ def test_session_filters_are_parameters_never_sql():
 
 
 @pytest.mark.parametrize("options,words", [({}, "No session filter was given"),
-                                           ({"states": []}, "No session filter was given"),
-                                           ({"states": ["sleeping"]}, "Unknown session states: sleeping"),
-                                           ({"users": ["a"], "action": "kill"}, "Unknown action")])
+                                           ({"states": []}, "No session filter was given")])
 def test_session_selection_must_be_explicit_and_valid(options, words):
     with pytest.raises(RunbookError) as caught:
         pg_sessions.normalize(options)
