@@ -222,15 +222,9 @@ class Limits(object):
                     "at most" if worse == HIGHER else "at least", self.label(name, "fail")),
                 cause="invalid")
 
-    def __contains__(self, name):
-        return name in self._levels
-
     def __getitem__(self, name):
         """{"warn": x, "fail": y} of a threshold, a level None when it is off."""
         return dict(self._levels[name])
-
-    def worse(self, name):
-        return self.known[name].worse
 
     def grade(self, name, observed):
         """pass / warn / fail of `observed` against the threshold `name` (strictly beyond a limit breaches it)."""
