@@ -22,8 +22,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.module_utils.basic import AnsibleModule
-
 from . import health
 from .common import RunbookError
 
@@ -61,6 +59,10 @@ def run_module(argument_spec, run, checks=False, progress=False, requires=(), er
       fails with (its details are added); default its message.
     - module_options: passed to AnsibleModule (required_if, mutually_exclusive, ...).
     """
+    # Imported here, as postgres.py imports env_fallback: the runbook_engine role installs every file of
+    # module_utils on hosts without ansible, where each must still import.
+    from ansible.module_utils.basic import AnsibleModule
+
     spec = dict(argument_spec)
     if checks:
         spec.update(checks_argument_spec())

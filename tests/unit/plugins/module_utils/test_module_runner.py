@@ -1,5 +1,6 @@
 """The one module runner: how an engine's result or error becomes the task's result."""
 import pytest
+from ansible.module_utils import basic
 
 from ansible_collections.ops.runbook.plugins.module_utils import _module
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
@@ -32,7 +33,7 @@ class FakeModule(object):
 
 @pytest.fixture
 def run(monkeypatch):
-    monkeypatch.setattr(_module, "AnsibleModule", FakeModule)
+    monkeypatch.setattr(basic, "AnsibleModule", FakeModule)
 
     def running(engine, given=None, check_mode=False, **options):
         FakeModule.given = given or {}

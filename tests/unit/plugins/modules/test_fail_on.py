@@ -6,6 +6,7 @@ import os
 
 import pytest
 import yaml
+from ansible.module_utils import basic
 
 from ansible_collections.ops.runbook.plugins.doc_fragments.checks import ModuleDocFragment
 from ansible_collections.ops.runbook.plugins.module_utils import _module
@@ -45,7 +46,7 @@ def effective_spec(name, monkeypatch):
     def capture(argument_spec, **_options):
         raise _Built(argument_spec)
 
-    monkeypatch.setattr(_module, "AnsibleModule", capture)
+    monkeypatch.setattr(basic, "AnsibleModule", capture)
     module = importlib.import_module("ansible_collections.ops.runbook.plugins.modules." + name)
     with pytest.raises(_Built) as built:
         module.main()
