@@ -42,11 +42,4 @@ options:
         several hosts. Usually C({{ inventory_hostname }}).
       - Default is the name of the machine the check runs on.
     type: str
-  fail_on:
-    description:
-      - C(fail) fails the task when any check fails, C(warn) also when one warns, C(never) only reports.
-      - The checks are returned either way.
-    type: str
-    default: fail
-    choices: [fail, warn, never]
 """

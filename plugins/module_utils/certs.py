@@ -360,13 +360,24 @@ def fetch_certificate(host, port, server_name=None, verify=True, ca_path=None, t
 
 # -- judging -------------------------------------------------------------------
 
-def validate_thresholds(warn_days, fail_days):
+# Fewer days left is worse; a certificate with exactly warn_days left does not warn yet (health.Limits).
+THRESHOLDS = {
+    "days_left": health.Limit(warn=DEFAULT_WARN_DAYS, fail=DEFAULT_FAIL_DAYS, worse=health.LOWER,
+                              spelled={"warn": "warn_days", "fail": "fail_days"}),
+}
+
+
+def limits_from(overrides=None, context=""):
+    """The certificate thresholds (days_left) with the caller's {name: {warn, fail}} laid over them."""
+    return health.Limits(THRESHOLDS, overrides, option="", context=context)
+
+
+def days_limits(warn_days, fail_days, context=""):
+    """The Limits of warn_days and fail_days, refused when negative or when fail_days is above warn_days."""
     if fail_days < 0 or warn_days < 0:
-        raise RunbookError("Certificate thresholds must not be negative (warn_days {0}, fail_days {1}).".format(
-            warn_days, fail_days))
-    if fail_days > warn_days:
-        raise RunbookError("fail_days ({0}) is larger than warn_days ({1}).".format(fail_days, warn_days),
-                           hint="A certificate should warn before it fails: set fail_days at most warn_days.")
+        raise RunbookError("{0}Certificate thresholds must not be negative (warn_days {1}, fail_days {2}).".format(
+            context, warn_days, fail_days), cause="invalid")
+    return limits_from({"days_left": {"warn": warn_days, "fail": fail_days}}, context=context)
 
 
 def _days(value):
@@ -376,33 +387,33 @@ def _days(value):
 def expiry_check(name, certificate, now, warn_days=DEFAULT_WARN_DAYS, fail_days=DEFAULT_FAIL_DAYS, **facts):
     """The pass/warn/fail check of one certificate's remaining validity, in days.
 
-    Below `fail_days` fails, below `warn_days` warns; a certificate not yet
-    valid fails too, since clients reject it just the same.
+    Fewer days left than `fail_days` fails, fewer than `warn_days` warns (exactly
+    `warn_days` left does not warn yet); a certificate not yet valid fails too,
+    since clients reject it just the same.
     """
+    limits = days_limits(warn_days, fail_days)
     days_left = (certificate.not_after - now).total_seconds() / 86400.0
     expires = isoformat(certificate.not_after)
     who = "The certificate for {0}".format(certificate.label)
-    threshold = {"warn": warn_days, "fail": fail_days}
+    status = limits.grade("days_left", days_left)
     if now < certificate.not_before:
         status = health.FAIL
         output = "{0} is not valid before {1}: clients reject it until then.".format(who, isoformat(certificate.not_before))
     elif days_left < 0:
         status = health.FAIL
         output = "{0} expired {1} days ago ({2}). Renew it now.".format(who, _days(-days_left), expires)
-    elif days_left < fail_days:
-        status = health.FAIL
+    elif status == health.FAIL:
         output = "{0} expires in {1} days ({2}), under the {3}-day limit. Renew it now.".format(
             who, _days(days_left), expires, _days(fail_days))
-    elif days_left < warn_days:
-        status = health.WARN
+    elif status == health.WARN:
         output = "{0} expires in {1} days ({2}), under the {3}-day warning; renewal should have happened.".format(
             who, _days(days_left), expires, _days(warn_days))
     else:
-        status = health.PASS
         output = "{0} is valid for {1} more days (until {2}).".format(who, _days(days_left), expires)
     details = certificate.facts()
     details.update(facts)
-    return health.check(name, status, round(days_left, 1), threshold, output, unit="days", **details)
+    return health.check(name, status, round(days_left, 1), limits.threshold("days_left"), output, unit="days",
+                        **details)
 
 
 def trust_check(name, seen, server_name=None, **facts):
@@ -512,7 +523,7 @@ def run_cert_check(options, now=None):
     """Check certificate files and TLS endpoints; {"status", "checks", "counts", "certificates"}."""
     opts = dict(CERT_CHECK_DEFAULTS)
     opts.update(dict((k, v) for k, v in options.items() if v is not None))
-    validate_thresholds(opts["warn_days"], opts["fail_days"])
+    days_limits(opts["warn_days"], opts["fail_days"])
     if not opts["paths"] and not opts["endpoints"]:
         raise RunbookError("Nothing to check: no paths and no endpoints were given.",
                            hint="Set paths (certificate files) or endpoints (host:port).")
@@ -544,5 +555,4 @@ def certificate_argument_spec():
         ca_path=dict(type="path"),
         timeout=dict(type="float", default=DEFAULT_TIMEOUT),
         host=dict(type="str"),
-        fail_on=dict(type="str", default="fail", choices=["fail", "warn", "never"]),
     )

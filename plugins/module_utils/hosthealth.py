@@ -33,18 +33,20 @@ from .systemd import SystemdUnit, failed_units, journal_entries, unit_name
 
 CATEGORIES = ("services", "failed_units", "journal", "disk", "inodes", "memory", "swap", "cpu", "load", "oom",
               "reboot", "updates")
-# The runbooks' "Alert Thresholds": warn at or above the first number, fail at or above the second.
-DEFAULT_THRESHOLDS = {
-    "disk_used_percent": {"warn": 80, "fail": 95},
-    "inode_used_percent": {"warn": 80, "fail": 95},
-    "memory_used_percent": {"warn": 85, "fail": 95},
-    "swap_used_percent": {"warn": 50, "fail": 90},
-    "cpu_used_percent": {"warn": 80, "fail": 95},
-    "load_per_core": {"warn": 1.0, "fail": 2.0},
-    "journal_errors": {"warn": 1, "fail": None},
-    "failed_units": {"warn": 1, "fail": None},
-    "oom_kills": {"warn": 1, "fail": None},
-    "security_updates": {"warn": 1, "fail": None},
+# The runbooks' "Alert Thresholds" ("alert above 80 %"): a value strictly above a limit breaches it
+# (health.Limits). Counts warn above 0, that is from the first error line, failed unit, OOM kill or
+# pending security update.
+THRESHOLDS = {
+    "disk_used_percent": health.Limit(warn=80, fail=95),
+    "inode_used_percent": health.Limit(warn=80, fail=95),
+    "memory_used_percent": health.Limit(warn=85, fail=95),
+    "swap_used_percent": health.Limit(warn=50, fail=90),
+    "cpu_used_percent": health.Limit(warn=80, fail=95),
+    "load_per_core": health.Limit(warn=1.0, fail=2.0),
+    "journal_errors": health.Limit(warn=0),
+    "failed_units": health.Limit(warn=0),
+    "oom_kills": health.Limit(warn=0),
+    "security_updates": health.Limit(warn=0),
 }
 # Filesystems `df` users never mean: kernel interfaces, RAM-backed, images.
 PSEUDO_FSTYPES = ("proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup", "cgroup2", "securityfs", "pstore",
@@ -81,58 +83,9 @@ ADVICE = {
 }
 
 
-# -- thresholds ------------------------------------------------------------
-
-def _limit(value, name, level):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise RunbookError("thresholds.{0}.{1} must be a number, not {2!r}.".format(name, level, value),
-                               cause="invalid")
-    return value
-
-
-def merge_thresholds(given):
-    """DEFAULT_THRESHOLDS updated with `given` (e.g. the inventory's runbook_thresholds).
-
-    A value is {warn: x, fail: y} (either may be null) or one number, the fail
-    limit. Keys this module does not use (api_response_ms, ...) are ignored, so
-    the whole runbook_thresholds mapping can be passed.
-    """
-    merged = dict((name, dict(limits)) for name, limits in DEFAULT_THRESHOLDS.items())
-    for name, value in (given or {}).items():
-        if name not in merged:
-            continue
-        if isinstance(value, dict):
-            unknown = set(value) - {"warn", "fail"}
-            if unknown:
-                raise RunbookError("thresholds.{0} has unknown keys {1}: use warn and fail.".format(
-                    name, ", ".join(sorted(unknown))), cause="invalid")
-            limits = dict(merged[name])
-            limits.update(dict((level, _limit(value[level], name, level)) for level in value))
-        else:
-            limits = {"warn": None, "fail": _limit(value, name, "fail")}
-        if limits["warn"] is not None and limits["fail"] is not None and limits["warn"] > limits["fail"]:
-            raise RunbookError("thresholds.{0}: warn ({1}) is above fail ({2}).".format(
-                name, limits["warn"], limits["fail"]), cause="invalid")
-        merged[name] = limits
-    return merged
-
-
-def grade(value, limits):
-    """fail at or above limits['fail'], warn at or above limits['warn'], else pass."""
-    if limits.get("fail") is not None and value >= limits["fail"]:
-        return health.FAIL
-    if limits.get("warn") is not None and value >= limits["warn"]:
-        return health.WARN
-    return health.PASS
-
-
-def _threshold(limits):
-    return dict((level, value) for level, value in limits.items() if value is not None)
+def limits_from(overrides=None):
+    """The host's thresholds with the caller's {name: {warn, fail}} laid over them (health.Limits)."""
+    return health.Limits(THRESHOLDS, overrides)
 
 
 # -- parsers ---------------------------------------------------------------
@@ -325,7 +278,7 @@ class HostHealth:
     def __init__(self, opts, runner=run, proc_root="/proc", sleep=time.sleep, exists=os.path.exists):
         self.opts = opts
         self.exists = exists
-        self.thresholds = merge_thresholds(opts.get("thresholds"))
+        self.thresholds = limits_from(opts.get("thresholds"))
         self.run = runner
         self.proc = proc_root
         self.sleep = sleep
@@ -342,8 +295,8 @@ class HostHealth:
                                         **facts))
 
     def _graded(self, name, key, value, output, unit="percent", **facts):
-        limits = self.thresholds[key]
-        self.add(name, grade(value, limits), value, _threshold(limits), output, unit=unit, **facts)
+        self.add(name, self.thresholds.grade(key, value), value, self.thresholds.threshold(key), output, unit=unit,
+                 **facts)
 
     def unchecked(self, name, output, **facts):
         self.checks.append(health.unchecked(name, output, host=self.host, **facts))
@@ -611,7 +564,7 @@ class HostHealth:
             output = "Could not check pending updates: {0}. {1}".format(reason, ADVICE["updates"])
             self.unchecked("pending_updates", output, observed="unknown")
             self.unchecked("security_updates", output, observed="unknown",
-                           threshold=_threshold(self.thresholds["security_updates"]))
+                           threshold=self.thresholds.threshold("security_updates"))
             return
         stale = age is not None and age > self.opts["apt_lists_max_age_days"]
         as_of = " as of package lists {0:g} days old".format(age) if age is not None else " (dnf check-update)"
@@ -620,21 +573,16 @@ class HostHealth:
                 self.opts["apt_lists_max_age_days"])
         self.add("pending_updates", health.WARN if stale else health.PASS, known[0], None,
                  "{0} package updates pending{1}.".format(known[0], as_of), unit="packages")
-        limits = self.thresholds["security_updates"]
-        status = grade(known[1], limits)
+        status = self.thresholds.grade("security_updates", known[1])
         if stale and status == health.PASS:
             status = health.WARN
-        self.add("security_updates", status, known[1], _threshold(limits),
+        self.add("security_updates", status, known[1], self.thresholds.threshold("security_updates"),
                  "{0} security updates pending{1}.".format(known[1], as_of), unit="packages")
 
 
 def normalize(options):
     opts = dict(DEFAULTS)
     opts.update(dict((key, value) for key, value in options.items() if value is not None))
-    unknown = set(opts["categories"]) - set(CATEGORIES)
-    if unknown:
-        raise RunbookError("Unknown check categories {0}; choose from {1}.".format(
-            ", ".join(sorted(unknown)), ", ".join(CATEGORIES)), cause="invalid")
     if opts["journal_pattern"]:
         try:
             re.compile(opts["journal_pattern"])
@@ -644,7 +592,7 @@ def normalize(options):
     if float(opts["cpu_sample_seconds"]) <= 0:
         raise RunbookError("cpu_sample_seconds must be above 0.", cause="invalid")
     opts["cpu_sample_seconds"] = float(opts["cpu_sample_seconds"])
-    merge_thresholds(opts["thresholds"])
+    limits_from(opts["thresholds"])
     return opts
 
 

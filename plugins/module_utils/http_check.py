@@ -47,11 +47,15 @@ from concurrent.futures import ThreadPoolExecutor
 from . import certs, health
 from .common import RunbookError
 
+# An answer slower than a limit breaches it; exactly at the limit does not (health.Limits).
+THRESHOLDS = {
+    "latency_ms": health.Limit(warn=500, fail=2000, spelled={"warn": "latency_warn_ms", "fail": "latency_fail_ms"}),
+}
 DEFAULTS = {
     "endpoints": [],
     "timeout": 10,
-    "latency_warn_ms": 500,
-    "latency_fail_ms": 2000,
+    "latency_warn_ms": THRESHOLDS["latency_ms"].warn,
+    "latency_fail_ms": THRESHOLDS["latency_ms"].fail,
     "expect_status": [200],
     "expect_json": {},
     "require_status": False,
@@ -81,6 +85,11 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
+
+
+def limits_from(overrides=None, context=""):
+    """The endpoint thresholds (latency_ms) with the caller's {name: {warn, fail}} laid over them."""
+    return health.Limits(THRESHOLDS, overrides, option="", context=context)
 
 
 def validate_expectations(expectations):
@@ -120,10 +129,10 @@ def endpoint_settings(spec, defaults):
     if settings["expect_status"] is not None:
         settings["expect_status"] = [int(code) for code in settings["expect_status"]]
     settings["expect_json"] = validate_expectations(settings["expect_json"] or {})
-    if settings["latency_fail_ms"] < settings["latency_warn_ms"]:
-        raise RunbookError("latency_fail_ms ({0}) of {1} is below latency_warn_ms ({2}).".format(
-            settings["latency_fail_ms"], settings["name"], settings["latency_warn_ms"]))
-    certs.validate_thresholds(settings["warn_days"], settings["fail_days"])
+    context = "Endpoint {0}: ".format(settings["name"])
+    settings["limits"] = limits_from({"latency_ms": {"warn": settings["latency_warn_ms"],
+                                                     "fail": settings["latency_fail_ms"]}}, context=context)
+    certs.days_limits(settings["warn_days"], settings["fail_days"], context=context)
     return settings
 
 
@@ -406,15 +415,18 @@ def _endpoint_check(check, settings, facts):
 
 
 def _latency_check(settings, answer, facts):
+    limits = settings["limits"]
     warn, fail = settings["latency_warn_ms"], settings["latency_fail_ms"]
     elapsed = answer.elapsed_ms
-    if elapsed > fail:
-        status, words = health.FAIL, "over the {0:g} ms limit".format(fail)
-    elif elapsed > warn:
-        status, words = health.WARN, "over the {0:g} ms warning".format(warn)
+    status = limits.grade("latency_ms", elapsed)
+    if status == health.FAIL:
+        words = "over the {0:g} ms limit".format(fail)
+    elif status == health.WARN:
+        words = "over the {0:g} ms warning".format(warn)
     else:
-        status, words = health.PASS, "within {0:g} ms".format(warn)
-    return health.check("{0}:latency".format(settings["name"]), status, round(elapsed, 1), {"warn": warn, "fail": fail},
+        words = "within {0:g} ms".format(warn)
+    return health.check("{0}:latency".format(settings["name"]), status, round(elapsed, 1),
+                        limits.threshold("latency_ms"),
                         "{0} answered in {1:.0f} ms, {2}.".format(settings["name"], elapsed, words), unit="ms", **facts)
 
 

@@ -39,7 +39,7 @@ def plan(diagnosis, services):
 
     - `restart`: each of `services` that is not active (crashed, stopped), or that the OOM
       killer hit after its current start, with the reason;
-    - `cleanup`: true when a disk or inode check failed (at or above its critical threshold),
+    - `cleanup`: true when a disk or inode check failed (above its critical threshold),
       with the full mounts in `full_disks`;
     - `notes`: what the playbook will not fix (a unit that does not exist);
     - `unchecked`: every check that could not be made ({name, output}), and `services_unchecked`,

@@ -136,7 +136,7 @@ def disk_gate(host, result, min_free_bytes):
     for item in disks:
         mount = item.get("mount") or item["name"][len("disk:"):]
         free = int(item["available_bytes"])
-        enough = free >= min_free_bytes
+        enough = not health.beyond(free, min_free_bytes, health.LOWER)
         checks.append(health.check(
             name_prefix + mount, health.PASS if enough else health.FAIL, free, min_free_bytes,
             "{0} has {1} free{2} the {3} the maintenance needs.".format(

@@ -63,12 +63,6 @@ LOCK_RETRY_SECONDS = 5
 def normalize(options):
     opts = dict(DEFAULTS)
     opts.update(dict((key, value) for key, value in options.items() if value is not None))
-    if opts["scope"] not in SCOPES:
-        raise RunbookError("scope must be one of {0}, not {1!r}.".format(", ".join(SCOPES), opts["scope"]),
-                           cause="invalid")
-    if opts["backend"] not in BACKENDS:
-        raise RunbookError("backend must be one of {0}, not {1!r}.".format(", ".join(BACKENDS), opts["backend"]),
-                           cause="invalid")
     try:
         re.compile(opts["security_pattern"])
     except re.error as error:

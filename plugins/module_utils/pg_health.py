@@ -27,32 +27,25 @@ from . import health, report
 from .common import RunbookError, human_size
 from .postgres import connect, endpoint, import_psycopg2, quote_ident, server_info
 
-# Every key takes a number (the fail limit alone) or {"warn": x, "fail": y};
-# null switches a level off. The names of the runbooks' thresholds
-# (inventories/example/group_vars/all.yml, runbook_thresholds) are kept, so
-# that dictionary can be passed as it is.
-DEFAULT_THRESHOLDS = {
-    "db_connections_percent": {"warn": 80, "fail": 90},
-    "long_query_minutes": {"warn": 5, "fail": 30},
-    "idle_in_transaction_minutes": {"warn": 5, "fail": 10},
-    "lock_wait_seconds": {"warn": 30, "fail": 300},
-    "cache_hit_percent": {"warn": 90, "fail": 80},
-    "dead_tuple_percent": {"warn": 20, "fail": 50},
-    "vacuum_age_days": {"warn": 35, "fail": 70},
-    "analyze_age_days": {"warn": 35, "fail": 70},
-    "xid_age": {"warn": 1000000000, "fail": 1500000000},
-    "replication_lag_seconds": {"warn": 10, "fail": 60},
-    "replication_lag_bytes": {"warn": 64 * 1024 ** 2, "fail": 1024 ** 3},
-    "slot_retained_bytes": {"warn": 1024 ** 3, "fail": 10 * 1024 ** 3},
-    "archive_ready_files": {"warn": 10, "fail": 100},
-    "slow_statement_ms": {"warn": 100, "fail": 1000},
-    "database_size_bytes": {"warn": None, "fail": None},
-    "idle_session_minutes": 10,
+# The runbooks' limits (health.Limits: a value strictly beyond a limit breaches it). The names of the
+# runbooks' thresholds (inventories/example/group_vars/all.yml, runbook_thresholds) are kept.
+THRESHOLDS = {
+    "db_connections_percent": health.Limit(warn=80, fail=90),
+    "long_query_minutes": health.Limit(warn=5, fail=30),
+    "idle_in_transaction_minutes": health.Limit(warn=5, fail=10),
+    "lock_wait_seconds": health.Limit(warn=30, fail=300),
+    "cache_hit_percent": health.Limit(warn=90, fail=80, worse=health.LOWER),
+    "dead_tuple_percent": health.Limit(warn=20, fail=50),
+    "vacuum_age_days": health.Limit(warn=35, fail=70),
+    "analyze_age_days": health.Limit(warn=35, fail=70),
+    "xid_age": health.Limit(warn=1000000000, fail=1500000000),
+    "replication_lag_seconds": health.Limit(warn=10, fail=60),
+    "replication_lag_bytes": health.Limit(warn=64 * 1024 ** 2, fail=1024 ** 3),
+    "slot_retained_bytes": health.Limit(warn=1024 ** 3, fail=10 * 1024 ** 3),
+    "archive_ready_files": health.Limit(warn=10, fail=100),
+    "slow_statement_ms": health.Limit(warn=100, fail=1000),
+    "database_size_bytes": health.Limit(),
 }
-# Where a smaller value is the worse one.
-LOWER_IS_WORSE = frozenset(["cache_hit_percent"])
-# Thresholds that are not limits of a check but of what is counted.
-COUNTING_THRESHOLDS = frozenset(["idle_session_minutes"])
 
 CHECKS = [
     "reachable", "connections", "database_size", "long_queries", "idle_in_transaction", "blocked_queries",
@@ -69,6 +62,7 @@ DEFAULTS = {
     "database": "postgres",
     "checks": list(DEFAULT_CHECKS),
     "thresholds": {},
+    "idle_session_minutes": 10,
     "min_table_size_mb": 10.0,
     "expected_standbys": 0,
     "slow_statements_top": 10,
@@ -77,7 +71,6 @@ DEFAULTS = {
     "query_timeout": 30,
     "prometheus_file": None,
     "prometheus_prefix": "ops_runbook_pg",
-    "report_only": False,
 }
 QUERY_HEAD = 120
 LISTED = 10
@@ -90,59 +83,13 @@ def normalize(options):
     if unknown:
         raise RunbookError("Unknown health checks: {0}.".format(", ".join(unknown)),
                            hint="Choose from: {0}.".format(", ".join(CHECKS)), cause="invalid")
-    opts["limits"], opts["ignored_thresholds"] = merge_thresholds(opts.get("thresholds") or {})
+    opts["limits"] = limits_from(opts.get("thresholds"))
     return opts
 
 
-def _limit_pair(name, value):
-    if isinstance(value, dict):
-        extra = set(value) - {"warn", "fail"}
-        if extra:
-            raise RunbookError("Threshold {0} has unknown levels {1}.".format(name, ", ".join(sorted(extra))),
-                               hint="Give a number (the fail limit) or {warn: X, fail: Y}.", cause="invalid")
-        pair = {"warn": value.get("warn"), "fail": value.get("fail")}
-    else:
-        pair = {"warn": None, "fail": value}
-    for level, limit in pair.items():
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))):
-            raise RunbookError("Threshold {0}.{1} must be a number, not {2!r}.".format(name, level, limit),
-                               cause="invalid")
-    return pair
-
-
-def merge_thresholds(overrides):
-    """(limits, ignored): the defaults with `overrides` applied, and the override names no check uses.
-
-    Unknown names are returned rather than refused, so a dictionary shared by
-    several kinds of check (the runbook's `runbook_thresholds`) can be passed whole.
-    """
-    limits = {}
-    for name, value in DEFAULT_THRESHOLDS.items():
-        limits[name] = value if name in COUNTING_THRESHOLDS else _limit_pair(name, value)
-    ignored = []
-    for name, value in overrides.items():
-        if name not in DEFAULT_THRESHOLDS:
-            ignored.append(name)
-        elif name in COUNTING_THRESHOLDS:
-            limits[name] = value
-        else:
-            limits[name] = _limit_pair(name, value)
-    return limits, sorted(ignored)
-
-
-def grade(observed, limits, lower_is_worse=False):
-    """pass / warn / fail of `observed` against {"warn": x, "fail": y}: beyond a limit, not at it."""
-    if observed is None:
-        return health.PASS
-
-    def beyond(limit):
-        return limit is not None and (observed < limit if lower_is_worse else observed > limit)
-
-    if beyond(limits.get("fail")):
-        return health.FAIL
-    if beyond(limits.get("warn")):
-        return health.WARN
-    return health.PASS
+def limits_from(overrides=None):
+    """The PostgreSQL thresholds with the caller's {name: {warn, fail}} laid over them (health.Limits)."""
+    return health.Limits(THRESHOLDS, overrides)
 
 
 def _minutes(seconds):
@@ -204,9 +151,8 @@ class Probe(object):
         return found[0] if found else None
 
     def graded(self, name, key, observed, output, unit=None, **facts):
-        limits = self.limits[key]
-        status = grade(observed, limits, key in LOWER_IS_WORSE)
-        return health.check(name, status, observed, limits, output, unit=unit, **facts)
+        return health.check(name, self.limits.grade(key, observed), observed, self.limits.threshold(key), output,
+                            unit=unit, **facts)
 
     # -- availability ------------------------------------------------------
     def reachable(self):
@@ -219,7 +165,7 @@ class Probe(object):
             version_num=self.version_num, role=role, uptime_seconds=round(uptime, 1))]
 
     def connections(self):
-        idle_minutes = self.limits["idle_session_minutes"]
+        idle_minutes = self.opts["idle_session_minutes"]
         used, idle_long, max_connections, reserved = self.one("""
             SELECT count(*) FILTER (WHERE backend_type = 'client backend'),
                    count(*) FILTER (WHERE backend_type = 'client backend' AND state = 'idle'
@@ -266,8 +212,8 @@ class Probe(object):
         if unmeasured:
             check["unmeasured"] = unmeasured
             check["output"] += " Not measured (no CONNECT privilege): {0}.".format(", ".join(unmeasured[:LISTED]))
-            limits = self.limits["database_size_bytes"]
-            if limits.get("warn") is not None or limits.get("fail") is not None:
+            limits = self.limits.threshold("database_size_bytes")
+            if limits:
                 check = health.unchecked(
                     "database_size", "Could not check the size of {0} against the limits: this role may not "
                     "connect to {1}. Grant it CONNECT there, or connect as a superuser. {2}".format(
@@ -348,7 +294,7 @@ class Probe(object):
         total = hits + reads
         if total < self.opts["cache_hit_min_blocks"]:
             return [health.check(
-                "cache_hit_ratio", health.PASS, None, self.limits["cache_hit_percent"],
+                "cache_hit_ratio", health.PASS, None, self.limits.threshold("cache_hit_percent"),
                 "Only {0:.0f} blocks read since the statistics were reset; too few to judge the cache.".format(
                     total), unit="percent", blocks_hit=int(hits), blocks_read=int(reads))]
         ratio = round(100.0 * hits / total, 2)
@@ -540,7 +486,7 @@ class Probe(object):
     def archiver(self):
         mode = self.one("SELECT current_setting('archive_mode')")[0]
         if mode == "off":
-            return [health.check("archiver", health.PASS, 0, self.limits["archive_ready_files"],
+            return [health.check("archiver", health.PASS, 0, self.limits.threshold("archive_ready_files"),
                                  "WAL archiving is off (archive_mode = off).", unit="files", archive_mode=mode)]
         archived, failed, last_failed_wal, failing, failed_ago = self.one("""
             SELECT archived_count, failed_count, last_failed_wal,
@@ -567,7 +513,7 @@ class Probe(object):
         if not report_["available"]:
             return [health.unchecked("slow_statements", "Could not check slow statements: {0} Or leave "
                                      "slow_statements out of checks.".format(report_["message"]),
-                                     threshold=self.limits["slow_statement_ms"], unit="ms", available=False,
+                                     threshold=self.limits.threshold("slow_statement_ms"), unit="ms", available=False,
                                      reason=report_["reason"], statements=[])]
         statements = report_["statements"]
         slowest = statements[0]["mean_ms"] if statements else 0.0
@@ -723,7 +669,6 @@ def run_health(options, check_mode=False, log=None):
         "failed_checks": [c["name"] for c in checks if c["status"] == health.FAIL],
         "nagios": {"line": line, "exit_code": code},
         "msg": _summary(checks, error),
-        "ignored_thresholds": opts["ignored_thresholds"],
     }
     if server is not None:
         result["server"] = {"version": server["version"], "version_num": server["version_num"],

@@ -58,13 +58,6 @@ def normalize(options):
     opts.update(dict((k, v) for k, v in options.items() if v is not None))
     for name in ("states", "databases", "users", "application_names"):
         opts[name] = list(opts.get(name) or [])
-    unknown = sorted(set(opts["states"]) - set(STATES))
-    if unknown:
-        raise RunbookError("Unknown session states: {0}.".format(", ".join(unknown)),
-                           hint="Choose from: {0}.".format(", ".join(STATES)), cause="invalid")
-    if opts["action"] not in ACTIONS:
-        raise RunbookError("Unknown action {0!r}.".format(opts["action"]), hint="Use terminate or cancel.",
-                           cause="invalid")
     if not any(opts.get(name) not in (None, [], "") for name in FILTERS):
         raise RunbookError(
             "No session filter was given, and ending every session of the server is never what is meant.",

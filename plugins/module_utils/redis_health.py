@@ -34,75 +34,36 @@ from .report import write_atomic
 
 COMPONENT_TYPE = "datastore"
 
-# Which way is worse, per threshold: "high" means observed >= limit is bad,
-# "low" means observed < limit is bad.
-DIRECTION = {
-    "memory_used_percent": "high",
-    "hit_rate_percent": "low",
-    "clients_used_percent": "high",
-    "evictions": "high",
-    "rejected_connections": "high",
-    "rejected_writes": "high",
-    "blocked_clients": "high",
-    "last_save_age_seconds": "high",
-    "replication_lag_seconds": "high",
-}
-# The runbooks' numbers where they give one (memory < 90 %, hit rate > 80 %,
-# evictions = 0, connections < 80 % of max); the rest are explained in the module's documentation.
+# The runbooks' numbers where they give one (memory < 90 %, hit rate > 80 %, evictions = 0,
+# connections < 80 % of max); the rest are explained in the module's documentation. A value strictly
+# beyond a limit breaches it (health.Limits), so counts warn above 0: from the first eviction.
 THRESHOLDS = {
-    "memory_used_percent": {"warn": 90, "fail": 95},
-    "hit_rate_percent": {"warn": 80, "fail": 50},
-    "clients_used_percent": {"warn": 80, "fail": 90},
-    "evictions": {"warn": 1, "fail": None},
-    "rejected_connections": {"warn": 1, "fail": 1},
-    "rejected_writes": {"warn": 1, "fail": 1},
-    "blocked_clients": {"warn": 50, "fail": None},
-    "last_save_age_seconds": {"warn": 7200, "fail": 86400},
-    "replication_lag_seconds": {"warn": 30, "fail": 60},
+    "memory_used_percent": health.Limit(warn=90, fail=95),
+    "hit_rate_percent": health.Limit(warn=80, fail=50, worse=health.LOWER),
+    "clients_used_percent": health.Limit(warn=80, fail=90),
+    "evictions": health.Limit(warn=0),
+    "rejected_connections": health.Limit(warn=0, fail=0),
+    "rejected_writes": health.Limit(warn=0, fail=0),
+    "blocked_clients": health.Limit(warn=50),
+    "last_save_age_seconds": health.Limit(warn=7200, fail=86400),
+    "replication_lag_seconds": health.Limit(warn=30, fail=60),
 }
 DEFAULTS = {
     "hit_rate_min_lookups": 100,
     "min_replicas": 0,
     "state_file": None,
-    "report_only": False,
+    "fail_on": "fail",
 }
 # Counters compared with the previous check.
 COUNTERS = ("keyspace_hits", "keyspace_misses", "evicted_keys", "rejected_connections", "rejected_writes")
 
 
-def thresholds(overrides=None):
-    """The default thresholds with the given warn/fail values laid over them (None keeps the default)."""
-    merged = dict((name, dict(levels)) for name, levels in THRESHOLDS.items())
-    for name, levels in (overrides or {}).items():
-        if name not in merged:
-            raise RunbookError("Unknown threshold '{0}'.".format(name),
-                               hint="Known thresholds: {0}.".format(", ".join(sorted(THRESHOLDS))), cause="invalid")
-        for level, value in (levels or {}).items():
-            if level not in ("warn", "fail"):
-                raise RunbookError("Threshold {0} has an unknown level '{1}'; use warn and fail.".format(name, level),
-                                   cause="invalid")
-            if value is not None:
-                merged[name][level] = float(value)
-    return merged
+def limits_from(overrides=None):
+    """The Redis thresholds with the caller's {name: {warn, fail}} laid over them (health.Limits).
 
-
-def grade(name, observed, limits):
-    """pass, warn or fail for `observed` against the warn/fail limits of threshold `name`.
-
-    A limit of None never triggers. For "high" thresholds observed >= limit is
-    bad (memory at 90 % of maxmemory warns); for "low" ones observed < limit is.
+    Each threshold is a module option of its own (memory_used_percent: {warn: 90, fail: 95}).
     """
-    if DIRECTION[name] == "low":
-        def crossed(limit):
-            return limit is not None and observed < limit
-    else:
-        def crossed(limit):
-            return limit is not None and observed >= limit
-    if crossed(limits.get("fail")):
-        return health.FAIL
-    if crossed(limits.get("warn")):
-        return health.WARN
-    return health.PASS
+    return health.Limits(THRESHOLDS, overrides, option="")
 
 
 def _number(value):
@@ -162,6 +123,7 @@ def _window_words(window):
 
 
 def check_memory(info, limits):
+    threshold = limits.threshold("memory_used_percent")
     used = int(info.get("used_memory", 0))
     maxmemory = int(info.get("maxmemory", 0))
     policy = info.get("maxmemory_policy", "unknown")
@@ -169,28 +131,29 @@ def check_memory(info, limits):
     facts = {"used_memory_bytes": used, "maxmemory_bytes": maxmemory, "maxmemory_policy": policy}
     if maxmemory > 0:
         percent = _percent(used, maxmemory)
-        status = grade("memory_used_percent", percent, limits)
+        status = limits.grade("memory_used_percent", percent)
         at_limit = ("it refuses writes" if policy == "noeviction"
                     else "it evicts keys ({0})".format(policy))
         output = "Redis uses {0} of its maxmemory {1} ({2} %); at the limit {3}.".format(
             human_size(used), human_size(maxmemory), percent, at_limit)
-        return health.check("redis_memory", status, percent, limits, output, unit="percent",
+        return health.check("redis_memory", status, percent, threshold, output, unit="percent",
                             limit_source="maxmemory", **facts)
     if system > 0:
         percent = _percent(used, system)
-        status = grade("memory_used_percent", percent, limits)
+        status = limits.grade("memory_used_percent", percent)
         output = ("maxmemory is 0 (no limit): Redis may grow until the host runs out of memory. It uses {0}, "
                   "{1} % of the system's {2}; set maxmemory to cap it.").format(
             human_size(used), percent, human_size(system))
-        return health.check("redis_memory", status, percent, limits, output, unit="percent",
+        return health.check("redis_memory", status, percent, threshold, output, unit="percent",
                             limit_source="system_memory", total_system_memory_bytes=system, **facts)
     output = ("Could not check Redis memory use: maxmemory is 0 (no limit) and the server does not report "
               "total_system_memory, so its {0} cannot be held against anything. Set maxmemory to cap it.").format(
         human_size(used))
-    return health.unchecked("redis_memory", output, threshold=limits, unit="percent", limit_source=None, **facts)
+    return health.unchecked("redis_memory", output, threshold=threshold, unit="percent", limit_source=None, **facts)
 
 
 def check_hit_rate(window, limits, min_lookups):
+    threshold = limits.threshold("hit_rate_percent")
     hits = window["counts"]["keyspace_hits"]
     misses = window["counts"]["keyspace_misses"]
     lookups = hits + misses
@@ -198,17 +161,18 @@ def check_hit_rate(window, limits, min_lookups):
     if lookups < min_lookups:
         output = ("Only {0} key lookups ({1} hits, {2} misses) {3}: too few to judge the hit rate "
                   "(needs {4}).").format(lookups, hits, misses, _window_words(window), min_lookups)
-        return health.check("redis_hit_rate", health.PASS, None, limits, output, unit="percent", **facts)
+        return health.check("redis_hit_rate", health.PASS, None, threshold, output, unit="percent", **facts)
     rate = _percent(hits, lookups)
-    status = grade("hit_rate_percent", rate, limits)
+    status = limits.grade("hit_rate_percent", rate)
     output = "Hit rate {0} % ({1} hits, {2} misses) {3}.".format(rate, hits, misses, _window_words(window))
     if status != health.PASS:
         output += " Check key TTLs and whether the application caches what it reads."
-    return health.check("redis_hit_rate", status, rate, limits, output, unit="percent", **facts)
+    return health.check("redis_hit_rate", status, rate, threshold, output, unit="percent", **facts)
 
 
 def _counter_check(name, threshold_name, count, total, window, limits, what, advice):
-    status = grade(threshold_name, count, limits)
+    threshold = limits.threshold(threshold_name)
+    status = limits.grade(threshold_name, count)
     output = "{0} {1} {2}".format(count, what, _window_words(window))
     if window["since"] == "last_check":
         output += " ({0} since the server started).".format(total)
@@ -220,7 +184,7 @@ def _counter_check(name, threshold_name, count, total, window, limits, what, adv
             output += " Give state_file to judge only what happened since the previous check."
     if status != health.PASS:
         output += " " + advice
-    return health.check(name, status, count, limits, output, unit="count", total=total, since=window["since"])
+    return health.check(name, status, count, threshold, output, unit="count", total=total, since=window["since"])
 
 
 def check_evictions(window, limits, info):
@@ -247,28 +211,30 @@ def check_rejected_writes(window, limits):
 
 
 def check_clients(info, maxclients, limits):
+    threshold = limits.threshold("clients_used_percent")
     connected = int(info.get("connected_clients", 0))
     facts = {"connected_clients": connected, "maxclients": maxclients}
     if not maxclients:
         output = ("Could not check client use: {0} clients connected, but maxclients is unknown (INFO does not report "
                   "it and CONFIG GET maxclients is refused or renamed). Allow CONFIG GET to the user that "
                   "checks (ACL +config|get).").format(connected)
-        return health.unchecked("redis_clients", output, threshold=limits, unit="percent", **facts)
+        return health.unchecked("redis_clients", output, threshold=threshold, unit="percent", **facts)
     percent = _percent(connected, maxclients)
-    status = grade("clients_used_percent", percent, limits)
+    status = limits.grade("clients_used_percent", percent)
     output = "{0} of maxclients {1} clients connected ({2} %).".format(connected, maxclients, percent)
     if status != health.PASS:
         output += " New clients are rejected at the limit: find idle or leaking clients (CLIENT LIST)."
-    return health.check("redis_clients", status, percent, limits, output, unit="percent", **facts)
+    return health.check("redis_clients", status, percent, threshold, output, unit="percent", **facts)
 
 
 def check_blocked_clients(info, limits):
+    threshold = limits.threshold("blocked_clients")
     blocked = int(info.get("blocked_clients", 0))
-    status = grade("blocked_clients", blocked, limits)
+    status = limits.grade("blocked_clients", blocked)
     output = "{0} clients blocked in a blocking command (BLPOP, BRPOP, XREAD, WAIT...).".format(blocked)
     if status != health.PASS:
         output += " Queue workers block normally; more than there are workers suggests stuck consumers."
-    return health.check("redis_blocked_clients", status, blocked, limits, output, unit="count")
+    return health.check("redis_blocked_clients", status, blocked, threshold, output, unit="count")
 
 
 def _snapshots_scheduled(save_schedule):
@@ -297,6 +263,7 @@ def check_rdb(info, save_schedule):
 
 
 def check_last_save(info, save_schedule, now, limits):
+    threshold = limits.threshold("last_save_age_seconds")
     changes = int(info.get("rdb_changes_since_last_save", 0))
     last_save = int(info.get("rdb_last_save_time", 0))
     age = int(max(now - last_save, 0)) if last_save else None
@@ -305,16 +272,16 @@ def check_last_save(info, save_schedule, now, limits):
     if scheduled is False:
         durability = "AOF keeps them" if info.get("aof_enabled") else "a restart loses them, as a pure cache may"
         output = "RDB snapshots are off; {0} changes since the last save: {1}.".format(changes, durability)
-        return health.check("redis_last_save", health.PASS, age, limits, output, unit="seconds", **facts)
+        return health.check("redis_last_save", health.PASS, age, threshold, output, unit="seconds", **facts)
     if changes == 0 or age is None:
         output = "Every change is in the last RDB snapshot, taken {0} ago.".format(_duration(age or 0))
-        return health.check("redis_last_save", health.PASS, age, limits, output, unit="seconds", **facts)
-    status = grade("last_save_age_seconds", age, limits)
+        return health.check("redis_last_save", health.PASS, age, threshold, output, unit="seconds", **facts)
+    status = limits.grade("last_save_age_seconds", age)
     output = "{0} changes are not in an RDB snapshot yet; the last one was taken {1} ago{2}.".format(
         changes, _duration(age), "" if scheduled else " (the save schedule is unknown: CONFIG is not available)")
     if status != health.PASS:
         output += " Snapshots are not keeping up: check the save schedule and redis_rdb."
-    return health.check("redis_last_save", status, age, limits, output, unit="seconds", **facts)
+    return health.check("redis_last_save", status, age, threshold, output, unit="seconds", **facts)
 
 
 def check_aof(info):
@@ -354,6 +321,7 @@ def _worse(status, other):
 
 
 def check_replication(info, limits, min_replicas):
+    threshold = limits.threshold("replication_lag_seconds")
     if info.get("role") == "slave":
         return _check_master_link(info, limits)
     found = replicas(info)
@@ -369,7 +337,7 @@ def check_replication(info, limits, min_replicas):
         status = _worse(status, health.WARN)
         problems.append("not online yet: {0}".format(", ".join(syncing)))
     for address, lag in lags:
-        lag_status = grade("replication_lag_seconds", lag, limits)
+        lag_status = limits.grade("replication_lag_seconds", lag)
         if lag_status != health.PASS:
             status = _worse(status, lag_status)
             problems.append("{0} last acknowledged {1} s ago".format(address, lag))
@@ -379,10 +347,11 @@ def check_replication(info, limits, min_replicas):
     if problems:
         output += "; " + "; ".join(problems)
     return health.check("redis_replication", status, len(online), {"fail": min_replicas}, output + ".",
-                        unit="replicas", role="master", replicas=found, lag_threshold=limits)
+                        unit="replicas", role="master", replicas=found, lag_threshold=threshold)
 
 
 def _check_master_link(info, limits):
+    threshold = limits.threshold("replication_lag_seconds")
     master = "{0}:{1}".format(info.get("master_host"), info.get("master_port"))
     link = info.get("master_link_status", "down")
     facts = {"role": "replica", "master": master, "master_link_status": link,
@@ -392,14 +361,14 @@ def _check_master_link(info, limits):
         output = "Replica of {0}: the link to the master is down{1}; this replica serves stale data.".format(
             master, " for {0}".format(_duration(down_for)) if isinstance(down_for, int) and down_for >= 0 else "")
         output += " Check that the master runs and that masterauth/masteruser are right (see the replica's log)."
-        return health.check("redis_replication", health.FAIL, None, limits, output, unit="seconds", **facts)
+        return health.check("redis_replication", health.FAIL, None, threshold, output, unit="seconds", **facts)
     lag = int(info.get("master_last_io_seconds_ago", 0))
-    status = grade("replication_lag_seconds", lag, limits)
+    status = limits.grade("replication_lag_seconds", lag)
     output = "Replica of {0}: link up, last data from the master {1} s ago.".format(master, lag)
     if info.get("master_sync_in_progress"):
         status = _worse(status, health.WARN)
         output += " A full synchronisation is in progress."
-    return health.check("redis_replication", status, lag, limits, output, unit="seconds", **facts)
+    return health.check("redis_replication", status, lag, threshold, output, unit="seconds", **facts)
 
 
 def check_server(info, where):
@@ -425,17 +394,17 @@ def evaluate(info, config, settings, previous=None, now=None, where="redis"):
     maxclients = info.get("maxclients") or config.get("maxclients")
     checks = [
         check_server(info, where),
-        check_memory(info, limits["memory_used_percent"]),
-        check_hit_rate(window, limits["hit_rate_percent"], settings["hit_rate_min_lookups"]),
-        check_evictions(window, limits["evictions"], info),
-        check_rejected_writes(window, limits["rejected_writes"]),
-        check_clients(info, int(maxclients) if maxclients else None, limits["clients_used_percent"]),
-        check_rejected_connections(window, limits["rejected_connections"]),
-        check_blocked_clients(info, limits["blocked_clients"]),
+        check_memory(info, limits),
+        check_hit_rate(window, limits, settings["hit_rate_min_lookups"]),
+        check_evictions(window, limits, info),
+        check_rejected_writes(window, limits),
+        check_clients(info, int(maxclients) if maxclients else None, limits),
+        check_rejected_connections(window, limits),
+        check_blocked_clients(info, limits),
         check_rdb(info, config.get("save")),
-        check_last_save(info, config.get("save"), now, limits["last_save_age_seconds"]),
+        check_last_save(info, config.get("save"), now, limits),
         check_aof(info),
-        check_replication(info, limits["replication_lag_seconds"], settings["min_replicas"]),
+        check_replication(info, limits, settings["min_replicas"]),
     ]
     state = {"run_id": info.get("run_id"), "time": now, "counters": window["totals"]}
     return checks, window, state
@@ -444,7 +413,7 @@ def evaluate(info, config, settings, previous=None, now=None, where="redis"):
 def normalize(options):
     settings = dict(DEFAULTS)
     settings.update(dict((k, v) for k, v in options.items() if k in DEFAULTS and v is not None))
-    settings["thresholds"] = thresholds(dict((name, options.get(name)) for name in THRESHOLDS if options.get(name)))
+    settings["thresholds"] = limits_from(dict((name, options[name]) for name in THRESHOLDS if options.get(name)))
     for name in ("hit_rate_min_lookups", "min_replicas"):
         settings[name] = int(settings[name])
         if settings[name] < 0:
@@ -491,8 +460,9 @@ def summarize(checks, where):
 def run_health(params, check_mode=False, now=None):
     """Connect, read INFO and CONFIG, evaluate, keep the counters. Returns the module's result.
 
-    With report_only, a server that cannot be reached is a failed
-    `redis_connection` check instead of an error, so a fleet report lists it.
+    With fail_on never (the caller only reports), a server that cannot be
+    reached is a failed `redis_connection` check instead of an error, so a
+    fleet report lists it.
     """
     settings = normalize(params)
     where = redis_lib.endpoint(params)
@@ -507,7 +477,7 @@ def run_health(params, check_mode=False, now=None):
         finally:
             redis_lib.disconnect(client)
     except RunbookError as error:
-        if not settings["report_only"]:
+        if settings["fail_on"] != "never":
             raise
         checks = [health.check("redis_connection", health.FAIL, error.details.get("cause", "error"), "answers",
                                str(error), component=where, component_type=COMPONENT_TYPE)]

@@ -37,28 +37,6 @@ STATUS_VALUE = {health.PASS: 0, health.WARN: 1, health.FAIL: 2}
 _SEVERITY = {health.FAIL: 0, health.WARN: 1, health.PASS: 2}
 
 
-def _number(value):
-    """`value` as a float when it is a plain number (not a bool), else None."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    return None
-
-
-def _thresholds(threshold):
-    """(warn, fail) numbers of a check's threshold, each None when it has none.
-
-    A threshold is a number (the one limit), a dict with `warn` and/or `fail`,
-    or anything else (a string such as "decompresses and lists"), which has no
-    numbers.
-    """
-    if isinstance(threshold, dict):
-        return _number(threshold.get("warn")), _number(threshold.get("fail"))
-    single = _number(threshold)
-    return None, single
-
-
 def _component(item):
     return item.get("component") or item["name"]
 
@@ -153,10 +131,10 @@ def render_prometheus(checks, prefix="ops_runbook", now=None):
             continue  # a duplicate series would make the whole file unreadable to Prometheus
         seen.add(key)
         families[0][2].append((labels, STATUS_VALUE[item["status"]]))
-        observed = _number(item.get("observed_value"))
+        observed = health.plain_number(item.get("observed_value"))
         if observed is not None:
             families[1][2].append((labels, observed))
-        warn, fail = _thresholds(item.get("threshold"))
+        warn, fail = health.levels_of(item.get("threshold"))
         for level, limit in (("warn", warn), ("fail", fail)):
             if limit is not None:
                 families[2][2].append((labels + [("level", level)], limit))
@@ -198,12 +176,12 @@ def render_nagios(checks, service="OPS_RUNBOOK"):
         summary = "all {0} checks pass".format(tally[health.PASS])
     perf = []
     for item in checks:
-        observed = _number(item.get("observed_value"))
+        observed = health.plain_number(item.get("observed_value"))
         if observed is None:
             continue
         qualified = item["name"] if not item.get("host") else item["host"] + "_" + item["name"]
         label = _PERF_LABEL.sub("_", qualified)
-        warn, fail = _thresholds(item.get("threshold"))
+        warn, fail = health.levels_of(item.get("threshold"))
         limits = ["" if limit is None else _sample(limit) for limit in (warn, fail)]
         perf.append("{0}={1};{2};{3}".format(label, _sample(observed), *limits).rstrip(";"))
     line = "{0} {1} - {2}".format(service, NAGIOS_WORDS[status], " ".join(summary.split()))

@@ -71,9 +71,6 @@ def normalize(options):
     if bool(opts["name"]) == bool(opts["compose_service"]):
         raise RunbookError("Name exactly one service: a systemd unit (name) or a compose service (compose_service).",
                            cause="invalid")
-    if opts["state"] not in ACTIONS:
-        raise RunbookError("state must be one of {0}, not {1!r}.".format(", ".join(sorted(ACTIONS)), opts["state"]),
-                           cause="invalid")
     for key in ("settle_seconds", "timeout", "poll_interval", "health_request_timeout"):
         opts[key] = float(opts[key])
         if opts[key] < 0 or (key != "settle_seconds" and opts[key] == 0):

@@ -388,7 +388,7 @@ class Verification(object):
     def _check_freshness(self, newest, started_at):
         age = (self.now - started_at).total_seconds() / 3600
         limit = float(self.opts["max_age_hours"])
-        status = health.PASS if age <= limit else health.FAIL
+        status = health.grade(age, {"fail": limit})
         self.add("freshness", status, round(age, 2), limit,
                  "The newest complete backup, {0}, is {1:.1f} h old (limit {2:g} h).".format(newest, age, limit),
                  unit="hours")
@@ -396,13 +396,13 @@ class Verification(object):
     def _check_size(self, manifest, previous):
         size = manifest["size_bytes"]
         minimum = int(self.opts["min_size_bytes"])
-        if size < minimum:
+        if health.beyond(size, minimum, health.LOWER):
             self.add("size", health.FAIL, size, minimum,
                      "The dump is {0} bytes, below the minimum of {1}: it is probably empty.".format(size, minimum),
                      unit="bytes")
             return
         drop = float(self.opts["max_size_drop"])
-        if previous and size < previous["size_bytes"] * (1 - drop):
+        if previous and health.beyond(size, previous["size_bytes"] * (1 - drop), health.LOWER):
             shrink = 1 - size / float(previous["size_bytes"])
             self.add("size", health.FAIL, size, int(previous["size_bytes"] * (1 - drop)),
                      "The dump is {0}, {1:.0%} smaller than the previous backup {2} ({3}); more than {4:.0%} "

@@ -26,6 +26,7 @@ author:
   - ops.runbook maintainers (@ops-runbook)
 extends_documentation_fragment:
   - ops.runbook.certificate
+  - ops.runbook.checks
 options:
   paths:
     description:
@@ -120,11 +121,9 @@ msg:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils import health, report
+from ansible_collections.ops.runbook.plugins.module_utils import report
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.certs import certificate_argument_spec, run_cert_check
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 
 def argument_spec():
@@ -137,17 +136,14 @@ def argument_spec():
     return spec
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run_cert_check(module.params)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
+def run(params, check_mode, log):
+    result = run_cert_check(params)
     result["msg"] = report.render_nagios(result["checks"], service="CERT")[0]
-    fail_on = module.params["fail_on"]
-    if fail_on != "never" and health.at_least(result["status"], fail_on):
-        module.fail_json(**result)
-    module.exit_json(changed=False, **result)
+    return result
+
+
+def main():
+    run_module(argument_spec(), run, checks=True)
 
 
 if __name__ == "__main__":

@@ -162,10 +162,8 @@ finished_at:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.cleanup import RULE_TYPES, run_cleanup
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 
 def argument_spec():
@@ -187,16 +185,16 @@ def argument_spec():
     )
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run_cleanup(module.params, check_mode=module.check_mode)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
+def run(params, check_mode, log):
+    result = run_cleanup(params, check_mode=check_mode)
     if result["errors"]:
         result["msg"] = "Cleanup finished with errors: {0} {1}".format("; ".join(result["errors"]), result["msg"])
-        module.fail_json(**result)
-    module.exit_json(**result)
+        result["failed"] = True
+    return result
+
+
+def main():
+    run_module(argument_spec(), run)
 
 
 if __name__ == "__main__":

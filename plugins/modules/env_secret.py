@@ -145,9 +145,7 @@ group:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.envfile import FORMATS, restore, set_secret
 
 
@@ -165,17 +163,15 @@ def argument_spec():
     )
 
 
+def run(params, check_mode, log):
+    if params["state"] == "restored":
+        return restore(params, check_mode=check_mode)
+    return set_secret(params, check_mode=check_mode)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_if=[("state", "present", ("key", "value")), ("state", "restored", ("backup_file",))])
-    try:
-        if module.params["state"] == "restored":
-            result = restore(module.params, check_mode=module.check_mode)
-        else:
-            result = set_secret(module.params, check_mode=module.check_mode)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
-    module.exit_json(**result)
+    run_module(argument_spec(), run,
+               required_if=[("state", "present", ("key", "value")), ("state", "restored", ("backup_file",))])
 
 
 if __name__ == "__main__":

@@ -26,8 +26,11 @@ description:
   - C(changed) is true only when a file's findings (a check, a status, a value) or its mode changed. Each run
     still rewrites the file with the new time, so the report's age (and node_exporter's
     C(node_textfile_mtime_seconds)) says when the checks last ran; O(now) fixes that time.
+  - With O(fail_on), the task fails after the reports are written.
 author:
   - ops.runbook maintainers (@ops-runbook)
+extends_documentation_fragment:
+  - ops.runbook.checks
 options:
   checks:
     description: Health checks, each a dict with at least C(name) and C(status) (C(pass), C(warn) or C(fail)).
@@ -75,13 +78,6 @@ options:
     description: File mode of the reports, in octal.
     type: raw
     default: "0644"
-  fail_on:
-    description:
-      - C(fail) fails the task (after writing the reports) when any check fails, C(warn) also when one warns.
-      - The default only writes and reports; the playbook decides.
-    type: str
-    default: never
-    choices: [fail, warn, never]
 attributes:
   check_mode:
     support: full
@@ -112,7 +108,6 @@ EXAMPLES = r"""
     markdown_path: /var/www/status/health.md
     prometheus_path: /var/lib/prometheus/node-exporter/ops_runbook.prom
     title: Morning health check
-    fail_on: fail
   delegate_to: monitor.example.com
   run_once: true
 """
@@ -152,10 +147,7 @@ time:
   sample: "2026-02-24T02:00:00Z"
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils import health
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.report import publish
 
 
@@ -173,26 +165,21 @@ def argument_spec():
         nagios_service=dict(type="str", default="OPS_RUNBOOK"),
         now=dict(type="str"),
         mode=dict(type="raw", default="0644"),
-        fail_on=dict(type="str", default="never", choices=["fail", "warn", "never"]),
     )
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
+def run(params, check_mode, log):
     paths = {"json": params["json_path"], "prometheus": params["prometheus_path"],
              "markdown": params["markdown_path"], "html": params["html_path"]}
-    try:
-        result = publish(params["checks"], paths, now=params["now"], mode=params["mode"],
-                         check_mode=module.check_mode, nagios_service=params["nagios_service"],
-                         title=params["title"], service_id=params["service_id"],
-                         description=params["description"], prefix=params["metric_prefix"])
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
-    fail_on = params["fail_on"]
-    if fail_on != "never" and health.at_least(result["status"], fail_on):
-        module.fail_json(msg=result["nagios"], **result)
-    module.exit_json(msg=result["nagios"], **result)
+    result = publish(params["checks"], paths, now=params["now"], mode=params["mode"], check_mode=check_mode,
+                     nagios_service=params["nagios_service"], title=params["title"], service_id=params["service_id"],
+                     description=params["description"], prefix=params["metric_prefix"])
+    result["msg"] = result["nagios"]
+    return result
+
+
+def main():
+    run_module(argument_spec(), run, checks=True)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ description:
     patching) aggregate them. Renderings come from the collection's one report renderer.
 author:
   - ops.runbook maintainers (@ops-runbook)
+extends_documentation_fragment:
+  - ops.runbook.checks
 options:
   services:
     description: systemd units that must be active, e.g. C([bmi-backend, nginx, postgresql]). C(.service) may be left out.
@@ -76,12 +78,16 @@ options:
     elements: str
   thresholds:
     description:
-      - "Limits, each C({warn: x, fail: y}) (either may be null) or one number (the fail limit). A value at or above a
-        limit warns or fails. Unnamed limits keep their defaults; names this module does not use are ignored, so the
-        inventory's C(runbook_thresholds) can be passed as it is."
+      - "Limits by name, each C({warn: X, fail: Y}). A level left out keeps its default (C({warn: 70}) keeps the fail
+        limit); C(null) switches a level off. Unnamed limits keep their defaults."
+      - "A value breaches a limit only when it is strictly above it, as the runbooks' C(> 80 %) says: a disk 80 %
+        full passes the warn limit 80, one 80.1 % full warns. The counts warn above 0, that is from the first one."
       - C(disk_used_percent) 80/95, C(inode_used_percent) 80/95, C(memory_used_percent) 85/95,
-        C(swap_used_percent) 50/90, C(cpu_used_percent) 80/95, C(load_per_core) 1.0/2.0, C(journal_errors) 1/-,
-        C(failed_units) 1/-, C(oom_kills) 1/-, C(security_updates) 1/-.
+        C(swap_used_percent) 50/90, C(cpu_used_percent) 80/95, C(load_per_core) 1.0/2.0, C(journal_errors) 0/-,
+        C(failed_units) 0/-, C(oom_kills) 0/-, C(security_updates) 0/-.
+      - A name this module does not know is refused, and the error lists the known ones. The
+        C(ops.runbook.thresholds_for) filter takes this module's names out of a dictionary shared by several
+        modules, such as the inventory's C(runbook_thresholds).
     type: dict
     default: {}
   cpu_sample_seconds:
@@ -107,11 +113,6 @@ options:
     elements: str
     choices: [json, markdown, prometheus, html, nagios]
     default: []
-  fail_on:
-    description: Fail the task when the overall status is this bad or worse. C(never) only reports.
-    type: str
-    choices: [never, warn, fail]
-    default: never
 attributes:
   check_mode:
     support: full
@@ -132,9 +133,10 @@ EXAMPLES = r"""
 - name: Run the morning health check of the application host
   ops.runbook.host_health:
     services: [bmi-backend, nginx, postgresql]
-    thresholds: "{{ runbook_thresholds }}"
+    thresholds: "{{ runbook_thresholds | ops.runbook.thresholds_for('host_health') }}"
     host_label: "{{ inventory_hostname }}"
     formats: [markdown]
+    fail_on: never
   become: true
   register: host_health
 
@@ -142,10 +144,10 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ host_health.rendered.markdown }}"
 
-- name: Only disks and memory, failing the task at a fail
+- name: Only disks and memory, failing the task at a warning
   ops.runbook.host_health:
     categories: [disk, inodes, memory]
-    fail_on: fail
+    fail_on: warn
 """
 
 RETURN = r"""
@@ -206,14 +208,9 @@ msg:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils import health, report
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils import report
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.hosthealth import CATEGORIES, DEFAULTS, collect
-
-_RANK = {"never": 3, health.FAIL: 2, health.WARN: 1}
-_STATUS_RANK = {health.PASS: 0, health.WARN: 1, health.FAIL: 2}
 
 
 def argument_spec():
@@ -233,19 +230,14 @@ def argument_spec():
         host_label=dict(type="str"),
         formats=dict(type="list", elements="str", choices=["json", "markdown", "prometheus", "html", "nagios"],
                      default=[]),
-        fail_on=dict(type="str", choices=["never", "warn", "fail"], default="never"),
     )
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = dict(module.params)
+def run(params, check_mode, log):
+    params = dict(params)
     formats = params.pop("formats")
-    fail_on = params.pop("fail_on")
-    try:
-        result = collect(params)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
+    params.pop("fail_on")
+    result = collect(params)
     title = "Host health of {0}".format(result["host"])
     line, _code = report.render_nagios(result["checks"], service="HOST_HEALTH")
     rendered = {}
@@ -256,9 +248,11 @@ def main():
             rendered[name] = report.RENDERERS[name](result["checks"], **({"title": title} if name in (
                 "markdown", "html") else {}))
     result.update(changed=False, rendered=rendered, msg=line)
-    if _STATUS_RANK[result["status"]] >= _RANK[fail_on]:
-        module.fail_json(**result)
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    run_module(argument_spec(), run, checks=True)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ author:
   - ops.runbook maintainers (@ops-runbook)
 extends_documentation_fragment:
   - ops.runbook.certificate
+  - ops.runbook.checks
 options:
   endpoints:
     description: The endpoints to check. Options set on an endpoint override the module's options of the same name.
@@ -249,11 +250,9 @@ msg:
   sample: "HTTP WARNING - web1 api:latency: api answered in 812 ms, over the 500 ms warning. | web1_api:latency=812.4;500;2000"
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils import health, report
+from ansible_collections.ops.runbook.plugins.module_utils import report
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.certs import certificate_argument_spec
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.http_check import DEFAULTS, run_http_health
 
 ENDPOINT_SPEC = dict(
@@ -295,17 +294,14 @@ def argument_spec():
     return spec
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run_http_health(module.params)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
+def run(params, check_mode, log):
+    result = run_http_health(params)
     result["msg"] = report.render_nagios(result["checks"], service="HTTP")[0]
-    fail_on = module.params["fail_on"]
-    if fail_on != "never" and health.at_least(result["status"], fail_on):
-        module.fail_json(**result)
-    module.exit_json(changed=False, **result)
+    return result
+
+
+def main():
+    run_module(argument_spec(), run, checks=True)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ description:
     from it), or a query the server refuses.
   - Works on PostgreSQL 12 to 17; names that differ between versions (C(mean_time) and C(mean_exec_time)
     of pg_stat_statements, C(wal_status) of slots) are read from the catalog or chosen by C(server_version_num).
-  - The task fails when any check is C(fail), unless O(report_only=true). A server that cannot be reached
-    is the C(reachable) check, failed, with the cause.
+  - The task fails when any check is C(fail) (O(fail_on)). A server that cannot be reached is the C(reachable)
+    check, failed, with the cause; with O(fail_on=never) it is reported like any other failed check.
   - The same checks are returned as a Nagios line with its exit code and, with O(prometheus_file), written
     for node_exporter's textfile collector. C(checks) uses the collection's health vocabulary, so a
     playbook can merge it with other hosts' and services' checks.
@@ -40,6 +40,7 @@ author:
   - ops.runbook maintainers (@ops-runbook)
 extends_documentation_fragment:
   - ops.runbook.postgres
+  - ops.runbook.checks
 options:
   database:
     description: Database to connect to; the table checks and pg_stat_statements are read there.
@@ -61,21 +62,25 @@ options:
               replication_slots, archiver]
   thresholds:
     description:
-      - "Limits that override the defaults, keyed by name. A value is a number (the fail limit alone) or
-        C({warn: X, fail: Y}); C(null) switches a level off. A check is beyond a limit when its value is
-        above it (below it for C(cache_hit_percent))."
+      - "Limits by name, each C({warn: X, fail: Y}). A level left out keeps its default (C({warn: 70}) keeps the fail
+        limit); C(null) switches a level off."
+      - "A value breaches a limit only when it is strictly beyond it - above it, or below it for
+        C(cache_hit_percent): 80 % of max_connections in use passes the warn limit 80, 80.1 % warns."
       - "Defaults (the runbooks'): C(db_connections_percent) 80/90, C(long_query_minutes) 5/30,
         C(idle_in_transaction_minutes) 5/10, C(lock_wait_seconds) 30/300, C(cache_hit_percent) 90/80,
         C(dead_tuple_percent) 20/50, C(vacuum_age_days) and C(analyze_age_days) 35/70, C(xid_age)
         1000000000/1500000000, C(replication_lag_seconds) 10/60, C(replication_lag_bytes) 64 MiB/1 GiB,
         C(slot_retained_bytes) 1 GiB/10 GiB, C(archive_ready_files) 10/100, C(slow_statement_ms) 100/1000,
         C(database_size_bytes) none."
-      - C(idle_session_minutes) (default 10) is not a limit but the age from which idle sessions are
-        counted in the C(connections) check.
-      - Names this module does not use are ignored and returned in C(ignored_thresholds), so the runbooks'
-        whole C(runbook_thresholds) dictionary can be passed.
+      - A name this module does not know is refused, and the error lists the known ones. The
+        C(ops.runbook.thresholds_for) filter takes this module's names out of a dictionary shared by several
+        modules, such as the inventory's C(runbook_thresholds).
     type: dict
     default: {}
+  idle_session_minutes:
+    description: Idle sessions older than this are counted (and named as ones to end) in the C(connections) check.
+    type: float
+    default: 10
   min_table_size_mb:
     description: Tables smaller than this are left out of C(dead_tuples), C(last_vacuum) and C(last_analyze).
     type: float
@@ -109,10 +114,6 @@ options:
     description: Prefix of the metric names in O(prometheus_file).
     type: str
     default: ops_runbook_pg
-  report_only:
-    description: Report failing checks without failing the task.
-    type: bool
-    default: false
 attributes:
   check_mode:
     support: full
@@ -134,7 +135,7 @@ EXAMPLES = r"""
 - name: Check PostgreSQL with the runbooks' thresholds
   ops.runbook.pg_health:
     database: bmidb
-    thresholds: "{{ runbook_thresholds }}"
+    thresholds: "{{ runbook_thresholds | ops.runbook.thresholds_for('pg_health') }}"
   become: true
   become_user: postgres
 
@@ -144,7 +145,7 @@ EXAMPLES = r"""
     login_user: monitor
     login_password: "{{ vault_monitor_password }}"
     checks: [replication, replication_slots]
-    report_only: true
+    fail_on: never
   register: standby_health
 
 - name: Write the metrics for node_exporter's textfile collector
@@ -152,7 +153,7 @@ EXAMPLES = r"""
     prometheus_file: /var/lib/prometheus/node-exporter/postgres.prom
     thresholds:
       replication_lag_seconds: {warn: 10, fail: 60}
-      db_connections_percent: 90
+      db_connections_percent: {warn: 80, fail: 90}
 """
 
 RETURN = r"""
@@ -200,18 +201,11 @@ prometheus_file:
   description: The file the Prometheus text was written to.
   returned: when prometheus_file is set
   type: str
-ignored_thresholds:
-  description: Names in O(thresholds) that no check of this module uses.
-  returned: always
-  type: list
-  elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.pg_health import CHECKS, DEFAULT_CHECKS, DEFAULTS, run_health
-from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
+from ansible_collections.ops.runbook.plugins.module_utils.postgres import import_psycopg2, postgres_common_argument_spec
 
 
 def argument_spec():
@@ -220,6 +214,7 @@ def argument_spec():
         database=dict(type="str", default=DEFAULTS["database"], aliases=["db", "login_db"]),
         checks=dict(type="list", elements="str", choices=CHECKS, default=list(DEFAULT_CHECKS)),
         thresholds=dict(type="dict", default={}),
+        idle_session_minutes=dict(type="float", default=DEFAULTS["idle_session_minutes"]),
         min_table_size_mb=dict(type="float", default=DEFAULTS["min_table_size_mb"]),
         expected_standbys=dict(type="int", default=DEFAULTS["expected_standbys"]),
         slow_statements_top=dict(type="int", default=DEFAULTS["slow_statements_top"]),
@@ -228,25 +223,16 @@ def argument_spec():
         query_timeout=dict(type="int", default=DEFAULTS["query_timeout"]),
         prometheus_file=dict(type="path"),
         prometheus_prefix=dict(type="str", default=DEFAULTS["prometheus_prefix"]),
-        report_only=dict(type="bool", default=False),
     )
     return spec
 
 
+def run(params, check_mode, log):
+    return run_health(params, check_mode=check_mode, log=log)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    progress = []
-    try:
-        result = run_health(module.params, check_mode=module.check_mode, log=progress.append)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), log=progress, **error.details)
-    error = result.pop("error", None)
-    result["log"] = progress
-    if result["status"] == "fail" and not module.params["report_only"]:
-        if error is not None:
-            result.update(error.details)
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_module(argument_spec(), run, checks=True, progress=True, requires=[import_psycopg2])
 
 
 if __name__ == "__main__":

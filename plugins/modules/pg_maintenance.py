@@ -146,11 +146,9 @@ slow_statements:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.pg_maintenance import DEFAULTS, OPERATIONS, run_maintenance
-from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
+from ansible_collections.ops.runbook.plugins.module_utils.postgres import import_psycopg2, postgres_common_argument_spec
 
 
 def argument_spec():
@@ -170,17 +168,14 @@ def argument_spec():
     return spec
 
 
+def run(params, check_mode, log):
+    result = run_maintenance(params, check_mode=check_mode, log=log)
+    result["failed"] = bool(result["failed_steps"])
+    return result
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    progress = []
-    try:
-        result = run_maintenance(module.params, check_mode=module.check_mode, log=progress.append)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), log=progress, **error.details)
-    result["log"] = progress
-    if result["failed_steps"]:
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_module(argument_spec(), run, progress=True, requires=[import_psycopg2])
 
 
 if __name__ == "__main__":

@@ -152,11 +152,9 @@ server_version:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.pg_password import DEFAULTS, STATES, run_pg_password
-from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
+from ansible_collections.ops.runbook.plugins.module_utils.postgres import import_psycopg2, postgres_common_argument_spec
 
 
 def argument_spec():
@@ -171,15 +169,12 @@ def argument_spec():
     return spec
 
 
+def run(params, check_mode, log):
+    return run_pg_password(params, check_mode=check_mode)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run_pg_password(module.params, check_mode=module.check_mode)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_module(argument_spec(), run, requires=[import_psycopg2])
 
 
 if __name__ == "__main__":

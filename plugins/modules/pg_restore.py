@@ -168,9 +168,7 @@ duration_seconds:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
 from ansible_collections.ops.runbook.plugins.module_utils.restore import DEFAULTS, run_restore
 from ansible_collections.ops.runbook.plugins.module_utils.s3 import s3_common_argument_spec
@@ -195,17 +193,12 @@ def argument_spec():
     return spec
 
 
+def run(params, check_mode, log):
+    return run_restore(params, check_mode=check_mode, log=log)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    progress = []
-    try:
-        result = run_restore(module.params, check_mode=module.check_mode, log=progress.append)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), log=progress, **error.details)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    result["log"] = progress
-    module.exit_json(**result)
+    run_module(argument_spec(), run, progress=True)
 
 
 if __name__ == "__main__":

@@ -135,11 +135,9 @@ count:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.pg_sessions import DEFAULTS, STATES, end_sessions
-from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
+from ansible_collections.ops.runbook.plugins.module_utils.postgres import import_psycopg2, postgres_common_argument_spec
 
 
 def argument_spec():
@@ -160,15 +158,12 @@ def argument_spec():
     return spec
 
 
+def run(params, check_mode, log):
+    return end_sessions(params, check_mode=check_mode, log=log)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    progress = []
-    try:
-        result = end_sessions(module.params, check_mode=module.check_mode, log=progress.append)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), log=progress, **error.details)
-    result["log"] = progress
-    module.exit_json(**result)
+    run_module(argument_spec(), run, progress=True, requires=[import_psycopg2])
 
 
 if __name__ == "__main__":

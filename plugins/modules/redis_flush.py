@@ -110,10 +110,8 @@ server_version:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
-from ansible_collections.ops.runbook.plugins.module_utils.redis import redis_common_argument_spec
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
+from ansible_collections.ops.runbook.plugins.module_utils.redis import import_redis, redis_common_argument_spec
 from ansible_collections.ops.runbook.plugins.module_utils.redis_flush import run_flush
 
 
@@ -123,13 +121,12 @@ def argument_spec():
     return spec
 
 
+def run(params, check_mode, log):
+    return run_flush(params, check_mode=check_mode)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run_flush(module.params, check_mode=module.check_mode)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
-    module.exit_json(**result)
+    run_module(argument_spec(), run, requires=[import_redis])
 
 
 if __name__ == "__main__":

@@ -35,36 +35,28 @@ description:
   - A check that cannot be made is never a C(pass) - it is C(fail) with C(unchecked=true) and says why, for example
     C(redis_clients) when C(maxclients) is neither in C(INFO) nor readable with C(CONFIG GET), or C(redis_memory)
     with C(maxmemory 0) on a server that does not report C(total_system_memory).
-  - The task fails when a check fails, unless O(report_only) is true.
+  - "Each limit below is C({warn: X, fail: Y}): a level left out keeps its default (C({warn: 70}) keeps the fail
+    limit), C(null) switches it off. A value breaches a limit only when it is strictly beyond it - above it, or
+    below it for the hit rate: with the warn limit 90, memory 90 % used passes and 90.1 % warns; the counts warn
+    above 0, from the first one."
+  - The task fails when a check fails (O(fail_on)). With O(fail_on=never) a server that cannot be reached is a
+    failed C(redis_connection) check instead of a task error.
 author:
   - ops.runbook maintainers (@ops-runbook)
 extends_documentation_fragment:
   - ops.runbook.redis
+  - ops.runbook.checks
 options:
   memory_used_percent:
     description:
-      - C(used_memory) as a percentage of C(maxmemory) (of the system's memory when C(maxmemory) is 0) at which
+      - C(used_memory) as a percentage of C(maxmemory) (of the system's memory when C(maxmemory) is 0) above which
         the memory check warns and fails. Default warn 90, fail 95; the runbook wants under 90 %.
     type: dict
-    suboptions: &high_levels
-      warn:
-        description: Warn when the observed value is at least this. Unset keeps the default.
-        type: float
-      fail:
-        description: Fail when the observed value is at least this. Unset keeps the default.
-        type: float
   hit_rate_percent:
     description:
       - Hit rate below which the hit-rate check warns and fails. Default warn 80, fail 50;
         the runbook wants over 80 %.
     type: dict
-    suboptions:
-      warn:
-        description: Warn when the hit rate is below this. Unset keeps the default.
-        type: float
-      fail:
-        description: Fail when the hit rate is below this. Unset keeps the default.
-        type: float
   hit_rate_min_lookups:
     description: Fewer lookups (hits plus misses) than this give no hit rate, only a sentence saying so.
     type: int
@@ -72,33 +64,27 @@ options:
   clients_used_percent:
     description: C(connected_clients) as a percentage of C(maxclients). Default warn 80, fail 90.
     type: dict
-    suboptions: *high_levels
   evictions:
     description:
-      - Keys evicted (since the previous check with O(state_file)). Default warn 1 and no fail level;
-        the runbook wants none.
+      - Keys evicted (since the previous check with O(state_file)). Default warn 0 (any eviction warns) and no fail
+        level; the runbook wants none.
     type: dict
-    suboptions: *high_levels
   rejected_writes:
-    description: Writes refused because C(maxmemory) was reached. Default warn 1, fail 1.
+    description: Writes refused because C(maxmemory) was reached. Default warn 0, fail 0 (any refused write fails).
     type: dict
-    suboptions: *high_levels
   rejected_connections:
-    description: Connections refused because C(maxclients) was reached. Default warn 1, fail 1.
+    description: Connections refused because C(maxclients) was reached. Default warn 0, fail 0.
     type: dict
-    suboptions: *high_levels
   blocked_clients:
     description:
       - Clients blocked in C(BLPOP), C(BRPOP), C(XREAD), C(WAIT) and the like. Default warn 50 and no fail level.
-      - Queue workers block normally; set the limit above the number of workers.
+      - Queue workers block normally; set the limit to the number of workers.
     type: dict
-    suboptions: *high_levels
   last_save_age_seconds:
     description:
       - Age of the last RDB snapshot while changes are not in it, when snapshots are scheduled (C(save)).
         Default warn 7200, fail 86400.
     type: dict
-    suboptions: *high_levels
   replication_lag_seconds:
     description:
       - On a master, seconds since each replica last acknowledged (replicas acknowledge every second).
@@ -106,7 +92,6 @@ options:
         (C(repl-ping-replica-period)) when there are no writes.
       - Default warn 30, fail 60; C(repl-timeout) (60 seconds) drops the link after that anyway.
     type: dict
-    suboptions: *high_levels
   min_replicas:
     description: On a master, fail when fewer replicas than this are online.
     type: int
@@ -117,12 +102,6 @@ options:
         judges hits, misses, evictions and rejections since this one. One file per Redis server.
       - Created (mode 0600, with its directory) when missing; not written in check mode.
     type: path
-  report_only:
-    description:
-      - Return the checks without failing the task when one fails.
-      - A server that cannot be reached is then a failed C(redis_connection) check instead of a task error.
-    type: bool
-    default: false
 attributes:
   check_mode:
     support: full
@@ -131,8 +110,6 @@ attributes:
     support: none
     description: A health check changes nothing.
 notes:
-  - Limits are compared with C(>=) (memory, clients, counts) or C(<) (hit rate). To switch a level off, set it
-    out of reach, for example a fail level of 1000000 for a count, or of 0 for the hit rate.
   - With C(maxmemory 0), the memory check compares with C(total_system_memory), which inside a container is the
     host's memory, not the container's limit.
   - On managed services that disable C(CONFIG) (such as ElastiCache), C(maxclients) comes from C(INFO) (Redis 7)
@@ -154,7 +131,7 @@ EXAMPLES = r"""
   ops.runbook.redis_health:
     login_unix_socket: /run/redis/redis-server.sock
     hit_rate_percent: {warn: 90}
-    report_only: true
+    fail_on: never
   register: redis_health_result
 
 - name: Show what is not passing
@@ -175,8 +152,8 @@ counts:
   sample: {"pass": 10, "warn": 2, "fail": 0}
 checks:
   description:
-    - One dict per check (in the order the description lists them; only C(redis_connection) when report_only is
-      true and the server cannot be reached), in the collection's health vocabulary that
+    - One dict per check (in the order the description lists them; only C(redis_connection) when O(fail_on) is
+      C(never) and the server cannot be reached), in the collection's health vocabulary that
       C(ops.runbook) reports render to JSON, Prometheus, Nagios, Markdown and HTML.
     - Each has C(name), C(status), C(observed_value) (a number, a word, or null when there is nothing to measure,
       such as too few lookups), C(threshold) (a number, a word, or a dict with C(warn) and C(fail)),
@@ -223,38 +200,30 @@ window:
   sample: {"since": "last_check", "seconds": 300}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.redis import redis_common_argument_spec
 from ansible_collections.ops.runbook.plugins.module_utils.redis_health import DEFAULTS, THRESHOLDS, run_health
 
 
 def argument_spec():
     spec = redis_common_argument_spec()
-    levels = dict(warn=dict(type="float"), fail=dict(type="float"))
+    # Plain mappings, not suboptions: a level left out must stay out (keep its default), apart from null (off).
     for name in THRESHOLDS:
-        spec[name] = dict(type="dict", options=levels)
+        spec[name] = dict(type="dict")
     spec.update(
         hit_rate_min_lookups=dict(type="int", default=DEFAULTS["hit_rate_min_lookups"]),
         min_replicas=dict(type="int", default=DEFAULTS["min_replicas"]),
         state_file=dict(type="path"),
-        report_only=dict(type="bool", default=DEFAULTS["report_only"]),
     )
     return spec
 
 
+def run(params, check_mode, log):
+    return run_health(params, check_mode=check_mode)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run_health(module.params, check_mode=module.check_mode)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    if result["status"] == "fail" and not module.params["report_only"]:
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_module(argument_spec(), run, checks=True)
 
 
 if __name__ == "__main__":

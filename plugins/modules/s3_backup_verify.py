@@ -38,14 +38,18 @@ description:
   - C(restore) - with O(restore_test=true), restores into a scratch database that the module creates and always
     drops (never an existing one), compares every table's row count with the manifest, runs O(smoke_sql) and
     reports the restore duration.
-  - The task fails when any check fails, unless O(fail_on_error=false). A set that cannot be verified (damaged,
+  - The task fails when any check fails (O(fail_on)). A set that cannot be verified (damaged,
     missing, foreign, or a store that cannot be reached) still returns the report with the failed check; only
-    invalid options end the task without checks, and then RV(report) holds one failed C(configuration) check.
+    invalid options end the task without checks, whatever O(fail_on) says, and then RV(report) holds one failed
+    C(configuration) check.
+  - "A limit is breached only when the value is strictly beyond it: a backup exactly O(max_age_hours) old is fresh,
+    a dump of exactly O(min_size_bytes) is big enough."
 author:
   - ops.runbook maintainers (@ops-runbook)
 extends_documentation_fragment:
   - ops.runbook.postgres
   - ops.runbook.s3
+  - ops.runbook.checks
 options:
   database:
     description: Database whose backups to verify.
@@ -122,10 +126,6 @@ options:
   pg_bin_dir:
     description: Directory of C(pg_restore) and C(psql). Default is E(PATH).
     type: path
-  fail_on_error:
-    description: Fail the task when any check fails. Set to V(false) to only report.
-    type: bool
-    default: true
 attributes:
   check_mode:
     support: full
@@ -151,7 +151,7 @@ EXAMPLES = r"""
     database: bmidb
     backup_dir: /var/backups/postgresql
     max_age_hours: 170
-    fail_on_error: false
+    fail_on: never
 """
 
 RETURN = r"""
@@ -202,9 +202,7 @@ manifest:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
 from ansible_collections.ops.runbook.plugins.module_utils.s3 import s3_common_argument_spec
 from ansible_collections.ops.runbook.plugins.module_utils.verify import DEFAULTS, error_result, verify_backup
@@ -230,25 +228,17 @@ def argument_spec():
         smoke_sql=dict(type="list", elements="str", default=[]),
         maintenance_db=dict(type="str", default=DEFAULTS["maintenance_db"]),
         pg_bin_dir=dict(type="path"),
-        fail_on_error=dict(type="bool", default=True),
     )
     return spec
 
 
+def run(params, check_mode, log):
+    return verify_backup(params, check_mode=check_mode, log=log)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    progress = []
-    try:
-        result = verify_backup(module.params, check_mode=module.check_mode, log=progress.append)
-    except RunbookError as error:
-        # Only a configuration error gets here; the report still says which database and why.
-        result = error_result(module.params, error)
-        result.update(error.details)
-        module.fail_json(log=progress, **result)
-    result["log"] = progress
-    if result["status"] == "fail" and module.params["fail_on_error"]:
-        module.fail_json(**result)
-    module.exit_json(**result)
+    # Only a configuration error raises; its result still says which database and why.
+    run_module(argument_spec(), run, checks=True, progress=True, error_result=error_result)
 
 
 if __name__ == "__main__":

@@ -213,9 +213,7 @@ finished_at:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.patching import BACKENDS, DEFAULTS, SCOPES, run_patching
 
 
@@ -234,17 +232,15 @@ def argument_spec():
     )
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run_patching(module.params, check_mode=module.check_mode)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
-    for warning in result.pop("warnings"):
-        module.warn(warning)
+def run(params, check_mode, log):
+    result = run_patching(params, check_mode=check_mode)
     if result["reboot"]["action"] in ("not_allowed", "unknown"):
-        module.warn(result["reboot"]["message"])
-    module.exit_json(**result)
+        result["warnings"].append(result["reboot"]["message"])
+    return result
+
+
+def main():
+    run_module(argument_spec(), run)
 
 
 if __name__ == "__main__":

@@ -245,9 +245,7 @@ duration_seconds:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.service import ACTIONS, DEFAULTS, run_service
 
 
@@ -278,17 +276,14 @@ def argument_spec():
     )
 
 
+def run(params, check_mode, log):
+    # A service that is not proven up fails the task (`failed`): its checks prove the action, they are no report.
+    return run_service(params, check_mode=check_mode)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_one_of=[("name", "compose_service")],
-                           mutually_exclusive=[("name", "compose_service")])
-    try:
-        result = run_service(module.params, check_mode=module.check_mode)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
-    if result.pop("failed"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_module(argument_spec(), run, required_one_of=[("name", "compose_service")],
+               mutually_exclusive=[("name", "compose_service")])
 
 
 if __name__ == "__main__":

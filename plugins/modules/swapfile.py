@@ -128,31 +128,27 @@ state:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.swapfile import ensure
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", default="/swapfile"),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            size=dict(type="str"),
-            priority=dict(type="int"),
-            min_free=dict(type="str", default="1G"),
-        ),
-        required_if=[("state", "present", ["size"])],
-        supports_check_mode=True,
+def argument_spec():
+    return dict(
+        path=dict(type="path", default="/swapfile"),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        size=dict(type="str"),
+        priority=dict(type="int"),
+        min_free=dict(type="str", default="1G"),
     )
-    params = module.params
-    try:
-        result = ensure(params["path"], state=params["state"], size=params["size"], priority=params["priority"],
-                        min_free=params["min_free"], check_mode=module.check_mode)
-    except RunbookError as error:
-        module.fail_json(msg=str(error), **error.details)
-    module.exit_json(**result)
+
+
+def run(params, check_mode, log):
+    return ensure(params["path"], state=params["state"], size=params["size"], priority=params["priority"],
+                  min_free=params["min_free"], check_mode=check_mode)
+
+
+def main():
+    run_module(argument_spec(), run, required_if=[("state", "present", ["size"])])
 
 
 if __name__ == "__main__":

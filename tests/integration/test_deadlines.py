@@ -205,7 +205,7 @@ def test_redis_health_of_a_silent_server_fails_within_its_timeout(blackhole):
     error, elapsed = timed(lambda: redis_health.run_health(dict(params)))
     assert isinstance(error, RunbookError) and elapsed < 5
     assert error.details["cause"] == "timeout" and blackhole.address in str(error)
-    result, elapsed = timed(lambda: redis_health.run_health(dict(params, report_only=True)))
+    result, elapsed = timed(lambda: redis_health.run_health(dict(params, fail_on="never")))
     assert elapsed < 5 and result["status"] == "fail"
     assert result["checks"][0]["status"] == "fail" and blackhole.address in result["checks"][0]["output"]
 

@@ -50,6 +50,7 @@ PLAYBOOK = """
         html_path: "{{ it_dir }}/index.html"
         title: Morning health check
         nagios_service: WEB
+        fail_on: never
       register: it_report
 """
 

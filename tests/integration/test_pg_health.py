@@ -26,6 +26,11 @@ def health(server, database=DATABASE, **options):
     return result
 
 
+def fail_at(limit):
+    """A threshold with a fail limit and no warning."""
+    return {"warn": None, "fail": limit}
+
+
 def checks_of(result):
     return {item["name"]: item for item in result["checks"]}
 
@@ -77,7 +82,7 @@ def test_connections_pass_warn_fail_against_max_connections(health_primary, sess
 def test_connections_count_idle_sessions_past_the_runbook_limit(health_primary, sessions):
     sessions.open(application="idle-app")
     time.sleep(1.2)
-    check = one(health_primary, "connections", thresholds={"idle_session_minutes": 0.01})
+    check = one(health_primary, "connections", idle_session_minutes=0.01)
     assert check["idle_over_limit"] >= 1
     assert "pg_terminate" in check["output"]
 
@@ -109,7 +114,7 @@ def test_idle_in_transaction(health_primary, sessions):
     warned = one(health_primary, "idle_in_transaction",
                  thresholds={"idle_in_transaction_minutes": {"warn": 0.01, "fail": 10}})
     assert warned["status"] == "warn" and warned["sessions"][0]["pid"] == sessions.pid(held)
-    failed = one(health_primary, "idle_in_transaction", thresholds={"idle_in_transaction_minutes": 0.01})
+    failed = one(health_primary, "idle_in_transaction", thresholds={"idle_in_transaction_minutes": fail_at(0.01)})
     assert failed["status"] == "fail"
 
 
@@ -131,7 +136,7 @@ def test_blocked_queries(health_primary, sessions):
     time.sleep(0.5)
     assert one(health_primary, "blocked_queries", thresholds={"lock_wait_seconds": {"warn": 0.1, "fail": 300}}
                )["status"] == "warn"
-    assert one(health_primary, "blocked_queries", thresholds={"lock_wait_seconds": 0.1})["status"] == "fail"
+    assert one(health_primary, "blocked_queries", thresholds={"lock_wait_seconds": fail_at(0.1)})["status"] == "fail"
     holder.rollback()
     assert eventually(lambda: one(health_primary, "blocked_queries")["count"] == 0)
 
@@ -223,7 +228,7 @@ def test_last_vacuum_and_analyze(health_primary, scratch_db):
     fresh = checks_of(health(health_primary, **opts))
     assert (fresh["last_vacuum"]["status"], fresh["last_analyze"]["status"]) == ("pass", "pass")
     time.sleep(1)
-    tight = {"vacuum_age_days": {"warn": 0.000001, "fail": 1}, "analyze_age_days": 0.000001}
+    tight = {"vacuum_age_days": {"warn": 0.000001, "fail": 1}, "analyze_age_days": fail_at(0.000001)}
     aged = checks_of(health(health_primary, thresholds=tight, **opts))
     assert (aged["last_vacuum"]["status"], aged["last_analyze"]["status"]) == ("warn", "fail")
     assert aged["last_analyze"]["tables"][0]["table"] == "public.orders"
@@ -242,7 +247,7 @@ def test_wraparound_counts_real_transaction_ids(health_primary):
         conn.close()
     limits = {"xid_age": {"warn": age + 10, "fail": age + 10000}}
     assert one(health_primary, "wraparound", thresholds=limits)["status"] == "warn"
-    assert one(health_primary, "wraparound", thresholds={"xid_age": age + 10})["status"] == "fail"
+    assert one(health_primary, "wraparound", thresholds={"xid_age": fail_at(age + 10)})["status"] == "fail"
 
 
 def test_database_size(health_primary):
@@ -250,7 +255,7 @@ def test_database_size(health_primary):
     assert check["status"] == "pass"
     sizes = {d["name"]: d["size_bytes"] for d in check["databases"]}
     assert sizes[DATABASE] == health_primary.execute("SELECT pg_database_size(%s)", params=(DATABASE,))[0][0]
-    assert one(health_primary, "database_size", thresholds={"database_size_bytes": 1024})["status"] == "fail"
+    assert one(health_primary, "database_size", thresholds={"database_size_bytes": fail_at(1024)})["status"] == "fail"
 
 
 # -- replication -------------------------------------------------------------
@@ -297,7 +302,7 @@ def test_replication_lag_grows_while_replay_is_paused(health_primary, health_sta
         assert on_standby["replication_lag"]["replay_paused"] is True
         assert "paused" in on_standby["replication_lag"]["output"]
         on_primary = checks_of(health(health_primary, checks=["replication"],
-                                      thresholds={"replication_lag_bytes": 1024}))
+                                      thresholds={"replication_lag_bytes": fail_at(1024)}))
         assert on_primary["replication_lag_bytes"]["status"] == "fail"
         assert on_primary["replication_lag_bytes"]["observed_value"] > 1024 * 1024
     finally:
@@ -383,7 +388,7 @@ def test_slow_statements_from_pg_stat_statements(health_primary):
     assert check["status"] == "warn", check["output"]
     slowest = check["statements"][0]
     assert "pg_sleep" in slowest["query"] and slowest["calls"] == 5 and slowest["mean_ms"] >= 150
-    assert one(health_primary, "slow_statements", thresholds={"slow_statement_ms": 120})["status"] == "fail"
+    assert one(health_primary, "slow_statements", thresholds={"slow_statement_ms": fail_at(120)})["status"] == "fail"
     assert one(health_primary, "slow_statements", slow_statements_min_calls=6)["status"] == "pass"
 
 
@@ -469,7 +474,7 @@ def test_one_result_renders_as_nagios_and_prometheus(health_primary, tmp_path, s
     path = str(tmp_path / "postgres.prom")
     held = sessions.idle_in_transaction(application="renders")
     time.sleep(1.2)
-    result = health(health_primary, prometheus_file=path, thresholds={"idle_in_transaction_minutes": 0.01})
+    result = health(health_primary, prometheus_file=path, thresholds={"idle_in_transaction_minutes": fail_at(0.01)})
     assert result["status"] == "fail" and result["changed"] is True
     assert result["nagios"]["exit_code"] == 2
     assert result["nagios"]["line"].startswith("POSTGRES CRITICAL - idle_in_transaction: ")
@@ -484,7 +489,7 @@ def test_one_result_renders_as_nagios_and_prometheus(health_primary, tmp_path, s
 def test_host_command_is_a_nagios_plugin_and_textfile_writer(health_primary, tmp_path, capsys):
     options = health_primary.conn_params(DATABASE)
     password = options.pop("login_password")
-    options.update(database=DATABASE, checks=["connections"], thresholds={"db_connections_percent": 1})
+    options.update(database=DATABASE, checks=["connections"], thresholds={"db_connections_percent": fail_at(1)})
     config = tmp_path / "pg_health.json"
     config.write_text(json.dumps(options))
     credentials = tmp_path / "pg_health.credentials.json"
@@ -523,17 +528,26 @@ def test_module_passes_in_check_mode_and_fails_on_a_failed_check(health_primary)
     assert result["status"] == "pass" and result["changed"] is False
     assert [c["name"] for c in result["checks"]] == ["reachable", "connections"]
 
-    limits = {"db_connections_percent": 1, "disk_used_percent": 80}
+    limits = {"db_connections_percent": fail_at(1)}
     failing = module_args(health_primary, checks=["connections"], thresholds=limits)
     run = ansible_module("ops.runbook.pg_health", failing)
     result = module_result(run)
     assert run.returncode != 0
     assert result["failed"] is True and result["failed_checks"] == ["connections"]
     assert result["msg"].startswith("PostgreSQL health FAIL: 1 fail, 0 warn, 1 pass. connections: ")
-    assert result["ignored_thresholds"] == ["disk_used_percent"]
+    assert "ignored_thresholds" not in result
 
-    run = ansible_module("ops.runbook.pg_health", dict(failing, report_only=True))
+    run = ansible_module("ops.runbook.pg_health", dict(failing, fail_on="never"))
     assert run.returncode == 0 and module_result(run)["status"] == "fail"
+
+    # A threshold of another module is a misspelt one here: refused, with the names this module knows.
+    limits = dict(limits, disk_used_percent={"warn": 80, "fail": 95})
+    misspelt = module_args(health_primary, checks=["connections"], thresholds=limits)
+    run = ansible_module("ops.runbook.pg_health", misspelt)
+    result = module_result(run)
+    assert run.returncode != 0 and result["cause"] == "invalid"
+    assert result["msg"].startswith("Unknown threshold disk_used_percent in thresholds. Known thresholds: "
+                                    "analyze_age_days, archive_ready_files, cache_hit_percent, ")
 
 
 @pytest.mark.parametrize("change,cause,words", [

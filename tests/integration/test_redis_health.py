@@ -194,9 +194,13 @@ def test_crowded_clients_warn_then_rejected_connections_fail(start_redis, tmp_pa
     held = [server.client(single_connection_client=True) for _slot in range(15)]
     for client in held:
         client.ping()
+    # 15 held + the check's own of 20: at the warn limit 80, which is not beyond it.
     checks = by_name(run_health(server.params(state_file=state_file)))
-    assert checks["redis_clients"]["status"] == "warn"
-    assert checks["redis_clients"]["observed_value"] == 80.0  # 15 held + the check's own of 20
+    assert (checks["redis_clients"]["status"], checks["redis_clients"]["observed_value"]) == ("pass", 80.0)
+    held.append(server.client(single_connection_client=True))
+    held[-1].ping()
+    checks = by_name(run_health(server.params(state_file=state_file)))
+    assert (checks["redis_clients"]["status"], checks["redis_clients"]["observed_value"]) == ("warn", 85.0)
 
     extra, rejected = [], 0
     for _attempt in range(8):
@@ -207,7 +211,7 @@ def test_crowded_clients_warn_then_rejected_connections_fail(start_redis, tmp_pa
         except redis.ConnectionError as error:
             assert "max number of clients reached" in str(error)
             rejected += 1
-    assert len(held) + len(extra) == 20 and rejected == 3
+    assert len(held) + len(extra) == 20 and rejected == 4
     with pytest.raises(RunbookError) as refused:
         run_health(server.params(state_file=state_file))
     assert refused.value.details["cause"] == "maxclients"
@@ -230,7 +234,10 @@ def test_blocked_clients(start_redis):
     thread.start()
     try:
         wait_until(lambda: server.client().info("clients")["blocked_clients"] == 1, "the client blocked")
+        # One blocked client is within a warn limit of 1 and beyond one of 0.
         checks = by_name(run_health(server.params(blocked_clients={"warn": 1})))
+        assert checks["redis_blocked_clients"]["status"] == "pass"
+        checks = by_name(run_health(server.params(blocked_clients={"warn": 0})))
         assert checks["redis_blocked_clients"]["status"] == "warn"
         assert checks["redis_blocked_clients"]["observed_value"] == 1
     finally:
@@ -330,7 +337,7 @@ def test_unreachable_servers_are_errors_or_failed_checks(start_redis, tmp_path):
     assert unreachable.value.details["cause"] == "unreachable"
     assert "Cannot reach Redis at 127.0.0.1:{0}".format(port) in str(unreachable.value)
 
-    result = run_health(dict(params, report_only=True))
+    result = run_health(dict(params, fail_on="never"))
     assert result["status"] == "fail"
     assert [item["name"] for item in result["checks"]] == ["redis_connection"]
     assert "Cannot reach Redis" in result["checks"][0]["output"]
@@ -378,7 +385,7 @@ def ansible_module(module, args, env=None, check=False):
     return done.returncode, output["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
-def test_the_module_fails_the_task_on_a_failed_check_unless_report_only(start_redis):
+def test_the_module_fails_the_task_on_a_failed_check_unless_fail_on_never(start_redis):
     server = start_redis(settings={"maxmemory": "4mb"})
     write_until_refused(server.client())
     # The password comes from REDISCLI_AUTH, as redis-cli takes it.
@@ -390,7 +397,7 @@ def test_the_module_fails_the_task_on_a_failed_check_unless_report_only(start_re
     assert "Redis at 127.0.0.1:{0}: fail".format(server.port) in result["msg"]
     assert by_name(result)["redis_memory"]["status"] == "fail"
 
-    rc, result = ansible_module("ops.runbook.redis_health", dict(args, report_only=True), env, check=True)
+    rc, result = ansible_module("ops.runbook.redis_health", dict(args, fail_on="never"), env, check=True)
     assert rc == 0 and not result.get("failed") and result["status"] == "fail"
     assert result["changed"] is False
 

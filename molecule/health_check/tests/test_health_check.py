@@ -65,7 +65,8 @@ def inventory(path, report_dir, hosts=(WEB, DB, GHOST)):
             "runbook_thresholds": thresholds,
             # The containers see the whole machine's CPU and load, which other
             # jobs drive: the scenario's verdict must not depend on them.
-            "health_check_thresholds": "{{ runbook_thresholds | combine({'cpu_used_percent': {'warn': 101, "
+            "health_check_thresholds": "{{ runbook_thresholds | ops.runbook.thresholds_for('host_health') "
+                                       "| combine({'cpu_used_percent': {'warn': 101, "
                                        "'fail': 101}, 'load_per_core': {'warn': 1000, 'fail': 1000}}) }}",
             "health_check_report_dir": str(report_dir),
         },

@@ -123,12 +123,9 @@ def test_not_yet_valid_fails():
     assert check["facts_are"] == "kept"
 
 
-def test_thresholds_must_warn_before_they_fail():
-    certs.validate_thresholds(30, 30)
-    with pytest.raises(RunbookError, match="fail_days .14. is larger than warn_days .7."):
-        certs.validate_thresholds(7, 14)
+def test_negative_days_are_refused():
     with pytest.raises(RunbookError, match="must not be negative"):
-        certs.validate_thresholds(-1, -2)
+        certs.days_limits(-1, -2)
 
 
 @pytest.mark.parametrize("spec, host, port", [

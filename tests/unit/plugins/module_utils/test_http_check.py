@@ -31,8 +31,9 @@ def test_endpoint_options_override_module_defaults():
 @pytest.mark.parametrize("spec, words", [
     ({"url": "ftp://x/"}, "not an http:// or https:// URL"),
     ({"url": "api.example.com/health"}, "not an http:// or https:// URL"),
-    ({"url": "https://x/", "latency_warn_ms": 900, "latency_fail_ms": 100}, "below latency_warn_ms"),
-    ({"url": "https://x/", "warn_days": 3}, "larger than warn_days"),
+    ({"url": "https://x/", "latency_warn_ms": 900, "latency_fail_ms": 100},
+     "Endpoint x: latency_warn_ms \\(900\\) is above latency_fail_ms \\(100\\)"),
+    ({"url": "https://x/", "warn_days": 3}, "warn_days \\(3\\) is below fail_days \\(7\\)"),
 ])
 def test_endpoint_settings_refuse_what_cannot_work(spec, words):
     with pytest.raises(RunbookError, match=words):

@@ -232,9 +232,7 @@ def test_reboot_only_when_required_and_allowed(required, allowed, check_mode, ex
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"scope": "everything"}, "scope must be one of security, all"),
     ({"security_pattern": "secur(ity"}, "security_pattern 'secur.ity' is not a valid regular expression"),
-    ({"backend": "zypper"}, "backend must be one of auto, apt, dnf"),
     ({"lock_timeout": -1}, "lock_timeout must be 0 or more seconds"),
 ])
 def test_bad_options_are_refused(options, message):

@@ -5,46 +5,6 @@ from ansible_collections.ops.runbook.plugins.module_utils import pg_health, pg_m
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 
-@pytest.mark.parametrize("observed,status", [(79.9, "pass"), (80, "pass"), (80.1, "warn"), (90, "warn"),
-                                             (90.5, "fail"), (None, "pass")])
-def test_grade_is_beyond_a_limit_not_at_it(observed, status):
-    assert pg_health.grade(observed, {"warn": 80, "fail": 90}) == status
-
-
-def test_grade_where_lower_is_worse():
-    limits = {"warn": 90, "fail": 80}
-    assert [pg_health.grade(v, limits, lower_is_worse=True) for v in (99, 85, 79)] == ["pass", "warn", "fail"]
-
-
-def test_grade_with_a_level_switched_off():
-    assert pg_health.grade(95, {"warn": None, "fail": 99}) == "pass"
-    assert pg_health.grade(95, {"warn": 50, "fail": None}) == "warn"
-
-
-def test_thresholds_take_the_runbooks_dictionary_whole():
-    runbook = {"db_connections_percent": {"warn": 70, "fail": 85}, "replication_lag_seconds": {"warn": 10, "fail": 60},
-               "long_query_minutes": {"warn": 5, "fail": 30}, "idle_session_minutes": 15,
-               "disk_used_percent": {"warn": 80, "fail": 95}}
-    limits, ignored = pg_health.merge_thresholds(runbook)
-    assert limits["db_connections_percent"] == {"warn": 70, "fail": 85}
-    assert limits["idle_session_minutes"] == 15
-    assert limits["cache_hit_percent"] == {"warn": 90, "fail": 80}
-    assert ignored == ["disk_used_percent"]
-
-
-def test_a_single_number_is_the_fail_limit():
-    limits = pg_health.merge_thresholds({"xid_age": 100})[0]
-    assert limits["xid_age"] == {"warn": None, "fail": 100}
-
-
-@pytest.mark.parametrize("value,words", [({"warn": 1, "critical": 2}, "unknown levels critical"),
-                                         ({"warn": "high"}, "must be a number"), (True, "must be a number")])
-def test_malformed_thresholds_are_refused(value, words):
-    with pytest.raises(RunbookError) as caught:
-        pg_health.merge_thresholds({"lock_wait_seconds": value})
-    assert words in str(caught.value)
-
-
 def test_unknown_checks_are_refused_by_name():
     with pytest.raises(RunbookError) as caught:
         pg_health.normalize({"checks": ["connections", "replication_lagg"]})
@@ -61,9 +21,7 @@ def test_session_filters_are_parameters_never_sql():
 
 
 @pytest.mark.parametrize("options,words", [({}, "No session filter was given"),
-                                           ({"states": []}, "No session filter was given"),
-                                           ({"states": ["sleeping"]}, "Unknown session states: sleeping"),
-                                           ({"users": ["a"], "action": "kill"}, "Unknown action")])
+                                           ({"states": []}, "No session filter was given")])
 def test_session_selection_must_be_explicit_and_valid(options, words):
     with pytest.raises(RunbookError) as caught:
         pg_sessions.normalize(options)

@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.redis_health import (
-    THRESHOLDS, counter_window, evaluate, grade, normalize, read_state, thresholds, write_state)
+    counter_window, evaluate, normalize, read_state, write_state)
 
 NOW = 1_800_000_000
 RUN_ID = "a" * 40
@@ -40,26 +40,6 @@ def test_healthy_master_passes_every_check():
                             "redis_rejected_writes", "redis_clients", "redis_rejected_connections",
                             "redis_blocked_clients", "redis_rdb", "redis_last_save", "redis_aof",
                             "redis_replication"]
-
-
-@pytest.mark.parametrize("name, observed, status", [
-    ("memory_used_percent", 89.9, "pass"), ("memory_used_percent", 90, "warn"), ("memory_used_percent", 95, "fail"),
-    ("hit_rate_percent", 80, "pass"), ("hit_rate_percent", 79.9, "warn"), ("hit_rate_percent", 49.9, "fail"),
-    ("evictions", 0, "pass"), ("evictions", 10 ** 9, "warn"),
-    ("rejected_connections", 1, "fail"),
-])
-def test_grade_uses_the_direction_of_each_threshold(name, observed, status):
-    assert grade(name, observed, THRESHOLDS[name]) == status
-
-
-def test_overrides_replace_only_the_levels_given():
-    merged = thresholds({"memory_used_percent": {"warn": 70, "fail": None}})
-    assert merged["memory_used_percent"] == {"warn": 70.0, "fail": 95}
-    assert merged["hit_rate_percent"] == THRESHOLDS["hit_rate_percent"]
-    with pytest.raises(RunbookError, match="Unknown threshold"):
-        thresholds({"memory": {"warn": 1}})
-    with pytest.raises(RunbookError, match="unknown level"):
-        thresholds({"evictions": {"critical": 1}})
 
 
 def test_memory_against_maxmemory():
@@ -155,8 +135,10 @@ def test_clients_and_unknown_maxclients():
 
 
 def test_blocked_clients():
-    checks, _w, _s = run(base_info(blocked_clients=3), blocked_clients={"warn": 2, "fail": 3})
+    checks, _w, _s = run(base_info(blocked_clients=4), blocked_clients={"warn": 2, "fail": 3})
     assert checks["redis_blocked_clients"]["status"] == "fail"
+    checks, _w, _s = run(base_info(blocked_clients=3), blocked_clients={"warn": 2, "fail": 3})
+    assert checks["redis_blocked_clients"]["status"] == "warn"
 
 
 def test_failed_snapshot_fails_and_snapshots_off_pass():
