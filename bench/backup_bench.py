@@ -63,7 +63,7 @@ RANDOM_MB_ON_DISK = 1.18
 # interpreter's start. Every log line is time-stamped to split it into phases.
 ENGINE_CHILD = r"""
 import json, resource, sys, time
-from ansible_collections.ops.runbook.plugins.module_utils.backup import run_backup
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup
 
 with open(sys.argv[1]) as handle:
     options = json.load(handle)

@@ -37,8 +37,8 @@ from cpu_meter import CpuMeter, describe as describe_cpu, floor_against, floor_l
 from harness.postgres import PostgresServer
 from harness.s3 import SeaweedS3
 
-from ansible_collections.ops.runbook.plugins.module_utils.backup import run_backup  # noqa: E402
-from ansible_collections.ops.runbook.plugins.module_utils.verify import verify_backup  # noqa: E402
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup  # noqa: E402
+from ansible_collections.ops.runbook.plugins.module_utils.s3_backup_verify import verify_backup  # noqa: E402
 
 TARGET = 1.2  # verification may take at most 20 % longer than reading and decompressing the dump
 CHUNK = 1024 * 1024

@@ -1,13 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: ops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the secret rotation playbook: thin adapters over module_utils/envfile.py and passwords.py."""
+"""Filters of the secret rotation playbook: thin adapters over module_utils/env_secret.py and passwords.py."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.ops.runbook.plugins.module_utils import envfile, passwords
+from ansible_collections.ops.runbook.plugins.module_utils import env_secret as envfile, passwords
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 

@@ -4,7 +4,7 @@
 """A docker compose service as a restart target, through the `docker compose` CLI.
 
 The runbooks restart containers with `docker-compose restart backend`. This is
-the same action with the same judgement as a systemd unit (service.py): a
+the same action with the same judgement as a systemd unit (service_restart.py): a
 snapshot of the service's containers (running, PID, restart count, start time)
 taken before, during and after, so a container that dies or restarts a second
 later is caught. The commands are built here and run through commands.run.

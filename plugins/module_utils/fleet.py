@@ -27,7 +27,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from . import health, report
+from . import health, health_report as report
 
 REACHABLE = "host_reachable"
 # The threshold of checks that are not measurements: what passing means.

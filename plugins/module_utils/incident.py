@@ -8,7 +8,7 @@ vacuum the journal; if the OOM killer struck, restart the service. `plan`
 decides those from a host_health result, `timeline` turns the results of the
 diagnosis, the cleanup, the restarts and the final check into a dated record
 (the runbook's "Document incident"), and `render_markdown` writes it for a
-person, with the final health table rendered by report.py.
+person, with the final health table rendered by health_report.py.
 
 What could not be checked (no systemd, a unit systemd does not know, no
 journal) is listed in the plan's `unchecked` and in the timeline; a host where
@@ -19,7 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from . import health, report
+from . import health, health_report as report
 from .common import human_size
 from .systemd import unit_name
 
@@ -233,7 +233,7 @@ def _cell(text):
 
 
 def render_markdown(record):
-    """The incident record for a person: outcome, timeline, and the final health table (report.py)."""
+    """The incident record for a person: outcome, timeline, and the final health table (health_report.py)."""
     lines = [
         "# Incident on {0}: {1}".format(record["host"], record["outcome"].upper()),
         "",

@@ -23,7 +23,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from . import health, report
+from . import health, health_report as report
 from .common import RunbookError, human_size
 from .postgres import connect, endpoint, import_psycopg2, quote_ident, server_info
 

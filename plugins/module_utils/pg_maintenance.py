@@ -10,7 +10,7 @@ locked (SKIP_LOCKED) instead of queueing behind it, and REINDEX runs
 CONCURRENTLY. Each step reports its duration and the dead tuples it removed
 (from the statistics before and after). A slow-query report from
 pg_stat_statements comes from the health engine's own function. The
-pg_maintenance module, the scheduled job (pg_maintenance_job.py), the
+pg_maintenance module, the scheduled job (pg_maintenance_cli.py), the
 db_maintenance.yml playbook and the tests run this code.
 """
 

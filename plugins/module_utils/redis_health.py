@@ -30,7 +30,7 @@ import time
 from . import health
 from . import redis as redis_lib
 from .common import RunbookError, human_size
-from .report import write_atomic
+from .health_report import write_atomic
 
 COMPONENT_TYPE = "datastore"
 

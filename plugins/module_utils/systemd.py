@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What systemd and its journal say about units, read through systemctl and journalctl.
 
-`SystemdUnit` is one of the restart targets of service.py (compose.py has the
+`SystemdUnit` is one of the restart targets of service_restart.py (compose.py has the
 other); `snapshot()` reduces `systemctl show` to the few facts that tell a
 running service from one that died or restarted behind our back: its state,
 main PID, restart counter and the moment it last became active.

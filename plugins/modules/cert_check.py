@@ -121,9 +121,9 @@ msg:
   type: str
 """
 
-from ansible_collections.ops.runbook.plugins.module_utils import report
+from ansible_collections.ops.runbook.plugins.module_utils import health_report as report
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
-from ansible_collections.ops.runbook.plugins.module_utils.certs import certificate_argument_spec, run_cert_check
+from ansible_collections.ops.runbook.plugins.module_utils.cert_check import certificate_argument_spec, run_cert_check
 
 
 def argument_spec():

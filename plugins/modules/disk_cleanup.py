@@ -163,7 +163,7 @@ finished_at:
 """
 
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
-from ansible_collections.ops.runbook.plugins.module_utils.cleanup import RULE_TYPES, run_cleanup
+from ansible_collections.ops.runbook.plugins.module_utils.disk_cleanup import RULE_TYPES, run_cleanup
 
 
 def argument_spec():

@@ -146,7 +146,7 @@ group:
 """
 
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
-from ansible_collections.ops.runbook.plugins.module_utils.envfile import FORMATS, restore, set_secret
+from ansible_collections.ops.runbook.plugins.module_utils.env_secret import FORMATS, restore, set_secret
 
 
 def argument_spec():

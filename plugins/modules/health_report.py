@@ -148,7 +148,7 @@ time:
 """
 
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
-from ansible_collections.ops.runbook.plugins.module_utils.report import publish
+from ansible_collections.ops.runbook.plugins.module_utils.health_report import publish
 
 
 def argument_spec():

@@ -208,9 +208,9 @@ msg:
   type: str
 """
 
-from ansible_collections.ops.runbook.plugins.module_utils import report
+from ansible_collections.ops.runbook.plugins.module_utils import health_report as report
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
-from ansible_collections.ops.runbook.plugins.module_utils.hosthealth import CATEGORIES, DEFAULTS, collect
+from ansible_collections.ops.runbook.plugins.module_utils.host_health import CATEGORIES, DEFAULTS, collect
 
 
 def argument_spec():

@@ -250,10 +250,10 @@ msg:
   sample: "HTTP WARNING - web1 api:latency: api answered in 812 ms, over the 500 ms warning. | web1_api:latency=812.4;500;2000"
 """
 
-from ansible_collections.ops.runbook.plugins.module_utils import report
+from ansible_collections.ops.runbook.plugins.module_utils import health_report as report
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
-from ansible_collections.ops.runbook.plugins.module_utils.certs import certificate_argument_spec
-from ansible_collections.ops.runbook.plugins.module_utils.http_check import DEFAULTS, run_http_health
+from ansible_collections.ops.runbook.plugins.module_utils.cert_check import certificate_argument_spec
+from ansible_collections.ops.runbook.plugins.module_utils.http_health import DEFAULTS, run_http_health
 
 ENDPOINT_SPEC = dict(
     url=dict(type="str", required=True),

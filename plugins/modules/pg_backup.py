@@ -285,7 +285,7 @@ server_version:
 """
 
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
-from ansible_collections.ops.runbook.plugins.module_utils.backup import DEFAULTS, KINDS, run_backup
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import DEFAULTS, KINDS, run_backup
 from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
 from ansible_collections.ops.runbook.plugins.module_utils.s3 import s3_common_argument_spec
 

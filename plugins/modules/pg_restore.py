@@ -170,7 +170,7 @@ duration_seconds:
 
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
-from ansible_collections.ops.runbook.plugins.module_utils.restore import DEFAULTS, run_restore
+from ansible_collections.ops.runbook.plugins.module_utils.pg_restore import DEFAULTS, run_restore
 from ansible_collections.ops.runbook.plugins.module_utils.s3 import s3_common_argument_spec
 
 

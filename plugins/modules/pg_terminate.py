@@ -136,7 +136,7 @@ count:
 """
 
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
-from ansible_collections.ops.runbook.plugins.module_utils.pg_sessions import DEFAULTS, STATES, end_sessions
+from ansible_collections.ops.runbook.plugins.module_utils.pg_terminate import DEFAULTS, STATES, end_sessions
 from ansible_collections.ops.runbook.plugins.module_utils.postgres import import_psycopg2, postgres_common_argument_spec
 
 

@@ -205,7 +205,7 @@ manifest:
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
 from ansible_collections.ops.runbook.plugins.module_utils.s3 import s3_common_argument_spec
-from ansible_collections.ops.runbook.plugins.module_utils.verify import DEFAULTS, error_result, verify_backup
+from ansible_collections.ops.runbook.plugins.module_utils.s3_backup_verify import DEFAULTS, error_result, verify_backup
 
 
 def argument_spec():

@@ -214,7 +214,7 @@ finished_at:
 """
 
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
-from ansible_collections.ops.runbook.plugins.module_utils.patching import BACKENDS, DEFAULTS, SCOPES, run_patching
+from ansible_collections.ops.runbook.plugins.module_utils.security_patching import BACKENDS, DEFAULTS, SCOPES, run_patching
 
 
 def argument_spec():

@@ -246,7 +246,7 @@ duration_seconds:
 """
 
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
-from ansible_collections.ops.runbook.plugins.module_utils.service import ACTIONS, DEFAULTS, run_service
+from ansible_collections.ops.runbook.plugins.module_utils.service_restart import ACTIONS, DEFAULTS, run_service
 
 
 def argument_spec():

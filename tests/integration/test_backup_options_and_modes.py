@@ -11,11 +11,11 @@ import stat
 import pytest
 from conftest import DATABASE, ansible_module, local_entries, module_result, s3_keys
 
-from ansible_collections.ops.runbook.plugins.module_utils import backup_job
-from ansible_collections.ops.runbook.plugins.module_utils.backup import LOCK_NAME, run_backup
+from ansible_collections.ops.runbook.plugins.module_utils import pg_backup_cli
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import LOCK_NAME, run_backup
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
-from ansible_collections.ops.runbook.plugins.module_utils.restore import run_restore
-from ansible_collections.ops.runbook.plugins.module_utils.verify import verify_backup
+from ansible_collections.ops.runbook.plugins.module_utils.pg_restore import run_restore
+from ansible_collections.ops.runbook.plugins.module_utils.s3_backup_verify import verify_backup
 
 
 def module_args(options, **extra):
@@ -88,7 +88,7 @@ def test_the_host_job_refuses_the_job_and_runs_the_valid_one(s3, options, tmp_pa
     bad = dict(options, compression_level=99, backup_dir=str(tmp_path / "bad"))
     config = tmp_path / "pg_backup.json"
     config.write_text(json.dumps({"jobs": [bad, options]}))
-    assert backup_job.main(["--config", str(config), "--credentials", str(tmp_path / "none.json")]) == 1
+    assert pg_backup_cli.main(["--config", str(config), "--credentials", str(tmp_path / "none.json")]) == 1
     err = capsys.readouterr().err
     assert "pg_backup of bmidb failed: Invalid option: compression_level is 99" in err
     assert not os.path.exists(str(tmp_path / "bad"))

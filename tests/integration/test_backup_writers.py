@@ -12,7 +12,7 @@ import threading
 import pytest
 from conftest import DATABASE, local_entries, s3_keys
 
-from ansible_collections.ops.runbook.plugins.module_utils.backup import BackupJob, run_backup
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import BackupJob, run_backup
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 WRITERS = 3

@@ -13,13 +13,13 @@ import psycopg2
 import pytest
 from conftest import DATABASE, local_entries, s3_keys
 
-from ansible_collections.ops.runbook.plugins.module_utils import certs, http_check, redis_flush, redis_health
-from ansible_collections.ops.runbook.plugins.module_utils.backup import LOCK_NAME, run_backup
+from ansible_collections.ops.runbook.plugins.module_utils import cert_check as certs, http_health as http_check, redis_flush, redis_health
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import LOCK_NAME, run_backup
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.locking import HostLock
 from ansible_collections.ops.runbook.plugins.module_utils.pg_health import run_health as pg_run_health
-from ansible_collections.ops.runbook.plugins.module_utils.restore import run_restore
-from ansible_collections.ops.runbook.plugins.module_utils.verify import verify_backup
+from ansible_collections.ops.runbook.plugins.module_utils.pg_restore import run_restore
+from ansible_collections.ops.runbook.plugins.module_utils.s3_backup_verify import verify_backup
 from harness.blackhole import Blackhole, SilentProxy
 
 S3_TIMEOUT = 2
@@ -74,7 +74,7 @@ def test_backup_to_a_silent_s3_endpoint_fails_in_time_and_names_it(options, blac
 def test_s3_silent_in_mid_upload_fails_in_time_releases_the_lock_and_reports_nothing(s3, options):
     """The store answers the preflight, then goes silent while the dump streams to it.
 
-    backup.py's semantics: the dump completed, so the local set is kept (and said so); nothing
+    pg_backup.py's semantics: the dump completed, so the local set is kept (and said so); nothing
     in S3 counts as a backup (no manifest, no object); the lock is free for the next run at once.
     """
     with SilentProxy(s3.s3_port, answer=1000) as proxy:

@@ -12,10 +12,10 @@ import pytest
 from conftest import BACKUP_PASSWORD, BACKUP_ROLE, s3_keys
 
 from ansible_collections.ops.runbook.plugins.module_utils import manifest as manifest_lib
-from ansible_collections.ops.runbook.plugins.module_utils.backup import run_backup
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
-from ansible_collections.ops.runbook.plugins.module_utils.restore import run_restore
-from ansible_collections.ops.runbook.plugins.module_utils.verify import verify_backup
+from ansible_collections.ops.runbook.plugins.module_utils.pg_restore import run_restore
+from ansible_collections.ops.runbook.plugins.module_utils.s3_backup_verify import verify_backup
 
 NAMES = [
     "dbname=bmidb",

@@ -18,8 +18,8 @@ from conftest import ROOT
 from harness.ports import free_ports
 from harness.tls import HealthServer, LocalCA
 
-from ansible_collections.ops.runbook.plugins.module_utils.certs import run_cert_check
-from ansible_collections.ops.runbook.plugins.module_utils.http_check import run_http_health
+from ansible_collections.ops.runbook.plugins.module_utils.cert_check import run_cert_check
+from ansible_collections.ops.runbook.plugins.module_utils.http_health import run_http_health
 
 GENEROUS_MS = 120000
 

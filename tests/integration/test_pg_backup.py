@@ -14,8 +14,8 @@ import uuid
 import pytest
 from conftest import DATABASE, ansible_playbook, local_entries, playbook_vars, s3_keys
 
-from ansible_collections.ops.runbook.plugins.module_utils import backup_job
-from ansible_collections.ops.runbook.plugins.module_utils.backup import run_backup
+from ansible_collections.ops.runbook.plugins.module_utils import pg_backup_cli
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from harness.ports import free_ports
 from harness.postgres import PostgresServer
@@ -381,7 +381,7 @@ def test_host_job_runs_the_same_engine(options, tmp_path, capsys):
     credentials = tmp_path / "pg_backup.credentials.json"
     credentials.write_text(json.dumps(secrets))
 
-    assert backup_job.main(["--config", str(config), "--credentials", str(credentials)]) == 0
+    assert pg_backup_cli.main(["--config", str(config), "--credentials", str(credentials)]) == 0
     captured = capsys.readouterr()
     line = json.loads(captured.out.strip().splitlines()[-1])
     assert line["database"] == DATABASE and len(line["sha256"]) == 64
@@ -389,7 +389,7 @@ def test_host_job_runs_the_same_engine(options, tmp_path, capsys):
     assert secrets["login_password"] not in captured.out + captured.err
 
     credentials.write_text(json.dumps(dict(secrets, login_password="wrong")))
-    assert backup_job.main(["--config", str(config), "--credentials", str(credentials)]) == 1
+    assert pg_backup_cli.main(["--config", str(config), "--credentials", str(credentials)]) == 1
     assert "rejected the login" in capsys.readouterr().err
 
 

@@ -13,8 +13,8 @@ import time
 import pytest
 from conftest import DATABASE, ansible_module, module_result, s3_keys
 
-from ansible_collections.ops.runbook.plugins.module_utils import backup_job
-from ansible_collections.ops.runbook.plugins.module_utils.backup import run_backup
+from ansible_collections.ops.runbook.plugins.module_utils import pg_backup_cli
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup
 
 STAMP = re.compile(r"\d{8}T\d{6}")
 YEAR_2099 = datetime.datetime(2099, 1, 1, tzinfo=datetime.timezone.utc)
@@ -202,7 +202,7 @@ def test_warnings_reach_ansible_and_the_host_job_log(s3, options, tmp_path, caps
 
     config = tmp_path / "pg_backup.json"
     config.write_text(json.dumps({"jobs": [options]}))
-    assert backup_job.main(["--config", str(config), "--credentials", str(tmp_path / "none.json")]) == 0
+    assert pg_backup_cli.main(["--config", str(config), "--credentials", str(tmp_path / "none.json")]) == 0
     captured = capsys.readouterr()
     line = json.loads(captured.out.strip().splitlines()[-1])
     assert line["kind"] == "scheduled"

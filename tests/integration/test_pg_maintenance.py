@@ -6,7 +6,7 @@ import pytest
 from conftest import APP_PASSWORD, APP_ROLE, ansible_playbook, eventually
 from harness.ports import free_ports
 
-from ansible_collections.ops.runbook.plugins.module_utils import pg_maintenance_job
+from ansible_collections.ops.runbook.plugins.module_utils import pg_maintenance_cli
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.pg_maintenance import run_maintenance
 
@@ -133,10 +133,10 @@ def test_scheduled_job_runs_the_same_engine(health_primary, churned, tmp_path, c
     credentials.write_text(json.dumps({"login_password": password}))
     args = ["--config", str(config), "--credentials", str(credentials)]
 
-    assert pg_maintenance_job.main(args + ["--check"]) == 0
+    assert pg_maintenance_cli.main(args + ["--check"]) == 0
     assert table_stats(health_primary, churned)["n_dead_tup"] == 4000
     capsys.readouterr()
-    assert pg_maintenance_job.main(args) == 0
+    assert pg_maintenance_cli.main(args) == 0
     captured = capsys.readouterr()
     line = json.loads(captured.out.strip().splitlines()[-1])
     assert line["dead_tuples_removed"] == 4000 and line["steps"][0]["status"] == "ok"
@@ -144,7 +144,7 @@ def test_scheduled_job_runs_the_same_engine(health_primary, churned, tmp_path, c
     assert password not in captured.out + captured.err
 
     credentials.write_text(json.dumps({"login_password": "wrong"}))
-    assert pg_maintenance_job.main(args) == 1
+    assert pg_maintenance_cli.main(args) == 1
     assert "rejected the login" in capsys.readouterr().err
 
 

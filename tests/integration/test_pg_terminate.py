@@ -10,7 +10,7 @@ import pytest
 from conftest import APP_PASSWORD, APP_ROLE, DATABASE, ansible_module, eventually, module_result
 
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
-from ansible_collections.ops.runbook.plugins.module_utils.pg_sessions import end_sessions
+from ansible_collections.ops.runbook.plugins.module_utils.pg_terminate import end_sessions
 
 
 @pytest.fixture

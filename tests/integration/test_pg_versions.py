@@ -18,12 +18,12 @@ import pytest
 from conftest import ansible_module, ansible_playbook, eventually, module_result, playbook_vars
 
 from ansible_collections.ops.runbook.plugins.module_utils import dumpfile, pg_health
-from ansible_collections.ops.runbook.plugins.module_utils.backup import run_backup
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.pg_health import run_health
 from ansible_collections.ops.runbook.plugins.module_utils.pg_maintenance import run_maintenance
 from ansible_collections.ops.runbook.plugins.module_utils.pg_password import run_pg_password
-from ansible_collections.ops.runbook.plugins.module_utils.pg_sessions import end_sessions
+from ansible_collections.ops.runbook.plugins.module_utils.pg_terminate import end_sessions
 from harness import pg_binaries
 from harness.postgres import PostgresServer
 

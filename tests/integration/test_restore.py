@@ -4,9 +4,9 @@ import time
 import pytest
 from conftest import s3_keys
 
-from ansible_collections.ops.runbook.plugins.module_utils.backup import run_backup
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
-from ansible_collections.ops.runbook.plugins.module_utils.restore import run_restore
+from ansible_collections.ops.runbook.plugins.module_utils.pg_restore import run_restore
 
 
 def restore_options(options, database, **extra):

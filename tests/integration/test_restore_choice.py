@@ -9,8 +9,8 @@ import os
 import pytest
 from conftest import ansible_playbook, playbook_vars
 
-from ansible_collections.ops.runbook.plugins.module_utils.backup import run_backup
-from ansible_collections.ops.runbook.plugins.module_utils.restore import run_restore
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup
+from ansible_collections.ops.runbook.plugins.module_utils.pg_restore import run_restore
 
 BROKEN_MANIFEST = b'{"backup_id": "cut short by a full disk", "files": ['
 

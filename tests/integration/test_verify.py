@@ -10,8 +10,8 @@ import pytest
 from conftest import DATABASE
 
 from ansible_collections.ops.runbook.plugins.module_utils import manifest as manifest_lib
-from ansible_collections.ops.runbook.plugins.module_utils.backup import run_backup
-from ansible_collections.ops.runbook.plugins.module_utils.verify import verify_backup
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup
+from ansible_collections.ops.runbook.plugins.module_utils.s3_backup_verify import verify_backup
 
 
 def by_name(result):
@@ -191,7 +191,7 @@ def test_playbook_writes_the_report_and_fails_the_job_on_a_failed_check(s3, opti
 
 
 def test_host_job_verifies_with_the_same_engine_and_fails_on_a_bad_backup(s3, options, tmp_path, capsys):
-    from ansible_collections.ops.runbook.plugins.module_utils import backup_job
+    from ansible_collections.ops.runbook.plugins.module_utils import pg_backup_cli
 
     backup = run_backup(options)
     secrets = {k: options.pop(k) for k in ("login_password", "aws_secret_key")}
@@ -201,7 +201,7 @@ def test_host_job_verifies_with_the_same_engine_and_fails_on_a_bad_backup(s3, op
     credentials.write_text(json.dumps(secrets))
     argv = ["--verify", "--config", str(config), "--credentials", str(credentials)]
 
-    assert backup_job.main(argv) == 0
+    assert pg_backup_cli.main(argv) == 0
     captured = capsys.readouterr()
     line = json.loads(captured.out.strip().splitlines()[-1])
     assert line["backup_id"] == backup["backup_id"] and line["status"] == "pass" and not line["failed"]
@@ -211,7 +211,7 @@ def test_host_job_verifies_with_the_same_engine_and_fails_on_a_bad_backup(s3, op
     key = backup["s3_keys"][0]
     body = s3.client().get_object(Bucket=options["s3_bucket"], Key=key)["Body"].read()
     s3.client().put_object(Bucket=options["s3_bucket"], Key=key, Body=body[: len(body) // 2])
-    assert backup_job.main(argv) == 1
+    assert pg_backup_cli.main(argv) == 1
     captured = capsys.readouterr()
     line = json.loads(captured.out.strip().splitlines()[-1])
     assert line["failed"] and line["status"] == "fail"
@@ -401,7 +401,7 @@ def test_playbook_writes_the_report_and_names_the_failed_check_on_damaged_sets(s
 
 
 def test_host_job_names_the_failed_check_and_database(s3, options, tmp_path, capsys):
-    from ansible_collections.ops.runbook.plugins.module_utils import backup_job
+    from ansible_collections.ops.runbook.plugins.module_utils import pg_backup_cli
 
     backup = run_backup(options)
     s3.client().put_object(Bucket=options["s3_bucket"], Key="it/{}/{}/manifest.json".format(
@@ -410,7 +410,7 @@ def test_host_job_names_the_failed_check_and_database(s3, options, tmp_path, cap
     config.write_text(json.dumps({"jobs": [options, dict(options, database="payroll")]}))
     argv = ["--verify", "--config", str(config), "--credentials", str(tmp_path / "none.json")]
 
-    assert backup_job.main(argv) == 1
+    assert pg_backup_cli.main(argv) == 1
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.out.strip().splitlines()]
     assert [(line["database"], line["failed_checks"]) for line in lines] == [

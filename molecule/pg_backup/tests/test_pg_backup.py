@@ -125,7 +125,7 @@ def test_credentials_file(host):
 def test_engine_and_command_installed(host):
     engine = host.file("/usr/local/lib/ops-runbook/ops_runbook_utils")
     assert engine.is_directory
-    assert {"__init__.py", "backup_job.py", "backup.py"} <= set(engine.listdir())
+    assert {"__init__.py", "pg_backup_cli.py", "pg_backup.py"} <= set(engine.listdir())
     command = host.file("/usr/local/bin/ops-runbook-pg-backup")
     assert (command.user, command.mode) == ("root", 0o755)
 

@@ -35,7 +35,7 @@ def test_service_runs_the_engine_as_postgres_into_the_log(host):
     unit = host.file("/etc/systemd/system/" + SERVICE).content_string.splitlines()
     assert "StandardOutput=append:" + LOG in unit
     engine = host.file("/usr/local/lib/ops-runbook/ops_runbook_utils")
-    assert {"__init__.py", "pg_maintenance_job.py", "pg_maintenance.py", "pg_health.py"} <= set(engine.listdir())
+    assert {"__init__.py", "pg_maintenance_cli.py", "pg_maintenance.py", "pg_health.py"} <= set(engine.listdir())
 
 
 def test_config_and_credentials(host):

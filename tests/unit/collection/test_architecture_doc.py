@@ -54,4 +54,4 @@ def test_the_check_sees_paths_and_ignores_host_paths():
     assert looks_like_repo_path("plugins/modules/pg_backup.py") and looks_like_repo_path("galaxy.yml")
     assert not looks_like_repo_path("/usr/local/bin/ops-runbook-pg-backup")
     assert not looks_like_repo_path("<database>/<backup_id>/manifest.json")
-    assert not looks_like_repo_path("backup.py")
+    assert not looks_like_repo_path("pg_backup.py")

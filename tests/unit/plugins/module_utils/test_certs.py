@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.ops.runbook.plugins.module_utils import certs
+from ansible_collections.ops.runbook.plugins.module_utils import cert_check as certs
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 UTC = datetime.timezone.utc

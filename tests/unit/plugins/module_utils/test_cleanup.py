@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import cleanup
+from ansible_collections.ops.runbook.plugins.module_utils import disk_cleanup as cleanup
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 DAY = 86400

@@ -7,7 +7,7 @@ import time
 import pytest
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
-from ansible_collections.ops.runbook.plugins.module_utils import backup, postgres, redis, s3
+from ansible_collections.ops.runbook.plugins.module_utils import pg_backup as backup, postgres, redis, s3
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.deadline import Deadline
 from ansible_collections.ops.runbook.plugins.module_utils.pipeline import run_to_file

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import envfile
+from ansible_collections.ops.runbook.plugins.module_utils import env_secret as envfile
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 ENV = (

@@ -3,7 +3,7 @@ import collections
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import hosthealth
+from ansible_collections.ops.runbook.plugins.module_utils import host_health as hosthealth
 from ansible_collections.ops.runbook.plugins.module_utils.commands import Result
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import http_check
+from ansible_collections.ops.runbook.plugins.module_utils import http_health as http_check
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 

@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import backup, backup_job, pg_maintenance, restore, verify
+from ansible_collections.ops.runbook.plugins.module_utils import pg_backup as backup, pg_backup_cli, pg_maintenance, pg_restore as restore, s3_backup_verify as verify
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.filemodes import FileModes
 from ansible_collections.ops.runbook.plugins.module_utils.ranges import Range, check_ranges
@@ -149,13 +149,13 @@ def test_the_host_job_validates_every_job_without_running_it(tmp_path, capsys):
     config.write_text('{"jobs": [{"database": "a", "backup_dir": "/nonexistent/a"},'
                       ' {"database": "b", "compression": "gzip", "compression_level": 10}],'
                       ' "verify": {"max_size_drop": 2}}')
-    assert backup_job.main(["--validate", "--config", str(config)]) == 1
+    assert pg_backup_cli.main(["--validate", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "backup options of b are invalid: Invalid option: compression_level is 10" in err
     assert "verification options of a are invalid: Invalid option: max_size_drop is 2" in err
     assert not os.path.exists("/nonexistent")
     config.write_text('{"jobs": [{"database": "a", "compression_level": 19}], "verify": {"max_size_drop": 1}}')
-    assert backup_job.main(["--validate", "--config", str(config)]) == 0
+    assert pg_backup_cli.main(["--validate", "--config", str(config)]) == 0
 
 
 # -- file modes --------------------------------------------------------------
@@ -221,7 +221,7 @@ def test_an_unknown_group_is_refused_before_anything_is_written(tmp_path, monkey
 
 def test_the_host_job_validation_refuses_an_unknown_group():
     messages = []
-    assert backup_job._validate([{"database": "bmidb", "backup_group": "no-such-group-here"}], {},
+    assert pg_backup_cli._validate([{"database": "bmidb", "backup_group": "no-such-group-here"}], {},
                                 messages.append) == 1
     assert any("a group that does not exist" in message for message in messages), messages
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import patching
+from ansible_collections.ops.runbook.plugins.module_utils import security_patching as patching
 from ansible_collections.ops.runbook.plugins.module_utils.commands import Result
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 

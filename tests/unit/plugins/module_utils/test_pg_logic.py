@@ -1,7 +1,7 @@
 """The pure parts of the PostgreSQL health, session and maintenance engines."""
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import pg_health, pg_maintenance, pg_sessions
+from ansible_collections.ops.runbook.plugins.module_utils import pg_health, pg_maintenance, pg_terminate as pg_sessions
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 

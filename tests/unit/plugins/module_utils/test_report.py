@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import health, report
+from ansible_collections.ops.runbook.plugins.module_utils import health, health_report as report
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 NOW = datetime.datetime(2026, 2, 24, 2, 0, tzinfo=datetime.timezone.utc)

@@ -3,7 +3,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import restore
+from ansible_collections.ops.runbook.plugins.module_utils import pg_restore as restore
 
 MOMENT = datetime.datetime(2026, 2, 24, 2, 0, 5)
 

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import http_check, service
+from ansible_collections.ops.runbook.plugins.module_utils import http_health as http_check, service_restart as service
 from ansible_collections.ops.runbook.plugins.module_utils.commands import Result
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 

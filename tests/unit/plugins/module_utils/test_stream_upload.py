@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils.backup import DUMP_SIZE_FACTOR, dump_part_size
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import DUMP_SIZE_FACTOR, dump_part_size
 from ansible_collections.ops.runbook.plugins.module_utils.s3 import (
     DONE, MAX_PARTS, OUTGROWN, SEND, WAIT, MiB, MultipartUpload, part_size_for, part_span)
 

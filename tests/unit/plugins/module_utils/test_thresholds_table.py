@@ -10,8 +10,8 @@ import datetime
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import (
-    certs, health, hosthealth, http_check, pg_health, redis_health)
+from ansible_collections.ops.runbook.plugins.module_utils import cert_check as certs, health, pg_health, redis_health
+from ansible_collections.ops.runbook.plugins.module_utils import host_health as hosthealth, http_health as http_check
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
 NOW = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)

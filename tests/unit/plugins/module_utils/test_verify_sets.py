@@ -1,4 +1,4 @@
-"""verify.py's identity, files and tables checks on sets laid out in a temporary directory (no server needed)."""
+"""s3_backup_verify.py's identity, files and tables checks on sets laid out in a temporary directory (no server needed)."""
 import datetime
 import hashlib
 import json
@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils import manifest as manifest_lib
 from ansible_collections.ops.runbook.plugins.module_utils.manifest import problems as manifest_problems
-from ansible_collections.ops.runbook.plugins.module_utils.verify import verify_backup
+from ansible_collections.ops.runbook.plugins.module_utils.s3_backup_verify import verify_backup
 
 NOW = datetime.datetime(2026, 2, 24, 2, 0, tzinfo=datetime.timezone.utc)
 

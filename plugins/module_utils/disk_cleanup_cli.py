@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-from .cleanup import run_cleanup
+from .disk_cleanup import run_cleanup
 from .common import RunbookError
 
 DEFAULT_CONFIG = "/etc/ops-runbook/disk_cleanup.json"

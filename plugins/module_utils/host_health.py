@@ -26,7 +26,7 @@ import re
 import socket
 import time
 
-from . import health, packages, patching
+from . import health, packages, security_patching as patching
 from .commands import run
 from .common import RunbookError, human_size, isoformat, utc_now
 from .systemd import SystemdUnit, failed_units, journal_entries, unit_name

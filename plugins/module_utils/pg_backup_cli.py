@@ -29,11 +29,11 @@ import sys
 import time
 
 from . import health
-from . import backup, verify
-from .backup import KINDS, SECRET_OPTIONS, run_backup
+from . import pg_backup as backup, s3_backup_verify as verify
+from .pg_backup import KINDS, SECRET_OPTIONS, run_backup
 from .common import RunbookError, read_json
 from .filemodes import FileModes
-from .verify import error_result, verify_backup
+from .s3_backup_verify import error_result, verify_backup
 
 DEFAULT_CONFIG = "/etc/ops-runbook/pg_backup.json"
 DEFAULT_CREDENTIALS = "/etc/ops-runbook/pg_backup.credentials.json"

@@ -32,7 +32,7 @@ import shlex
 import socket
 import time
 
-from . import health, http_check
+from . import health, http_health as http_check
 from .commands import display, run
 from .common import RunbookError, isoformat, utc_now
 from .compose import ComposeService

@@ -44,7 +44,7 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from . import certs, health
+from . import cert_check as certs, health
 from .common import RunbookError
 
 # An answer slower than a limit breaches it; exactly at the limit does not (health.Limits).

@@ -4,7 +4,7 @@
 """The backup engine: dump one database, prove the set complete, ship it, prune.
 
 Used unchanged by the pg_backup module, the scheduled job on hosts
-(backup_job.py), the tests and the benchmark.
+(pg_backup_cli.py), the tests and the benchmark.
 """
 
 from __future__ import absolute_import, division, print_function

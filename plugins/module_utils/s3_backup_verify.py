@@ -59,7 +59,7 @@ DEFAULTS = {
     "job_timeout": 21600,
 }
 PLAIN_TRAILER = b"PostgreSQL database dump complete"
-# A failure of one of these checks means the set must not be restored (restore.py skips such a set).
+# A failure of one of these checks means the set must not be restored (pg_restore.py skips such a set).
 # `tables` is not one of them: a set whose table shrank is a faithful copy of the database, see _check_tables.
 RESTORE_BLOCKING_CHECKS = ("access", "presence", "manifest", "identity", "files", "size", "checksum", "integrity")
 NAMED_AT_MOST = 10  # tables named in a sentence; the check's facts list them all

@@ -19,7 +19,7 @@ import uuid
 
 from . import health
 from . import manifest as manifest_lib
-from .backup import KINDS, run_backup
+from .pg_backup import KINDS, run_backup
 from .catalog import SET_DAMAGE_CAUSES, valid_sets
 from .common import RunbookError, human_size, utc_now
 from .deadline import Deadline
@@ -28,7 +28,7 @@ from .postgres import connect, quote_ident, table_row_counts
 from .ranges import POSTGRES, Range, check_ranges
 from .retention import future_reason
 from .s3 import RANGES as S3_RANGES
-from .verify import RESTORE_BLOCKING_CHECKS, Verification, catalog_for
+from .s3_backup_verify import RESTORE_BLOCKING_CHECKS, Verification, catalog_for
 
 DEFAULTS = {
     "database": None,
@@ -44,7 +44,7 @@ DEFAULTS = {
     # The whole restore (verification, loading, proof, the safety backup, the swap) ends by then (seconds).
     "job_timeout": 21600,
 }
-# A set that fails one of these is never restored (verify.py keeps the list with the checks it names).
+# A set that fails one of these is never restored (s3_backup_verify.py keeps the list with the checks it names).
 USABLE_CHECKS = RESTORE_BLOCKING_CHECKS
 # The kind an old manifest without one counts as.
 LEGACY_KIND = "manual"
