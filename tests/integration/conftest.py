@@ -106,7 +106,7 @@ PLAYBOOK_VARIABLES = dict(
     s3_bucket="s3_bucket", s3_endpoint_url="s3_endpoint_url", s3_region="s3_region",
     aws_access_key="s3_access_key", aws_secret_key="s3_secret_key",
     **{name: "pg_backup_" + name for name in ("s3_prefix", "keep_days", "keep_count", "s3_keep_days", "s3_keep_count",
-                                               "format", "compression", "globals", "config_files")})
+                                              "format", "compression", "globals", "config_files")})
 
 
 def playbook_vars(options):

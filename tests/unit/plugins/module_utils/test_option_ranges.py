@@ -10,7 +10,8 @@ import stat
 
 import pytest
 
-from ansible_collections.ops.runbook.plugins.module_utils import pg_backup as backup, pg_backup_cli, pg_maintenance, pg_restore as restore, s3_backup_verify as verify
+from ansible_collections.ops.runbook.plugins.module_utils import pg_backup as backup, pg_backup_cli, pg_maintenance
+from ansible_collections.ops.runbook.plugins.module_utils import pg_restore as restore, s3_backup_verify as verify
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.filemodes import FileModes
 from ansible_collections.ops.runbook.plugins.module_utils.ranges import Range, check_ranges
@@ -222,7 +223,7 @@ def test_an_unknown_group_is_refused_before_anything_is_written(tmp_path, monkey
 def test_the_host_job_validation_refuses_an_unknown_group():
     messages = []
     assert pg_backup_cli._validate([{"database": "bmidb", "backup_group": "no-such-group-here"}], {},
-                                messages.append) == 1
+                                   messages.append) == 1
     assert any("a group that does not exist" in message for message in messages), messages
 
 
