@@ -49,19 +49,6 @@ def role_variables(text):
     return names
 
 
-def role_variables(text):
-    """The variables declared by the collection's roles a playbook imports, and by the roles they depend on."""
-    names, roles = set(), re.findall(r"name: ops\.runbook\.(\w+)", text)
-    while roles:
-        role = os.path.join(ROOT, "roles", roles.pop())
-        with open(os.path.join(role, "meta", "argument_specs.yml")) as handle:
-            for entry in yaml.safe_load(handle)["argument_specs"].values():
-                names.update(entry.get("options") or {})
-        with open(os.path.join(role, "meta", "main.yml")) as handle:
-            roles.extend(dependency["role"].split(".")[-1] for dependency in yaml.safe_load(handle).get("dependencies") or [])
-    return names
-
-
 def test_every_destructive_playbook_has_a_survey():
     names = {os.path.basename(path)[:-len(".json")] for path in SURVEYS}
     assert DESTRUCTIVE <= names
