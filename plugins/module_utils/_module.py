@@ -57,7 +57,8 @@ def run_module(argument_spec, run, checks=False, progress=False, requires=(), er
       RunbookError (what to install) ends the module before the engine runs.
     - error_result(params, error): the result a RunbookError from the engine
       fails with (its details are added); default its message.
-    - module_options: passed to AnsibleModule (required_if, mutually_exclusive, ...).
+    - module_options: passed to AnsibleModule (supports_check_mode, which every module of the
+      collection declares, required_if, mutually_exclusive, ...).
     """
     # Imported here, as postgres.py imports env_fallback: the runbook_engine role installs every file of
     # module_utils on hosts without ansible, where each must still import.
@@ -66,7 +67,7 @@ def run_module(argument_spec, run, checks=False, progress=False, requires=(), er
     spec = dict(argument_spec)
     if checks:
         spec.update(checks_argument_spec())
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **module_options)
+    module = AnsibleModule(argument_spec=spec, **module_options)
     lines = []
     extra = {"log": lines} if progress else {}
     try:

@@ -194,7 +194,7 @@ def run(params, check_mode, log):
 
 
 def main():
-    run_module(argument_spec(), run)
+    run_module(argument_spec(), run, supports_check_mode=True)
 
 
 if __name__ == "__main__":

@@ -170,7 +170,7 @@ def run(params, check_mode, log):
 
 
 def main():
-    run_module(argument_spec(), run,
+    run_module(argument_spec(), run, supports_check_mode=True,
                required_if=[("state", "present", ("key", "value")), ("state", "restored", ("backup_file",))])
 
 

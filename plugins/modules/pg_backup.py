@@ -322,7 +322,7 @@ def run(params, check_mode, log):
 
 
 def main():
-    run_module(argument_spec(), run, progress=True)
+    run_module(argument_spec(), run, supports_check_mode=True, progress=True)
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ def run(params, check_mode, log):
 
 
 def main():
-    run_module(argument_spec(), run, checks=True, progress=True, requires=[import_psycopg2])
+    run_module(argument_spec(), run, supports_check_mode=True, checks=True, progress=True, requires=[import_psycopg2])
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ def run(params, check_mode, log):
 
 
 def main():
-    run_module(argument_spec(), run, requires=[import_psycopg2])
+    run_module(argument_spec(), run, supports_check_mode=True, requires=[import_psycopg2])
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def run(params, check_mode, log):
 
 
 def main():
-    run_module(argument_spec(), run, requires=[import_redis])
+    run_module(argument_spec(), run, supports_check_mode=True, requires=[import_redis])
 
 
 if __name__ == "__main__":

@@ -223,7 +223,7 @@ def run(params, check_mode, log):
 
 
 def main():
-    run_module(argument_spec(), run, checks=True)
+    run_module(argument_spec(), run, supports_check_mode=True, checks=True)
 
 
 if __name__ == "__main__":

@@ -238,7 +238,7 @@ def run(params, check_mode, log):
 
 def main():
     # Only a configuration error raises; its result still says which database and why.
-    run_module(argument_spec(), run, checks=True, progress=True, error_result=error_result)
+    run_module(argument_spec(), run, supports_check_mode=True, checks=True, progress=True, error_result=error_result)
 
 
 if __name__ == "__main__":

@@ -282,7 +282,7 @@ def run(params, check_mode, log):
 
 
 def main():
-    run_module(argument_spec(), run, required_one_of=[("name", "compose_service")],
+    run_module(argument_spec(), run, supports_check_mode=True, required_one_of=[("name", "compose_service")],
                mutually_exclusive=[("name", "compose_service")])
 
 

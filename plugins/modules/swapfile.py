@@ -148,7 +148,7 @@ def run(params, check_mode, log):
 
 
 def main():
-    run_module(argument_spec(), run, required_if=[("state", "present", ["size"])])
+    run_module(argument_spec(), run, supports_check_mode=True, required_if=[("state", "present", ["size"])])
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def run(monkeypatch):
         FakeModule.given = given or {}
         FakeModule.check_mode = check_mode
         with pytest.raises(Ended) as ended:
-            _module.run_module({"name": {"type": "str"}}, engine, **options)
+            _module.run_module({"name": {"type": "str"}}, engine, supports_check_mode=True, **options)
         return ended.value.args
 
     return running
