@@ -30,3 +30,21 @@ options:
     type: int
     default: 60
 """
+
+    # The options that select one compose project: compose_project_argument_spec() in module_utils/docker.py.
+    COMPOSE_PROJECT = r"""
+options:
+  compose_project_dir:
+    description:
+      - The compose project's directory (C(--project-directory)), e.g. C(/opt/formula-pm).
+      - Compose looks for C(compose.yaml) or C(docker-compose.yml) there unless O(compose_files) names the files.
+    type: path
+  compose_files:
+    description: Compose files (C(-f)), in order; empty means compose's own lookup in O(compose_project_dir).
+    type: list
+    elements: path
+    default: []
+  compose_project_name:
+    description: The project name (C(-p)); unset means compose's default (the directory's name).
+    type: str
+"""

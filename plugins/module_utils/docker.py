@@ -39,6 +39,21 @@ def docker_common_argument_spec():
     )
 
 
+def compose_project_argument_spec():
+    """The options that select one compose project (doc fragment ops.runbook.docker.compose_project)."""
+    return dict(
+        compose_project_dir=dict(type="path"),
+        compose_files=dict(type="list", elements="path", default=[]),
+        compose_project_name=dict(type="str"),
+    )
+
+
+def compose_project_params(params):
+    """project_dir, files and project_name for Docker.compose_project_argv from a module's params."""
+    return dict(project_dir=params.get("compose_project_dir"), files=params.get("compose_files") or (),
+                project_name=params.get("compose_project_name"))
+
+
 def _env_fallback(*names):
     # Imported lazily so this file stays importable without ansible (the host-side jobs, the tests).
     from ansible.module_utils.basic import env_fallback

@@ -86,3 +86,11 @@ def test_compose_v2_project_options_and_version_asked_once():
 def test_inspect_of_nothing_runs_nothing():
     runner = Runner([])
     assert docker.Docker(runner=runner).inspect([None, ""]) == []
+
+
+def test_compose_project_params_select_one_project():
+    params = {"compose_project_dir": "/opt/app", "compose_files": ["/opt/app/prod.yml"], "compose_project_name": "app"}
+    assert docker.compose_project_params(params) == {"project_dir": "/opt/app", "files": ["/opt/app/prod.yml"],
+                                                      "project_name": "app"}
+    assert set(docker.compose_project_argument_spec()) == {"compose_project_dir", "compose_files",
+                                                           "compose_project_name"}
