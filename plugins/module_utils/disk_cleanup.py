@@ -10,7 +10,11 @@ The runbooks free space with `journalctl --vacuum-size=500M`,
 - `journal`: vacuum the systemd journal to a size (and/or an age) with journalctl;
 - `files`: delete regular files matching name patterns, older than N days, under
   the rule's paths, keeping the newest N of each directory if asked;
-- `docker`: `docker system prune` (never volumes: they hold data).
+- `docker`: `docker container prune`, `docker image prune` (`--all` only on request) and
+  `docker builder prune`, through `Docker` - never volumes: they hold data. Check mode
+  predicts the bytes from `docker system df -v` (stopped containers' writable layers, the
+  unique size of the images that become unused, the reclaimable build cache); a real run
+  reports what the engine says it reclaimed, beside the prediction.
 
 Safety is the point: a rule's path may not be `/` or a top-level system
 directory, may not be or lie inside or contain a data directory
@@ -25,8 +29,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import calendar
 import fnmatch
 import functools
+import json
 import os
 import re
 import stat
@@ -35,6 +41,7 @@ import time
 
 from .commands import display, run
 from .common import RunbookError, human_size, isoformat, utc_now
+from .docker import Docker
 
 # Never a rule's path: the root and the top-level system directories.
 TOO_BROAD = ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",
@@ -373,36 +380,130 @@ def journal_vacuum_argv(rule):
 
 # -- docker ----------------------------------------------------------------
 
-def docker_prune_argv(rule):
-    argv = ["docker", "system", "prune", "--force"]
-    if rule["all_images"]:
-        argv.append("--all")
-    if rule["until_hours"] is not None:
-        argv += ["--filter", "until={0}h".format(rule["until_hours"])]
-    return argv
+# What `docker container prune` removes: containers that are not running, paused or restarting.
+PRUNED_CONTAINER_STATES = ("exited", "created", "dead")
+
+
+def docker_prune_commands(rule):
+    """The docker arguments of the rule's prunes, in order: containers first, so their images become unused.
+
+    Never `--volumes` and never `docker volume prune`: volumes hold data.
+    """
+    until = ["--filter", "until={0}h".format(rule["until_hours"])] if rule["until_hours"] is not None else []
+    return [["container", "prune", "--force"] + until,
+            ["image", "prune", "--force"] + (["--all"] if rule["all_images"] else []) + until,
+            ["builder", "prune", "--force"] + until]
 
 
 def parse_docker_size(text):
     """Bytes of a size as docker prints it (decimal units: 1.5kB, 230MB, 2GB)."""
-    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kKMGT]?B)\s*$", text.split("(")[0].strip())
+    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kKMGT]?B)\s*$", str(text or "").split("(")[0].strip())
     if not match:
         return 0
     return int(float(match.group(1)) * DOCKER_UNITS[match.group(2).upper()])
 
 
-def parse_docker_reclaimable(text):
-    """Bytes `docker system df` reports as reclaimable, summed over its kinds (images, containers, cache)."""
-    total = 0
-    for line in text.splitlines()[1:]:
-        match = re.search(r"(\d+(?:\.\d+)?\s*[kKMGT]?B)\s*(\(\d+%\))?\s*$", line.strip())
-        if match:
-            total += parse_docker_size(match.group(1))
-    return total
+def parse_docker_created(text):
+    """Epoch seconds of a `docker system df -v` CreatedAt (`2026-12-05 17:15:04 +0000 UTC`), or None."""
+    match = re.match(r"^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)", str(text or ""))
+    if not match:
+        return None
+    fields = [int(part) for part in match.groups()[:6]]
+    offset = (int(match.group(8)) * 60 + int(match.group(9))) * 60 * (1 if match.group(7) == "+" else -1)
+    return calendar.timegm(tuple(fields) + (0, 0, 0)) - offset
+
+
+def parse_docker_json_lines(text, what):
+    """Documents printed by `docker ... --format '{{json .}}'`, one per line."""
+    documents = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            documents.append(json.loads(line))
+        except ValueError:
+            raise RunbookError("{0} printed something that is not JSON: {1}".format(what, line[:200]),
+                               cause="docker_command")
+    return documents
+
+
+def build_cache_reclaimable(summary):
+    """Reclaimable bytes of the build cache from `docker system df --format '{{json .}}'` documents."""
+    return sum(parse_docker_size(row.get("Reclaimable")) for row in summary if row.get("Type") == "Build Cache")
+
+
+def plan_docker_prune(rule, verbose, summary, kept_images, now):
+    """What the rule's prunes remove and the bytes that frees, from `docker system df -v` and `df`.
+
+    - containers: those not running (exited, created, dead) and, with until_hours, created before then;
+      their writable layers (Size) are freed;
+    - images: dangling ones (all unused ones with all_images) that no remaining container uses
+      (`kept_images`: their ids), older than until_hours if given; each frees its UniqueSize (layers it
+      shares with a kept image stay);
+    - build cache: what `docker system df` reports reclaimable.
+    Volumes are never part of the plan.
+    """
+    limit = now - rule["until_hours"] * 3600 if rule["until_hours"] is not None else None
+
+    def old_enough(created_at):
+        created = parse_docker_created(created_at)
+        return limit is None or (created is not None and created < limit)
+
+    containers = [row for row in verbose.get("Containers") or []
+                  if row.get("State") in PRUNED_CONTAINER_STATES and old_enough(row.get("CreatedAt"))]
+    images = []
+    for row in verbose.get("Images") or []:
+        dangling = row.get("Repository") == "<none>" and row.get("Tag") == "<none>"
+        if (dangling or rule["all_images"]) and row.get("ID") not in kept_images and old_enough(row.get("CreatedAt")):
+            images.append(row)
+    cache = build_cache_reclaimable(summary)
+    return {
+        "containers": [{"id": row.get("ID", "")[:12], "name": row.get("Names", ""),
+                        "bytes": parse_docker_size(row.get("Size"))} for row in containers],
+        "images": [{"id": row.get("ID", ""), "reference": "{0}:{1}".format(row.get("Repository"), row.get("Tag")),
+                    "bytes": parse_docker_size(row.get("UniqueSize"))} for row in images],
+        "build_cache_bytes": cache,
+    }
 
 
 def parse_docker_reclaimed(text):
     match = re.search(r"Total reclaimed space:\s*(\S+)", text)
     return parse_docker_size(match.group(1)) if match else 0
+
+
+def run_docker_rule(rule, docker, check_mode, now=None):
+    """Plan (check mode) or carry out the rule's prunes through Docker; the rule's result entry."""
+    now = now if now is not None else time.time()
+    summary = parse_docker_json_lines(docker.docker("system", "df", "--format", "{{json .}}").stdout,
+                                      "docker system df")
+    verbose_text = docker.docker("system", "df", "-v", "--format", "{{json .}}").stdout
+    try:
+        verbose = json.loads(verbose_text) if verbose_text.strip() else {}
+    except ValueError:
+        raise RunbookError("docker system df -v printed something that is not JSON: {0}".format(
+            verbose_text.strip()[:200]), cause="docker_command")
+    # The images the remaining containers use stay: ask the engine for their ids (df -v names them as created).
+    gone = {item["id"] for item in plan_docker_prune(rule, verbose, summary, set(), now)["containers"]}
+    remaining = [row.get("ID") for row in verbose.get("Containers") or []
+                 if row.get("ID") and row["ID"][:12] not in gone]
+    kept_images = {item.get("Image") for item in docker.inspect(remaining)}
+    plan = plan_docker_prune(rule, verbose, summary, kept_images, now)
+    predicted = sum(item["bytes"] for item in plan["containers"] + plan["images"]) + plan["build_cache_bytes"]
+    commands = [display(docker.docker_argv + argv) for argv in docker_prune_commands(rule)]
+    objects = ["container {0}".format(item["name"] or item["id"]) for item in plan["containers"]] + [
+        "image {0}".format(item["id"][7:19] if item["reference"] == "<none>:<none>" else item["reference"])
+        for item in plan["images"]]
+    extra = dict(command="; ".join(commands), predicted_bytes=predicted, containers=plan["containers"],
+                 images=plan["images"], build_cache_bytes=plan["build_cache_bytes"])
+    if check_mode:
+        return _rule_result(rule, objects, predicted, "would prune", **extra)
+    freed, outputs = 0, []
+    for argv in docker_prune_commands(rule):
+        output = docker.docker(*argv, timeout=max(docker.timeout, 1800)).stdout
+        freed += parse_docker_reclaimed(output)
+        outputs.append(output.strip())
+    return _rule_result(rule, objects, freed, "pruned", output="\n".join(outputs)[-1000:], **extra)
 
 
 # -- the run ---------------------------------------------------------------
@@ -481,21 +582,13 @@ def run_cleanup(options, check_mode=False, runner=run, now=None, journal_bases=J
             results.append(_rule_result(rule, gone, freed, "deleted", command=display(argv),
                                         unplanned=unplanned, output=outcome.output(1000)))
         else:
-            argv = docker_prune_argv(rule)
-            if check_mode:
-                usage = runner(["docker", "system", "df"], timeout=300)
-                if not usage.ok:
-                    errors.append("`docker system df` failed: {0}".format(usage.output(600)))
-                results.append(_rule_result(rule, [], parse_docker_reclaimable(usage.stdout) if usage.ok else 0,
-                                            "would prune", command=display(argv), estimate=True))
+            try:
+                entry = run_docker_rule(rule, Docker(options, runner=runner), check_mode, now=now)
+            except RunbookError as error:
+                errors.append("Rule {0}: {1}".format(rule["name"], error))
                 continue
-            outcome = runner(argv, timeout=1800)
-            if not outcome.ok:
-                errors.append("`{0}` failed: {1}".format(display(argv), outcome.output(600)))
-            freed = parse_docker_reclaimed(outcome.stdout) if outcome.ok else 0
-            changed = changed or freed > 0
-            results.append(_rule_result(rule, [], freed, "pruned", command=display(argv),
-                                        output=outcome.output(1000)))
+            changed = changed or (not check_mode and entry["bytes"] > 0)
+            results.append(entry)
     after = _filesystem_use(touched) if not check_mode else {}
     filesystems = []
     for device, use in before.items():
