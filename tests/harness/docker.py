@@ -616,11 +616,8 @@ def main(argv=None):
                         help="build the missing image archives in {} (or ${})".format(DEFAULT_CACHE_DIR,
                                                                                     CACHE_VARIABLE))
     parser.parse_args(argv)
-    started = time.monotonic()
-    archives = ensure_image_archives()
-    for image, path in archives.items():
+    for image, path in ensure_image_archives().items():
         print("{} {}".format(image, path))
-    say("images ready in {:.1f} s".format(time.monotonic() - started))
     return 0
 
 
