@@ -54,6 +54,7 @@ BUILD_VERSION = "1"
 CACHE_VARIABLE = "OPS_RUNBOOK_DOCKER_CACHE"
 DEFAULT_CACHE_DIR = "/var/cache/ops-runbook/docker-images"
 BUSYBOX_BINARY = "/bin/busybox"
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A Unix socket path must stay under 108 bytes; the engine's work dir leaves room for its longest socket.
 MAX_WORK_DIR = 60
 
@@ -129,6 +130,7 @@ class DockerEngine:
         self.cgroup_parent = "/ops-runbook-test-" + uuid.uuid4().hex[:12]
         self.data_on_tmpfs = data_on_tmpfs
         self.process = None
+        self._guard = None
         self._stopped = False
 
     @staticmethod
@@ -200,6 +202,12 @@ class DockerEngine:
             # Its own session: Ctrl-C reaches pytest, whose teardown stops the engine in order.
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True, cwd=self.work_dir)
+            # If this process dies without stopping the engine (SIGKILL, a CI timeout), the guard's end of
+            # the pipe closes and the guard stops it.
+            self._guard = subprocess.Popen([sys.executable, "-m", "harness.docker", "--guard", self.work_dir,
+                                            self.cgroup_parent], stdin=subprocess.PIPE, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True, cwd=self.work_dir,
+                                           env=dict(os.environ, PYTHONPATH=TESTS_DIR))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -228,6 +236,9 @@ class DockerEngine:
             return
         self._stopped = True
         atexit.unregister(self.stop)
+        if self._guard:
+            self._guard.kill()
+            self._guard.wait()
         pid = self.pid or (self.process.pid if self.process else None)
         if pid and _pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
@@ -610,12 +621,28 @@ class ComposeApp:
             return None, None
 
 
+def guard(work_dir, cgroup_parent):
+    """Wait for the test process to close stdin (at its exit, however it ends); then stop its engine if it runs."""
+    sys.stdin.buffer.read()
+    if os.path.isdir(work_dir):
+        engine = DockerEngine(work_dir)
+        engine.cgroup_parent = cgroup_parent
+        say("the test process ended without stopping the engine in {}; stopping it".format(work_dir))
+        engine.stop()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Build the docker harness's images into the machine's cache.")
-    parser.add_argument("--prepare", action="store_true", required=True,
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--prepare", action="store_true",
                         help="build the missing image archives in {} (or ${})".format(DEFAULT_CACHE_DIR,
                                                                                     CACHE_VARIABLE))
-    parser.parse_args(argv)
+    action.add_argument("--guard", nargs=2, metavar=("WORK_DIR", "CGROUP_PARENT"),
+                        help="(used by DockerEngine) stop the engine when stdin closes")
+    args = parser.parse_args(argv)
+    if args.guard:
+        guard(*args.guard)
+        return 0
     for image, path in ensure_image_archives().items():
         print("{} {}".format(image, path))
     return 0

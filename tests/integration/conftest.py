@@ -84,20 +84,24 @@ def local_entries(backup_dir, database=DATABASE):
     return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
 
-def ansible_playbook(playbook, extra_vars, *args, check=False):
-    """Run a playbook of this checkout with the local inventory; returns CompletedProcess."""
+def ansible_playbook(playbook, extra_vars, *args, check=False, env=None):
+    """Run a playbook of this checkout with the local inventory; returns CompletedProcess.
+
+    `env`: more environment variables, e.g. a Docker engine's (harness.docker.DockerEngine.env).
+    """
     handle, path = tempfile.mkstemp(suffix=".json")
     with os.fdopen(handle, "w") as out:
         json.dump(extra_vars, out)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0")
-    env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env["PATH"]
+    environ = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_FORCE_COLOR="0")
+    environ["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + environ["PATH"]
+    environ.update(env or {})
     try:
         return subprocess.run(
             [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i",
              os.path.join(ROOT, "inventories", "local", "hosts.yml"),
              os.path.join(ROOT, "playbooks", playbook), "-e", "@" + path] + list(args),
-            cwd=ROOT, env=env, capture_output=True, text=True, check=check)
+            cwd=ROOT, env=environ, capture_output=True, text=True, check=check)
     finally:
         os.unlink(path)
 
@@ -171,15 +175,19 @@ def health_standby(health_primary):
     standby.destroy()
 
 
-def ansible_module(module, args, *flags):
-    """Run one module of this checkout on localhost with the ansible CLI; returns CompletedProcess."""
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
-    env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env["PATH"]
+def ansible_module(module, args, *flags, env=None):
+    """Run one module of this checkout on localhost with the ansible CLI; returns CompletedProcess.
+
+    `env`: more environment variables, e.g. a Docker engine's (harness.docker.DockerEngine.env).
+    """
+    environ = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
+    environ["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + environ["PATH"]
+    environ.update(env or {})
     return subprocess.run(
         [os.path.join(ROOT, ".venv", "bin", "ansible"), "localhost", "-i",
          os.path.join(ROOT, "inventories", "local", "hosts.yml"), "-m", module, "-a", json.dumps(args)] + list(flags),
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        cwd=ROOT, env=environ, capture_output=True, text=True, check=False)
 
 
 def module_result(run):
