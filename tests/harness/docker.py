@@ -161,12 +161,13 @@ class DockerEngine:
         argv = [docker_cli()] + [str(arg) for arg in args]
         try:
             result = subprocess.run(argv, env=dict(os.environ, **self.env), capture_output=True, text=True,
-                                    timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL)
+                                    timeout=timeout, input=input, check=False,
+                                    stdin=None if input is not None else subprocess.DEVNULL)
         except subprocess.TimeoutExpired as error:
             raise RuntimeError("`{}` did not finish within {} s".format(" ".join(argv), timeout)) from error
         if check and result.returncode != 0:
-            raise RuntimeError("`{}` failed (exit {}): {}{}".format(" ".join(argv), result.returncode,
-                                                                   result.stdout, result.stderr))
+            raise RuntimeError("`{}` failed (exit {}): {}{}".format(
+                " ".join(argv), result.returncode, result.stdout, result.stderr))
         return result
 
     def compose(self, project_dir, *args, check=True, timeout=120, project_name=None):
@@ -240,15 +241,11 @@ class DockerEngine:
             self._guard.kill()
             self._guard.wait()
         pid = self.pid or (self.process.pid if self.process else None)
-        if pid and _pid_alive(pid):
+        if pid and not self._exited(pid):
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                self._reap()
-                time.sleep(0.1)
-            if _pid_alive(pid):
+            if not self._wait_exited(pid, timeout):
                 os.kill(pid, signal.SIGKILL)
-        self._reap(wait=True)
+                self._wait_exited(pid, 10)
         self._kill_leftovers()
         for point in _mounts_under(self.work_dir):
             subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
@@ -256,12 +253,19 @@ class DockerEngine:
         if not _mounts_under(self.work_dir):
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def _reap(self, wait=False):
-        if self.process and self.process.poll() is None and wait:
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
+    def _exited(self, pid):
+        # Our own child is reaped here: until then it would linger as a zombie that signal 0 still finds.
+        if self.process and self.process.pid == pid:
+            return self.process.poll() is not None
+        return not _pid_alive(pid)
+
+    def _wait_exited(self, pid, timeout):
+        deadline = time.monotonic() + timeout
+        while not self._exited(pid):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def _kill_leftovers(self):
         """After a SIGKILL: containerd (its pidfile), the shims and the containers' processes (cgroup.procs)."""
@@ -635,8 +639,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Build the docker harness's images into the machine's cache.")
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--prepare", action="store_true",
-                        help="build the missing image archives in {} (or ${})".format(DEFAULT_CACHE_DIR,
-                                                                                    CACHE_VARIABLE))
+                        help="build the missing image archives in {} (or ${})".format(
+                            DEFAULT_CACHE_DIR, CACHE_VARIABLE))
     action.add_argument("--guard", nargs=2, metavar=("WORK_DIR", "CGROUP_PARENT"),
                         help="(used by DockerEngine) stop the engine when stdin closes")
     args = parser.parse_args(argv)

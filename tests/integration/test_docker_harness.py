@@ -1,11 +1,13 @@
 """The private Docker engine and the compose application every container test stands on."""
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 from conftest import eventually
 
-from harness.docker import APP_IMAGE, BUSYBOX_IMAGE, DockerEngine
+from harness.docker import APP_IMAGE, BUSYBOX_IMAGE, TESTS_DIR, DockerEngine
 from harness.ports import wait_for_port
 
 
@@ -92,6 +94,20 @@ def test_a_stopped_engine_leaves_nothing_behind(crashed):
     assert engine.cgroup_dirs() == []
     with open("/proc/self/mounts") as mounts:
         assert work_dir not in mounts.read()
+
+
+def test_the_guard_stops_the_engine_of_a_killed_test_process():
+    script = ("import os, signal\n"
+              "from harness.docker import DockerEngine\n"
+              "engine = DockerEngine().start()\n"
+              "print(engine.work_dir, engine.pid, flush=True)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    killed = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONPATH=TESTS_DIR),
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    work_dir, dockerd = killed.stdout.split()
+    assert eventually(lambda: not os.path.exists(work_dir), timeout=30)
+    assert not os.path.exists("/proc/" + dockerd)
 
 
 def docker_engine_inspect(app, container, template):
