@@ -465,15 +465,16 @@ def ensure_image_archives(images=(BUSYBOX_IMAGE, APP_IMAGE), engine=None):
             finally:
                 if builder is not engine:
                     builder.stop()
-            _prune_superseded(archives.values())
+            for image in missing:
+                _prune_superseded(archives[image])
     return archives
 
 
-def _prune_superseded(current):
-    """Remove the archives of older definitions."""
-    keep = set(current)
-    for path in glob.glob(os.path.join(cache_dir(), "*.tar")) + glob.glob(os.path.join(cache_dir(), "*.partial")):
-        if path not in keep:
+def _prune_superseded(archive):
+    """Remove the archives of the same image's older definitions (and unfinished ones)."""
+    prefix = os.path.basename(archive).rsplit("-", 1)[0] + "-"
+    for path in glob.glob(os.path.join(os.path.dirname(archive), prefix + "*.tar*")):
+        if path != archive and os.path.basename(path)[len(prefix):].split(".")[0].isalnum():
             os.unlink(path)
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import eventually
 
-from harness.docker import APP_IMAGE, BUSYBOX_IMAGE, TESTS_DIR, DockerEngine
+from harness.docker import APP_IMAGE, BUSYBOX_IMAGE, CACHE_VARIABLE, TESTS_DIR, DockerEngine, archive_path
 from harness.ports import wait_for_port
 
 
@@ -97,6 +97,26 @@ def test_a_stopped_engine_leaves_nothing_behind(crashed):
     assert not os.path.exists(shim_sockets[0])
     with open("/proc/self/mounts") as mounts:
         assert work_dir not in mounts.read()
+
+
+def test_a_missing_image_archive_is_built_once_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path))
+    archive = archive_path(BUSYBOX_IMAGE)
+    stale = tmp_path / "ops-runbook-busybox-000000000000.tar"
+    stale.write_bytes(b"an older definition")
+    other = tmp_path / "ops-runbook-app-000000000000.tar"
+    other.write_bytes(b"another image")
+    engine = DockerEngine().start()
+    try:
+        engine.load_images([BUSYBOX_IMAGE])
+        assert os.path.isfile(archive) and not stale.exists() and other.exists()
+        built = os.stat(archive).st_mtime_ns
+        engine.docker("rmi", BUSYBOX_IMAGE)
+        engine.load_images([BUSYBOX_IMAGE])
+        assert os.stat(archive).st_mtime_ns == built
+        assert engine.docker("run", "--rm", BUSYBOX_IMAGE, "echo", "loaded").stdout == "loaded\n"
+    finally:
+        engine.stop()
 
 
 def test_the_guard_stops_the_engine_of_a_killed_test_process():
