@@ -154,6 +154,15 @@ class DockerEngine:
         return {"DOCKER_HOST": self.docker_host, "DOCKER_CONFIG": self.config_dir,
                 "AWS_EC2_METADATA_DISABLED": "true"}
 
+    def params(self, **extra):
+        """Options of the collection's docker modules (doc fragment ops.runbook.docker) for this engine.
+
+        The ansible process needs `env` too: DOCKER_CONFIG is where `docker compose` finds its plugin.
+        """
+        options = {"docker_host": self.docker_host, "compose_command": "docker compose"}
+        options.update(extra)
+        return options
+
     @property
     def pid(self):
         return _read_pid(self.pidfile)
@@ -615,6 +624,11 @@ class ComposeApp:
         with open(self.compose_file, "w") as handle:
             yaml.safe_dump(self.definition(), handle, sort_keys=False)
         return self
+
+    def params(self, **extra):
+        """The engine's module options plus those that select this project (ops.runbook.docker.compose_project)."""
+        return self.engine.params(compose_project_dir=self.project_dir, compose_project_name=self.project_name,
+                                  **extra)
 
     def compose(self, *args, check=True, timeout=120):
         return self.engine.compose(self.project_dir, *args, check=check, timeout=timeout,

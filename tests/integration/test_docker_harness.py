@@ -60,6 +60,17 @@ def test_compose_app_is_healthy_until_redis_stops(compose_app):
                       == "unhealthy", timeout=10)
 
 
+def test_the_collections_docker_helper_reaches_the_engine_and_the_project(compose_app, monkeypatch):
+    from ansible_collections.ops.runbook.plugins.module_utils.docker import Docker, compose_project_params
+
+    monkeypatch.setenv("DOCKER_CONFIG", compose_app.engine.env["DOCKER_CONFIG"])
+    params = compose_app.params()
+    docker = Docker(params)
+    assert docker.server_version().startswith("20.10")
+    argv = docker.compose_project_argv(**compose_project_params(params)) + ["ps", "--quiet", "backend"]
+    assert docker.checked(argv).stdout.strip() == compose_app.container_id("backend")
+
+
 def test_compose_app_checks_postgres_when_given_a_port(compose_app_factory, health_primary):
     app = compose_app_factory(postgres_port=health_primary.port)
     status, document = app.health()
