@@ -104,7 +104,7 @@ def snapshot_from_inspect(documents):
         "state": "running" if running else ",".join(sorted(set(states))),
         "detail": detail,
         "result": "",
-        "pid": ",".join(str(pid) for pid in pids),
+        "pid": ",".join(str(pid) for pid in pids) if any(pids) else None,
         "restarts": restarts,
         "since": ",".join(started),
         "since_text": ",".join(started),
