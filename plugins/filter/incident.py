@@ -12,17 +12,18 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.ops.runbook.plugins.module_utils import incident
 
 
-def incident_plan(diagnosis, services):
+def incident_plan(diagnosis, services, containers=None):
     if not isinstance(diagnosis, dict) or "checks" not in diagnosis:
         raise AnsibleFilterError("incident_plan needs the registered result of ops.runbook.host_health.")
-    return incident.plan(diagnosis, list(services or []))
+    return incident.plan(diagnosis, list(services or []), containers=containers or None)
 
 
 def incident_timeline(diagnosis, host, plan, services, cleanup=None, restarts=None, verification=None,
-                      remediate=False, check_mode=False):
+                      remediate=False, check_mode=False, containers=None, containers_after=None):
     return incident.timeline(host, diagnosis, plan, list(services or []), cleanup=cleanup or None,
                              restarts=list(restarts or []), verification=verification or None,
-                             remediate=bool(remediate), check_mode=bool(check_mode))
+                             remediate=bool(remediate), check_mode=bool(check_mode),
+                             containers=containers or None, containers_after=containers_after or None)
 
 
 def incident_markdown(record):

@@ -34,7 +34,7 @@ def _checks_named(result, prefix):
     return [check for check in (result or {}).get("checks", []) if check["name"].startswith(prefix)]
 
 
-def plan(diagnosis, services):
+def plan(diagnosis, services, containers=None):
     """What the runbook's quick fixes would do on this host, from its host_health result.
 
     - `restart`: each of `services` that is not active (crashed, stopped), or that the OOM
@@ -43,7 +43,9 @@ def plan(diagnosis, services):
       with the full mounts in `full_disks`;
     - `notes`: what the playbook will not fix (a unit that does not exist);
     - `unchecked`: every check that could not be made ({name, output}), and `services_unchecked`,
-      the units whose state is unknown ({unit, reason}: no systemd, a unit systemd does not know).
+      the units whose state is unknown ({unit, reason}: no systemd, a unit systemd does not know);
+    - `restart_containers`: the containers and compose services the container_incident result
+      `containers` found down ({kind, name, target, reason}), restarted by service_restart.
     """
     facts = (diagnosis or {}).get("facts", {})
     states = facts.get("services", {})
@@ -79,8 +81,11 @@ def plan(diagnosis, services):
             if check["status"] == health.FAIL and not check.get("unchecked")]
     unchecked = [{"name": check["name"], "output": check["output"]}
                  for check in health.not_checked((diagnosis or {}).get("checks", []))]
+    down = [{"kind": item["kind"], "name": item["name"], "target": item["target"], "reason": item["reason"]}
+            for item in (containers or {}).get("down", [])]
     return {
         "restart": restart,
+        "restart_containers": down,
         "cleanup": bool(full),
         "full_disks": [{"mount": check.get("mount") or check["name"].split(":", 1)[1], "check": check["name"],
                         "used_percent": check["observed_value"], "threshold": check.get("threshold")}
@@ -88,7 +93,7 @@ def plan(diagnosis, services):
         "notes": notes,
         "unchecked": unchecked,
         "services_unchecked": unknown,
-        "needed": bool(restart or full),
+        "needed": bool(restart or full or down),
     }
 
 
@@ -97,10 +102,21 @@ def _event(moment, phase, what, status, detail=""):
 
 
 def timeline(host, diagnosis, incident_plan, services, cleanup=None, restarts=(), verification=None,
-             remediate=False, check_mode=False):
-    """The incident record: outcome, summary and dated events, from the registered results."""
+             remediate=False, check_mode=False, containers=None, containers_after=None):
+    """The incident record: outcome, summary and dated events, from the registered results.
+
+    `containers` and `containers_after` are container_incident results, before the restarts and after.
+    """
     events = []
     diagnosis = diagnosis or {}
+    for item in (containers or {}).get("containers", []):
+        events.append(_event(diagnosis.get("time"), "diagnose", ("Found: " if item["down"] else "Checked: ")
+                             + item["target"], health.FAIL if item["down"] else health.PASS, item["reason"]))
+        if item["down"] and item.get("logs"):
+            events.append(_event(diagnosis.get("time"), "diagnose", "Last log lines of " + item["target"], "note",
+                                 " / ".join(item["logs"][-5:])))
+    for item in incident_plan.get("restart_containers", []):
+        events.append(_event(diagnosis.get("time"), "plan", "Restart " + item["target"], "planned", item["reason"]))
     found = [check for check in diagnosis.get("checks", []) if check["status"] != health.PASS]
     events.append(_event(diagnosis.get("time"), "diagnose",
                          "Checked services {0}, the journal, disks, memory and OOM kills".format(
@@ -148,6 +164,12 @@ def timeline(host, diagnosis, incident_plan, services, cleanup=None, restarts=()
             detail += " Downtime {0:.1f} s.".format(result["downtime_seconds"])
         events.append(_event(result.get("started_at"), "remediate", "Restart {0} with verification".format(
             result.get("target", "?")), health.PASS if ok else health.FAIL, detail.strip()))
+    still_down = [item["target"] for item in (containers_after or {}).get("down", [])] if acted else []
+    if acted and containers_after:
+        for item in containers_after.get("containers", []):
+            events.append(_event((verification or diagnosis).get("time"), "verify", (
+                "Still down: " if item["down"] else "Checked again: ") + item["target"],
+                health.FAIL if item["down"] else health.PASS, item["reason"]))
     if acted and verification:
         events.append(_event(verification.get("time"), "verify", "Checked the host again",
                              verification.get("status", health.PASS), "{0} fail, {1} warn".format(
@@ -167,14 +189,14 @@ def timeline(host, diagnosis, incident_plan, services, cleanup=None, restarts=()
         summary = "Could not decide: {0}.{1}".format(_unchecked_sentence(unchecked, unknown, services), planned)
     elif not incident_plan.get("needed"):
         outcome = HEALTHY
-        summary = "Nothing to remediate: every service is active and no disk is above its critical threshold."
+        summary = "Nothing to remediate: every service and container is up and no disk is above its critical threshold."
     elif not acted:
         outcome = PLANNED
         reason = "check mode" if check_mode else "remediation was not enabled (incident_remediate=true)"
         summary = "Diagnosed only ({0}). The plan: {1}.".format(reason, _plan_sentence(incident_plan))
     else:
         still_failing = [check["name"] for check in (verification or {}).get("checks", [])
-                         if check["status"] == health.FAIL]
+                         if check["status"] == health.FAIL] + still_down
         if failed_actions or still_failing:
             outcome = UNRESOLVED
             summary = "Not resolved: {0}.".format("; ".join(
@@ -223,6 +245,8 @@ def _unchecked_sentence(unchecked, unknown, services):
 
 def _plan_sentence(incident_plan):
     parts = ["restart {0} ({1})".format(item["unit"], item["reason"]) for item in incident_plan.get("restart", [])]
+    parts += ["restart {0} ({1})".format(item["target"], item["reason"].rstrip("."))
+              for item in incident_plan.get("restart_containers", [])]
     if incident_plan.get("cleanup"):
         parts.append("free space on " + ", ".join(disk["mount"] for disk in incident_plan["full_disks"]))
     return "; ".join(parts) or "nothing"
