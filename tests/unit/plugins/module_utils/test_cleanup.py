@@ -268,19 +268,76 @@ def test_journal_vacuum_command():
 
 # -- docker ------------------------------------------------------------------------
 
-def test_docker_prune_command_never_prunes_volumes():
+def test_docker_prunes_never_touch_volumes():
     rules, _protected = cleanup.normalize_rules([{"type": "docker", "until_hours": 24, "all_images": True}])
-    argv = cleanup.docker_prune_argv(rules[0])
-    assert argv == ["docker", "system", "prune", "--force", "--all", "--filter", "until=24h"]
-    assert "--volumes" not in argv
+    commands = cleanup.docker_prune_commands(rules[0])
+    assert commands == [["container", "prune", "--force", "--filter", "until=24h"],
+                        ["image", "prune", "--force", "--all", "--filter", "until=24h"],
+                        ["builder", "prune", "--force", "--filter", "until=24h"]]
+    assert not [argv for argv in commands if "volume" in argv or "--volumes" in argv or "system" in argv]
+
+
+def test_docker_image_prune_takes_all_images_only_when_asked():
+    rules, _protected = cleanup.normalize_rules([{"type": "docker"}])
+    assert cleanup.docker_prune_commands(rules[0])[1] == ["image", "prune", "--force"]
 
 
 def test_docker_sizes_are_parsed():
-    df = ("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\n"
-          "Images          5         2         1.2GB     800MB (66%)\n"
-          "Containers      3         1         12kB      2kB (16%)\n"
-          "Local Volumes   2         2         500MB     0B (0%)\n"
-          "Build Cache     10        0         1GB       1GB\n")
-    assert cleanup.parse_docker_reclaimable(df) == 800 * 1000 ** 2 + 2000 + 1000 ** 3
+    assert cleanup.parse_docker_size("2.097MB") == 2097000
+    assert cleanup.parse_docker_size("5.13MB (virtual 7MB)") == 5130000
+    assert cleanup.parse_docker_size("0B") == 0
     assert cleanup.parse_docker_reclaimed("Deleted Images:\n...\nTotal reclaimed space: 1.5GB\n") == 1500000000
     assert cleanup.parse_docker_reclaimed("Total reclaimed space: 0B") == 0
+    assert cleanup.parse_docker_created("2026-12-05 17:15:04 +0000 UTC") == 1796490904
+    assert cleanup.parse_docker_created("2026-12-05 18:15:04 +0100 CET") == 1796490904
+
+
+# `docker system df -v --format '{{json .}}'` and `docker system df --format '{{json .}}'` of dockerd 20.10.
+DF_VERBOSE = {
+    "Images": [
+        {"Containers": "0", "CreatedAt": "2026-12-05 17:15:04 +0000 UTC", "ID": "sha256:dangling",
+         "Repository": "<none>", "Tag": "<none>", "Size": "5.13MB", "SharedSize": "1.982MB", "UniqueSize": "3.146MB"},
+        {"Containers": "0", "CreatedAt": "2026-12-05 17:15:09 +0000 UTC", "ID": "sha256:unused",
+         "Repository": "localhost/junk", "Tag": "1", "Size": "5.13MB", "SharedSize": "1.982MB",
+         "UniqueSize": "3.146MB"},
+        {"Containers": "2", "CreatedAt": "2026-12-05 17:14:19 +0000 UTC", "ID": "sha256:busybox",
+         "Repository": "localhost/ops-runbook-busybox", "Tag": "1", "Size": "1.98MB", "SharedSize": "0B",
+         "UniqueSize": "1.982MB"},
+    ],
+    "Containers": [
+        {"ID": "aaaaaaaaaaaa1111", "Names": "stopped", "State": "exited", "Size": "2.1MB",
+         "CreatedAt": "2026-12-05 17:15:04 +0000 UTC", "Image": "localhost/ops-runbook-busybox:1"},
+        {"ID": "bbbbbbbbbbbb2222", "Names": "web", "State": "running", "Size": "12kB",
+         "CreatedAt": "2026-12-05 17:14:26 +0000 UTC", "Image": "localhost/ops-runbook-busybox:1"},
+    ],
+    "Volumes": [{"Name": "data", "Size": "1.049MB", "Links": "0"}],
+    "BuildCache": [],
+}
+DF_SUMMARY = [{"Type": "Images", "Reclaimable": "6.292MB (100%)"}, {"Type": "Containers", "Reclaimable": "2.1MB"},
+              {"Type": "Local Volumes", "Reclaimable": "1.049MB (100%)"}, {"Type": "Build Cache", "Reclaimable": "4kB"}]
+
+
+def docker_rule(**keys):
+    return cleanup.normalize_rules([dict(type="docker", **keys)])[0][0]
+
+
+def test_docker_plan_counts_stopped_containers_dangling_images_and_cache_never_volumes():
+    plan = cleanup.plan_docker_prune(docker_rule(), DF_VERBOSE, DF_SUMMARY, {"sha256:busybox"}, now=1796500000)
+    assert plan["containers"] == [{"id": "aaaaaaaaaaaa", "name": "stopped", "bytes": 2100000}]
+    assert [item["id"] for item in plan["images"]] == ["sha256:dangling"]
+    assert plan["images"][0]["bytes"] == 3146000
+    assert plan["build_cache_bytes"] == 4000
+
+
+def test_docker_plan_with_all_images_keeps_images_in_use():
+    plan = cleanup.plan_docker_prune(docker_rule(all_images=True), DF_VERBOSE, DF_SUMMARY, {"sha256:busybox"},
+                                     now=1796500000)
+    assert [item["id"] for item in plan["images"]] == ["sha256:dangling", "sha256:unused"]
+
+
+def test_docker_plan_until_leaves_newer_objects():
+    # 17:15:06 + 1 h: the image created at 17:15:09 and the container created at 17:15:04 are on either side.
+    plan = cleanup.plan_docker_prune(docker_rule(until_hours=1, all_images=True), DF_VERBOSE, DF_SUMMARY,
+                                     {"sha256:busybox"}, now=1796490906 + 3600)
+    assert [item["name"] for item in plan["containers"]] == ["stopped"]
+    assert [item["id"] for item in plan["images"]] == ["sha256:dangling"]
