@@ -217,3 +217,51 @@ def test_no_service_checked_and_a_full_disk_is_still_could_not_check_until_remed
                                remediate=True)
     assert record["outcome"] == incident.UNRESOLVED
     assert "still failing: service:bmi-backend.service" in record["summary"]
+
+
+# -- container hosts ---------------------------------------------------------------
+
+def container(name, down, reason, logs=()):
+    return {"kind": "container", "name": name, "target": "container " + name, "down": down, "reason": reason,
+            "logs": list(logs)}
+
+
+OOMED = container("bmi-backend", True, "container bmi-backend is exited; exit code 137; killed by the OOM killer.",
+                  ["2026-02-24T01:59:58Z allocating cache"])
+UP_AGAIN = container("bmi-backend", False, "container bmi-backend is running.")
+
+
+def containers(*entries):
+    return {"containers": list(entries), "down": [entry for entry in entries if entry["down"]]}
+
+
+def test_a_container_that_is_down_is_planned_for_a_restart_without_systemd_services():
+    plan = incident.plan(diagnosis({}), [], containers=containers(OOMED, container("redis", False, "up.")))
+    assert plan["needed"] and plan["restart"] == []
+    assert plan["restart_containers"] == [{"kind": "container", "name": "bmi-backend",
+                                           "target": "container bmi-backend", "reason": OOMED["reason"]}]
+
+
+def test_timeline_names_the_oom_kill_the_restart_and_the_second_look():
+    found = diagnosis({})
+    plan = incident.plan(found, [], containers=containers(OOMED))
+    restarted = dict(restart_result(), target="container bmi-backend", msg="container bmi-backend was restarted")
+    record = incident.timeline("web1", found, plan, [], restarts=[restarted], verification=None, remediate=True,
+                               containers=containers(OOMED), containers_after=containers(UP_AGAIN))
+    assert record["outcome"] == incident.RESOLVED, record["summary"]
+    whats = [(event["phase"], event["what"], event["status"]) for event in record["events"]]
+    assert ("diagnose", "Found: container bmi-backend", "fail") in whats
+    assert ("diagnose", "Last log lines of container bmi-backend", "note") in whats
+    assert ("remediate", "Restart container bmi-backend with verification", "pass") in whats
+    assert ("verify", "Checked again: container bmi-backend", "pass") in whats
+    assert "killed by the OOM killer" in incident.render_markdown(record)
+
+
+def test_a_container_still_down_after_its_restart_leaves_the_incident_unresolved():
+    found = diagnosis({})
+    plan = incident.plan(found, [], containers=containers(OOMED))
+    record = incident.timeline("web1", found, plan, [], restarts=[dict(restart_result(False),
+                                                                       target="container bmi-backend")],
+                               remediate=True, containers=containers(OOMED), containers_after=containers(OOMED))
+    assert record["outcome"] == incident.UNRESOLVED
+    assert "container bmi-backend" in record["summary"]
