@@ -75,3 +75,30 @@ def test_oom_killed_container_is_diagnosed_restarted_and_documented(docker_engin
         assert "killed by the OOM killer" in markdown and "exit code 137" in markdown
     finally:
         engine.docker("rm", "-f", name, check=False)
+
+
+def test_a_killed_compose_service_is_found_restarted_and_checked_again(compose_app, tmp_path):
+    app = compose_app
+    before = app.container_id("frontend")
+    app.compose("kill", "frontend")
+    report_dir = tmp_path / "incidents"
+    run = ansible_playbook("incident_service_down.yml", {
+        "incident_hosts": "localhost", "incident_compose_services": ["frontend", "redis"],
+        "incident_compose_project_dir": app.project_dir, "incident_compose_project_name": app.project_name,
+        "incident_remediate": True, "incident_categories": ["disk"], "incident_disk_mounts": [str(tmp_path)],
+        "incident_report_dir": str(report_dir), "incident_settle_seconds": 2, "incident_timeout": 60,
+        "incident_service_checks": {"frontend": {"port": app.frontend_port}},
+        "docker_host": app.engine.docker_host}, env=app.engine.env)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert app.container_id("frontend") == before
+    state = json.loads(app.engine.docker("inspect", "--format", "{{json .State}}", before).stdout)
+    assert state["Running"] and not state["OOMKilled"]
+    [record_path] = glob.glob(str(report_dir / "incident-localhost-*.json"))
+    with open(record_path) as handle:
+        record = json.load(handle)
+    assert record["outcome"] == "resolved", record["summary"]
+    whats = [(event["phase"], event["what"], event["status"]) for event in record["events"]]
+    assert ("diagnose", "Found: compose service frontend", "fail") in whats
+    assert ("diagnose", "Checked: compose service redis", "pass") in whats
+    assert ("remediate", "Restart compose service frontend with verification", "pass") in whats
+    assert ("verify", "Checked again: compose service frontend", "pass") in whats
