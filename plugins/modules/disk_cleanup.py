@@ -93,7 +93,7 @@ notes:
   - The C(docker) rule's prediction counts stopped containers' writable layers, the unique size of each image that
     becomes unused and the build cache C(docker system df) calls reclaimable; a layer shared only by images that are
     all pruned is not counted, and docker prints sizes to about four digits. A real run reports the engine's
-    C(Total reclaimed space) as RV(rules[].bytes) and the prediction as C(predicted_bytes).
+    C(Total reclaimed space) as the rule's C(bytes) in RV(rules) and the prediction as C(predicted_bytes).
   - A deleted file that a process still holds open frees its space only when the process closes it.
 seealso:
   - module: ops.runbook.host_health
