@@ -397,7 +397,7 @@ def docker_prune_commands(rule):
 
 def parse_docker_size(text):
     """Bytes of a size as docker prints it (decimal units: 1.5kB, 230MB, 2GB)."""
-    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kKMGT]?B)\s*$", str(text or "").split("(")[0].strip())
+    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kKMGT]?B)\s*$", str(text or "").split("(", maxsplit=1)[0].strip())
     if not match:
         return 0
     return int(float(match.group(1)) * DOCKER_UNITS[match.group(2).upper()])
