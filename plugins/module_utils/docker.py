@@ -22,7 +22,8 @@ import json
 import re
 import shlex
 
-from .commands import display, run
+from .commands import display
+from .commands import run as run_command
 from .common import RunbookError
 
 DEFAULTS = {"docker_host": None, "docker_command": "docker", "compose_command": "docker compose",
@@ -92,7 +93,7 @@ def compose_major(version_text):
 class Docker:
     """The docker and compose CLIs aimed at one engine (docker_host), through commands.run."""
 
-    def __init__(self, params=None, runner=run):
+    def __init__(self, params=None, runner=run_command):
         opts = dict(DEFAULTS)
         opts.update({key: value for key, value in (params or {}).items() if key in DEFAULTS and value is not None})
         self.host = opts["docker_host"]

@@ -90,7 +90,7 @@ def test_inspect_of_nothing_runs_nothing():
 
 def test_compose_project_params_select_one_project():
     params = {"compose_project_dir": "/opt/app", "compose_files": ["/opt/app/prod.yml"], "compose_project_name": "app"}
-    assert docker.compose_project_params(params) == {"project_dir": "/opt/app", "files": ["/opt/app/prod.yml"],
-                                                      "project_name": "app"}
-    assert set(docker.compose_project_argument_spec()) == {"compose_project_dir", "compose_files",
-                                                           "compose_project_name"}
+    expected = {"project_dir": "/opt/app", "files": ["/opt/app/prod.yml"], "project_name": "app"}
+    assert docker.compose_project_params(params) == expected
+    names = {"compose_project_dir", "compose_files", "compose_project_name"}
+    assert set(docker.compose_project_argument_spec()) == names
