@@ -80,8 +80,15 @@ class ContainerState:
         """[(kind, name, [states])] for every target, in the order given (compose services first)."""
         found = []
         if self.services:
-            argv = self.docker.compose_project_argv(**self.project) + ["ps", "--all", "--format", "json"]
-            listed = parse_ps(self.docker.checked(argv + self.services).stdout)
+            project = self.docker.compose_project_argv(**self.project)
+            # compose ps answers nothing for a misspelt service, which would leave it running through the restore.
+            defined = self.docker.checked(project + ["config", "--services"]).stdout.split()
+            unknown = [service for service in self.services if service not in defined]
+            if unknown:
+                raise RunbookError("The compose project has no service {0}; its services are {1}.".format(
+                    ", ".join(unknown), ", ".join(defined) or "none"),
+                    hint="Check the service names, compose_project_dir and compose_files.", cause="unknown_service")
+            listed = parse_ps(self.docker.checked(project + ["ps", "--all", "--format", "json"] + self.services).stdout)
             states = compose_service_states(self.services, listed)
             found += [("compose_service", service, states[service]) for service in self.services]
         if self.containers:

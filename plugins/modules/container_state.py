@@ -22,7 +22,8 @@ description:
     the playbook's C(always) section starts them again.
   - A compose service counts as running when one of its containers runs (or restarts, or is paused); it counts as
     started when all of its containers run. A compose service without any container cannot be started and fails
-    with what to do; O(state=started) never creates containers (that is C(docker compose up)).
+    with what to do; O(state=started) never creates containers (that is C(docker compose up)). A name that is not a
+    service of the project (C(docker compose config --services)) is refused before anything is stopped.
   - Commands run through the docker CLI against O(docker_host); Docker Compose v1 is refused.
 author:
   - ops.runbook contributors

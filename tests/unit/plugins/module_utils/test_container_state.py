@@ -36,6 +36,8 @@ class Engine:
             return Result(argv, 1, "", "Error response from daemon: boom")
         if argv[:len(PROJECT)] == PROJECT:
             verb, names = argv[len(PROJECT)], argv[len(PROJECT) + 1:]
+            if verb == "config":
+                return Result(argv, 0, "\n".join(sorted(self.services)) + "\n", "")
             if verb == "ps":
                 names = names[3:]
                 return Result(argv, 0, "\n".join(ps_line(name, self.services[name]) for name in names
@@ -136,3 +138,12 @@ def test_targets_are_looked_at_in_the_order_given():
     assert found == [("container", "worker", ["running"])]
     assert container_state.compose_service_states(["backend"], [{"Service": "other", "State": "running"}]) == {
         "backend": []}
+
+
+def test_a_misspelt_compose_service_is_refused_with_the_project_s_services():
+    engine = Engine(services={"backend": "running", "frontend": "running"})
+    with pytest.raises(RunbookError) as caught:
+        container_state.run_container_state(params("stopped", ["backend", "fronted"]), runner=engine)
+    assert caught.value.details["cause"] == "unknown_service"
+    assert "no service fronted; its services are backend, frontend" in str(caught.value)
+    assert engine.changes() == []
