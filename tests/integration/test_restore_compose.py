@@ -31,12 +31,10 @@ def container_state(app, service):
             "started": moment(document["State"]["StartedAt"]), "finished": moment(document["State"]["FinishedAt"])}
 
 
-def restore(monkeypatch, engine, extra, *flags):
-    """restore.yml with the engine's environment (DOCKER_CONFIG holds the compose plugin), as JSON."""
-    for name, value in engine.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
-    run = ansible_playbook("restore.yml", extra, *flags)
+def restore(engine, extra, *flags):
+    """restore.yml with the engine's environment (DOCKER_CONFIG holds the compose plugin), and its report as JSON."""
+    run = ansible_playbook("restore.yml", extra, *flags,
+                           env=dict(engine.env, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"))
     try:
         return run, json.loads(run.stdout[run.stdout.index("{"):])
     except ValueError:
@@ -75,11 +73,11 @@ def app_restore(pg, options, scratch, docker_engine, compose_app_factory):
 
 
 def test_check_mode_plans_the_stop_and_touches_nothing_then_the_restore_stops_and_proves_the_backend(
-        pg, monkeypatch, docker_engine, app_restore):
+        pg, docker_engine, app_restore):
     source, backup, app, extra = app_restore
     before = {service: container_state(app, service) for service in SERVICES}
 
-    planned, report = restore(monkeypatch, docker_engine, extra, "--check")
+    planned, report = restore(docker_engine, extra, "--check")
     assert planned.returncode == 0, planned.stdout[-3000:]
     plan, _ = only(report, "Show the plan")
     assert "Compose services and containers stopped during the restore and started again: backend, frontend" \
@@ -89,7 +87,7 @@ def test_check_mode_plans_the_stop_and_touches_nothing_then_the_restore_stops_an
     assert {service: container_state(app, service) for service in SERVICES} == before
     assert pg.execute("SELECT count(*) FROM measurements", database=source)[0][0] == 0
 
-    restored, report = restore(monkeypatch, docker_engine, extra)
+    restored, report = restore(docker_engine, extra)
     assert restored.returncode == 0, json.dumps(report)[-4000:]
     assert pg.execute("SELECT count(*) FROM measurements", database=source)[0][0] == 5000
     result, duration = only(report, "Restore the backup")
@@ -111,8 +109,7 @@ def test_check_mode_plans_the_stop_and_touches_nothing_then_the_restore_stops_an
     assert [check["status"] for check in dependency] == ["pass"]
 
 
-def test_a_restore_that_fails_after_the_stop_starts_the_backend_again(pg, monkeypatch, docker_engine, app_restore,
-                                                                      tmp_path):
+def test_a_restore_that_fails_after_the_stop_starts_the_backend_again(pg, docker_engine, app_restore, tmp_path):
     source, _backup, app, extra = app_restore
     before = container_state(app, "backend")
     # The safety backup of the database being replaced cannot be written: the restore fails after the
@@ -122,7 +119,7 @@ def test_a_restore_that_fails_after_the_stop_starts_the_backend_again(pg, monkey
     extra = dict(extra, pg_restore_backup_dir=os.path.join(str(blocker), "backups"),
                  pg_restore_compose_services=["backend"])
 
-    failed, report = restore(monkeypatch, docker_engine, extra)
+    failed, report = restore(docker_engine, extra)
     assert failed.returncode != 0
     result, duration = only(report, "Restore the backup")
     assert result.get("failed") and "before the restore failed" in result["msg"]
