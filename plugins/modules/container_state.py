@@ -60,7 +60,8 @@ attributes:
     description: A stop or start has no diff.
 seealso:
   - module: ops.runbook.service_restart
-    description: Proves a started container or compose service healthy (O(ops.runbook.service_restart#module:state=verified)).
+    description: >-
+      Proves a started container or compose service healthy (O(ops.runbook.service_restart#module:state=verified)).
 """
 
 EXAMPLES = r"""
