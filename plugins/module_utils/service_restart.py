@@ -19,6 +19,11 @@ a restart with a broken nginx config takes the site down. Here:
 4. the downtime is measured (action to first healthy answer), every verification
    is a health check (health.py), and a failure carries the last journal lines.
 
+A plain container or a compose service (compose.py) is judged the same way:
+its container id, restart count and start time must not change, and a
+container with a healthcheck must report `healthy`; a failure message ends with
+the container's last log lines.
+
 The same verification runs with `state: verified` and no action at all, for
 playbooks that changed something else (packages, a password) and must prove the
 service still works.
@@ -35,7 +40,8 @@ import time
 from . import health, http_health as http_check
 from .commands import display, run
 from .common import RunbookError, isoformat, utc_now
-from .compose import ComposeService
+from .compose import ComposeService, Container
+from .docker import Docker, compose_project_params
 from .systemd import SystemdUnit
 
 ACTIONS = {"restarted": "restart", "reloaded": "reload", "verified": None}
@@ -58,18 +64,22 @@ DEFAULTS = {
     "poll_interval": 0.5,
     "journal_lines": 20,
     "compose_service": None,
-    "compose_project_dir": None,
-    "compose_files": [],
-    "compose_project_name": None,
-    "compose_command": "docker compose",
+    "container": None,
+    "stop_timeout": 10,
 }
+TARGETS = ("name", "container", "compose_service")
+# What must stay the same through the settle period, by kind of target (the plan and the stable check say it).
+IDENTITY = {"systemd": "main PID", "container": "container id", "compose": "container id"}
 
 
 def normalize(options):
     opts = dict(DEFAULTS)
     opts.update(dict((key, value) for key, value in options.items() if value is not None))
-    if bool(opts["name"]) == bool(opts["compose_service"]):
-        raise RunbookError("Name exactly one service: a systemd unit (name) or a compose service (compose_service).",
+    if len([key for key in TARGETS if opts.get(key)]) != 1:
+        raise RunbookError("Name exactly one service: a systemd unit (name), a container (container) or a compose "
+                           "service (compose_service).", cause="invalid")
+    if int(opts["stop_timeout"]) < 0:
+        raise RunbookError("stop_timeout must be 0 or more seconds, not {0}.".format(opts["stop_timeout"]),
                            cause="invalid")
     for key in ("settle_seconds", "timeout", "poll_interval", "health_request_timeout"):
         opts[key] = float(opts[key])
@@ -121,9 +131,10 @@ def tcp_open(host, port, timeout=3.0):
 
 def build_target(opts, runner=run):
     if opts["compose_service"]:
-        return ComposeService(opts["compose_service"], project_dir=opts["compose_project_dir"],
-                              files=opts["compose_files"], project_name=opts["compose_project_name"],
-                              command=opts["compose_command"], runner=runner)
+        return ComposeService(opts["compose_service"], Docker(opts, runner=runner),
+                              project=compose_project_params(opts), stop_timeout=opts["stop_timeout"])
+    if opts["container"]:
+        return Container(opts["container"], Docker(opts, runner=runner), stop_timeout=opts["stop_timeout"])
     return SystemdUnit(opts["name"], runner=runner)
 
 
@@ -148,6 +159,10 @@ def identity_changes(reference, current):
     if reference.get("restarts") is not None and current.get("restarts") is not None \
             and current["restarts"] != reference["restarts"]:
         changes.append("its restart counter went from {0} to {1}".format(reference["restarts"], current["restarts"]))
+    if reference.get("container_id") and current.get("container_id") \
+            and current["container_id"] != reference["container_id"]:
+        changes.append("its container id changed from {0} to {1}".format(reference["container_id"],
+                                                                         current["container_id"]))
     if reference.get("pid") and current.get("pid") and current["pid"] != reference["pid"]:
         changes.append("its main PID changed from {0} to {1}".format(reference["pid"], current["pid"]))
     if reference.get("since") and current.get("since") and current["since"] != reference["since"]:
@@ -271,8 +286,9 @@ class Verification:
                                       unit="s"))
             return finish(reason)
         checks.append(self._check("stable", health.PASS, round(watched, 1), opts["settle_seconds"],
-                                  "{0} stayed active for {1:.1f} s with the same main PID and no restart.".format(
-                                      label, watched), unit="s", restarts=snap.get("restarts"), pid=snap.get("pid")))
+                                  "{0} stayed active for {1:.1f} s with the same {2} and no restart.".format(
+                                      label, watched, IDENTITY[self.target.kind]),
+                                  unit="s", restarts=snap.get("restarts"), pid=snap.get("pid")))
         reason = None
         if opts["port"]:
             error = self._probe_port()
@@ -333,7 +349,8 @@ def _health_threshold(opts):
 def _plan(opts, target, verb):
     """What the run does after the config test, in order, as sentences."""
     steps = [target.describe_action(verb)] if verb else []
-    proof = ["active and unchanged (same main PID, no restart) for {0:g} s".format(opts["settle_seconds"])]
+    proof = ["active and unchanged (same {0}, no restart) for {1:g} s".format(IDENTITY[target.kind],
+                                                                               opts["settle_seconds"])]
     if opts["port"]:
         proof.append("{0}:{1} accepts connections".format(opts["host"], opts["port"]))
     if opts["health_url"]:
@@ -375,6 +392,9 @@ def run_service(options, check_mode=False, runner=run, clock=time.monotonic, sle
                 result["journal"] = target.logs(opts["journal_lines"])
             except RunbookError as error:
                 result["journal"] = ["(the log could not be read: {0})".format(error)]
+            if target.kind != "systemd":
+                result["msg"] += "\nLast log lines of {0}:\n{1}".format(
+                    target.label, "\n".join(result["journal"]) or "(none)")
         return result
 
     before = target.snapshot()

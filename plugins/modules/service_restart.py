@@ -12,7 +12,8 @@ module: service_restart
 short_description: Restart, reload or only verify a service, and prove it came back healthy
 version_added: 0.1.0
 description:
-  - Restarts or reloads a systemd unit, or a docker compose service, and then proves that it works. With
+  - Restarts or reloads a systemd unit, a plain container or a docker compose service, and then proves that it works.
+    With
     O(state=verified) it only proves it, for playbooks that changed something else (packages, a password).
   - Runs the service's config test first when O(config_test) is given (for nginx C(nginx -t)); when the test fails
     the service is never touched and keeps running with its current configuration.
@@ -24,21 +25,29 @@ description:
     C(ok), C(up); every dependency (the entries of C(dependencies), C(services) or IETF C(checks)) is too, so a
     C(degraded) one fails; and every field of O(expect_json) holds. This is the judgement of
     M(ops.runbook.http_health), with the same O(expect_json) language.
+  - A container (O(container)) or the containers of a compose service (O(compose_service)) must keep the same
+    container id, the same C(RestartCount) and the same start time for O(settle_seconds), so one that exits and is
+    restarted by its restart policy, or replaced, fails. A container with a healthcheck must report C(healthy); one
+    that reports C(unhealthy) fails at once, with the output of its last health probe.
   - Reports the downtime (from the restart to the first healthy answer), each verification as a pass / fail health
-    check, and on failure the service's last journal (or compose log) lines.
-  - The docker compose path runs the C(docker compose) CLI (C(restart), C(kill -s HUP) to reload, C(ps), C(logs)) and
-    C(docker inspect) for the restart counter and start time.
+    check, and on failure the service's last journal lines; for a container or compose service the failure message
+    ends with C(Last log lines of ...) and its last O(journal_lines) log lines.
+  - The container path runs C(docker restart -t STOP_TIMEOUT), C(docker kill -s HUP) to reload, C(docker inspect) and
+    C(docker logs); the compose path runs C(docker compose restart -t STOP_TIMEOUT), C(kill -s HUP), C(ps) and C(logs)
+    and C(docker inspect). Docker Compose v1 is refused with a message saying so.
 author:
   - ops.runbook maintainers (@ops-runbook)
 options:
   name:
-    description: systemd unit, e.g. C(nginx) or C(bmi-backend.service). Exactly one of O(name) and O(compose_service).
+    description:
+      - systemd unit, e.g. C(nginx) or C(bmi-backend.service).
+      - Exactly one of O(name), O(container) and O(compose_service).
     type: str
     aliases: [unit]
   state:
     description:
       - C(restarted) restarts (and starts a stopped unit); C(reloaded) reloads a running one (C(systemctl reload), or
-        SIGHUP for compose); C(verified) changes nothing and runs only the verification.
+        SIGHUP for a container or compose service); C(verified) changes nothing and runs only the verification.
     type: str
     choices: [restarted, reloaded, verified]
     default: restarted
@@ -109,37 +118,39 @@ options:
     type: int
     default: 20
   compose_service:
-    description: Service of a docker compose project to act on instead of a systemd unit.
+    description:
+      - Service of a docker compose project to act on, e.g. C(backend); the project is chosen by
+        O(compose_project_dir), O(compose_files) and O(compose_project_name). All its replicas are judged together.
     type: str
-  compose_project_dir:
-    description: The compose project's directory (C(--project-directory)).
-    type: path
-  compose_files:
-    description: Compose files (C(-f)); unset means compose's own lookup in O(compose_project_dir).
-    type: list
-    elements: path
-    default: []
-  compose_project_name:
-    description: Compose project name (C(-p)).
+  container:
+    description: Name or id of a plain container (C(docker run)) to act on, e.g. C(bmi-web).
     type: str
-  compose_command:
-    description: The compose CLI, e.g. C(docker compose) or C(docker-compose).
-    type: str
-    default: docker compose
+    version_added: 0.2.0
+  stop_timeout:
+    description:
+      - Seconds a container has to stop on a restart before it is killed (C(docker restart -t), C(docker compose
+        restart -t)). Not used for a systemd unit.
+    type: int
+    default: 10
+    version_added: 0.2.0
+extends_documentation_fragment:
+  - ops.runbook.docker
+  - ops.runbook.docker.compose_project
 attributes:
   check_mode:
     support: full
     description:
       - Runs the config test (unless O(config_test_in_check_mode=false)) and reports what would be done and the
-        service's current state. With O(state=verified) the whole verification runs.
+        service's current state; nothing is restarted. With O(state=verified) the whole verification runs.
   diff_mode:
     support: none
     description: A restart has no diff.
 notes:
   - The downtime is measured from issuing the restart to the first healthy answer (health URL, else port, else the
     unit's activation); it is reported for O(state=restarted) only.
-  - The docker compose path was unit-tested for its commands and output parsing only; the machines this collection
-    is tested on have no Docker engine.
+  - The container and compose paths are tested on a real Docker engine (dockerd 20.10, Docker Compose v2); the
+    docker options (O(docker_host), O(compose_command), ...) come once per play through C(module_defaults) for the
+    C(group/ops.runbook.docker) action group (role M(ops.runbook.docker)).
 seealso:
   - module: ops.runbook.host_health
   - module: ops.runbook.http_health
@@ -177,15 +188,21 @@ EXAMPLES = r"""
     compose_project_dir: /opt/formula-pm
     compose_files: [/opt/formula-pm/docker-compose.prod.yml]
     health_url: https://api.example.com/health
+
+- name: Restart a plain container and prove it stays up
+  ops.runbook.service_restart:
+    container: bmi-web
+    port: 8080
+    stop_timeout: 30
 """
 
 RETURN = r"""
 target:
-  description: The service acted on, e.g. C(nginx.service) or C(compose service backend).
+  description: The service acted on, e.g. C(nginx.service), C(container bmi-web) or C(compose service backend).
   returned: always
   type: str
 kind:
-  description: C(systemd) or C(compose).
+  description: C(systemd), C(container) or C(compose).
   returned: always
   type: str
 state:
@@ -210,7 +227,9 @@ downtime_seconds:
   type: float
   sample: 1.8
 before:
-  description: The service before the action (C(state), C(detail), C(pid), C(restarts), C(since), C(result), ...).
+  description:
+    - The service before the action (C(state), C(detail), C(pid), C(restarts), C(since), C(result), ...); for a
+      container or compose service also C(container_id) and C(health).
   returned: always
   type: dict
 after:
@@ -246,11 +265,13 @@ duration_seconds:
 """
 
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
+from ansible_collections.ops.runbook.plugins.module_utils.docker import (compose_project_argument_spec,
+                                                                         docker_common_argument_spec)
 from ansible_collections.ops.runbook.plugins.module_utils.service_restart import ACTIONS, DEFAULTS, run_service
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         name=dict(type="str", aliases=["unit"]),
         state=dict(type="str", choices=sorted(ACTIONS), default=DEFAULTS["state"]),
         config_test=dict(type="raw"),
@@ -269,11 +290,12 @@ def argument_spec():
         poll_interval=dict(type="float", default=DEFAULTS["poll_interval"]),
         journal_lines=dict(type="int", default=DEFAULTS["journal_lines"]),
         compose_service=dict(type="str"),
-        compose_project_dir=dict(type="path"),
-        compose_files=dict(type="list", elements="path", default=[]),
-        compose_project_name=dict(type="str"),
-        compose_command=dict(type="str", default=DEFAULTS["compose_command"]),
+        container=dict(type="str"),
+        stop_timeout=dict(type="int", default=DEFAULTS["stop_timeout"]),
     )
+    spec.update(docker_common_argument_spec())
+    spec.update(compose_project_argument_spec())
+    return spec
 
 
 def run(params, check_mode, log):
@@ -282,8 +304,9 @@ def run(params, check_mode, log):
 
 
 def main():
-    run_module(argument_spec(), run, supports_check_mode=True, required_one_of=[("name", "compose_service")],
-               mutually_exclusive=[("name", "compose_service")])
+    targets = ("name", "container", "compose_service")
+    run_module(argument_spec(), run, supports_check_mode=True, required_one_of=[targets],
+               mutually_exclusive=[targets])
 
 
 if __name__ == "__main__":
