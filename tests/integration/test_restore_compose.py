@@ -9,9 +9,12 @@ import datetime
 import json
 import os
 import re
+import uuid
 
 import pytest
 from conftest import ansible_playbook, playbook_vars
+
+from harness.docker import BUSYBOX_IMAGE
 
 from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup
 
@@ -24,8 +27,10 @@ def moment(text):
     return datetime.datetime.fromisoformat(text)
 
 
-def container_state(app, service):
-    document = json.loads(app.engine.docker("inspect", "--type", "container", app.container_id(service)).stdout)[0]
+def container_state(app, service=None, container=None):
+    """The state of a compose service's container, or of a plain container."""
+    name = container or app.container_id(service)
+    document = json.loads(app.engine.docker("inspect", "--type", "container", name).stdout)[0]
     return {"id": document["Id"], "status": document["State"]["Status"],
             "health": (document["State"].get("Health") or {}).get("Status"),
             "started": moment(document["State"]["StartedAt"]), "finished": moment(document["State"]["FinishedAt"])}
@@ -57,6 +62,15 @@ def only(report, name):
 
 
 @pytest.fixture
+def worker(docker_engine):
+    """A plain container (not of the compose project) of the application, running."""
+    name = "opsrb-worker-" + uuid.uuid4().hex[:8]
+    docker_engine.docker("run", "-d", "--name", name, "--init", "--network", "host", BUSYBOX_IMAGE, "sleep", "600")
+    yield name
+    docker_engine.docker("rm", "--force", name, check=False)
+
+
+@pytest.fixture
 def app_restore(pg, options, scratch, docker_engine, compose_app_factory):
     """A compose app whose backend depends on the real PostgreSQL, a backed-up database, and restore.yml's variables."""
     source = scratch("src_compose")
@@ -73,18 +87,23 @@ def app_restore(pg, options, scratch, docker_engine, compose_app_factory):
 
 
 def test_check_mode_plans_the_stop_and_touches_nothing_then_the_restore_stops_and_proves_the_backend(
-        pg, docker_engine, app_restore):
+        pg, docker_engine, app_restore, worker):
     source, backup, app, extra = app_restore
+    extra = dict(extra, pg_restore_containers=[worker])
     before = {service: container_state(app, service) for service in SERVICES}
+    before[worker] = container_state(app, container=worker)
 
     planned, report = restore(docker_engine, extra, "--check")
     assert planned.returncode == 0, planned.stdout[-3000:]
     plan, _ = only(report, "Show the plan")
-    assert "Compose services and containers stopped during the restore and started again: backend, frontend" \
-        in " ".join(plan["msg"])
+    assert "Compose services and containers stopped during the restore and started again: backend, frontend, " \
+        + worker in " ".join(plan["msg"])
     stop, _ = only(report, "Stop the application's compose services and containers")
-    assert stop["msg"] == "Would stop backend, frontend." and stop["commands"][0].endswith("stop backend frontend")
-    assert {service: container_state(app, service) for service in SERVICES} == before
+    assert stop["msg"] == "Would stop backend, frontend, {0}.".format(worker)
+    assert stop["commands"][0].endswith("stop backend frontend") and stop["commands"][1].endswith("stop " + worker)
+    assert {service: container_state(app, service) for service in SERVICES} == {
+        service: before[service] for service in SERVICES}
+    assert container_state(app, container=worker) == before[worker]
     assert pg.execute("SELECT count(*) FROM measurements", database=source)[0][0] == 0
 
     restored, report = restore(docker_engine, extra)
@@ -93,8 +112,8 @@ def test_check_mode_plans_the_stop_and_touches_nothing_then_the_restore_stops_an
     result, duration = only(report, "Restore the backup")
     assert result["backup_id"] == backup["backup_id"]
     restore_started, restore_ended = moment(duration["start"]), moment(duration["end"])
-    for service in SERVICES:
-        after = container_state(app, service)
+    for service in SERVICES + [worker]:
+        after = container_state(app, container=worker) if service == worker else container_state(app, service)
         # The same container, stopped before the restore began and started after it ended.
         assert after["id"] == before[service]["id"] and after["status"] == "running"
         assert before[service]["started"] < after["finished"] < restore_started, service
@@ -103,6 +122,9 @@ def test_check_mode_plans_the_stop_and_touches_nothing_then_the_restore_stops_an
 
     verified = task_results(report, "Verify the application's compose services stay up and healthy")
     assert [item["status"] for item in verified[0][0]["results"]] == ["pass", "pass"]
+    verified = task_results(report, "Verify the application's containers stay up and healthy")
+    assert [(item["target"], item["status"]) for item in verified[0][0]["results"]] == [
+        ("container " + worker, "pass")]
     health, _ = only(report, "Check that the application answers healthy, with its dependencies")
     assert health["status"] == "pass"
     dependency = [check for check in health["checks"] if check["name"] == "application:dependency:postgres"]
