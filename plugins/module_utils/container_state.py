@@ -19,7 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .commands import display, run
+from .commands import display, run as run_command
 from .common import RunbookError
 from .compose import parse_ps
 from .docker import Docker, compose_project_params
@@ -69,7 +69,7 @@ def sentence(wanted, changed, unchanged, check_mode):
 class ContainerState:
     """Plain containers and the services of one compose project, brought to `stopped` or `started`."""
 
-    def __init__(self, params, runner=run):
+    def __init__(self, params, runner=run_command):
         self.params = params
         self.docker = Docker(params, runner=runner)
         self.containers = list(params.get("containers") or [])
@@ -164,5 +164,5 @@ class ContainerState:
                 "changed_containers": [name for kind, name in running if kind == "container"]}
 
 
-def run_container_state(params, check_mode=False, log=None, runner=run):
+def run_container_state(params, check_mode=False, log=None, runner=run_command):
     return ContainerState(params, runner=runner).run(params["state"], check_mode=check_mode, log=log)

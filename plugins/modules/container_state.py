@@ -26,7 +26,7 @@ description:
     service of the project (C(docker compose config --services)) is refused before anything is stopped.
   - Commands run through the docker CLI against O(docker_host); Docker Compose v1 is refused.
 author:
-  - ops.runbook contributors
+  - ops.runbook maintainers (@ops-runbook)
 extends_documentation_fragment:
   - ops.runbook.docker
   - ops.runbook.docker.compose_project
@@ -138,8 +138,8 @@ log:
 
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
 from ansible_collections.ops.runbook.plugins.module_utils.container_state import VERBS, run_container_state
-from ansible_collections.ops.runbook.plugins.module_utils.docker import (compose_project_argument_spec,
-                                                                          docker_common_argument_spec)
+from ansible_collections.ops.runbook.plugins.module_utils.docker import (
+    compose_project_argument_spec, docker_common_argument_spec)
 
 
 def argument_spec():
