@@ -43,8 +43,8 @@ def restore(engine, extra, *flags):
     try:
         return run, json.loads(run.stdout[run.stdout.index("{"):])
     except ValueError:
-        pytest.fail("restore.yml printed no JSON (rc {0}): {1}{2}".format(run.returncode, run.stdout[-3000:],
-                                                                         run.stderr[-2000:]))
+        pytest.fail("restore.yml printed no JSON (rc {0}): {1}{2}".format(
+            run.returncode, run.stdout[-3000:], run.stderr[-2000:]))
 
 
 def task_results(report, name):
