@@ -1,12 +1,15 @@
-"""Real PostgreSQL and real S3 (SeaweedFS), started once per session by the harness; Redis servers per test."""
+"""Real PostgreSQL and real S3 (SeaweedFS), started once per session by the harness; Redis servers per test;
+a private Docker engine per session with a compose application per test."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import uuid
 
 import pytest
 
+from harness.docker import ComposeApp, DockerEngine
 from harness.postgres import PostgresServer
 from harness.redis_server import RedisServer
 from harness.s3 import SeaweedS3
@@ -81,20 +84,24 @@ def local_entries(backup_dir, database=DATABASE):
     return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
 
-def ansible_playbook(playbook, extra_vars, *args, check=False):
-    """Run a playbook of this checkout with the local inventory; returns CompletedProcess."""
+def ansible_playbook(playbook, extra_vars, *args, check=False, env=None):
+    """Run a playbook of this checkout with the local inventory; returns CompletedProcess.
+
+    `env`: more environment variables, e.g. a Docker engine's (harness.docker.DockerEngine.env).
+    """
     handle, path = tempfile.mkstemp(suffix=".json")
     with os.fdopen(handle, "w") as out:
         json.dump(extra_vars, out)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0")
-    env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env["PATH"]
+    environ = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_FORCE_COLOR="0")
+    environ["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + environ["PATH"]
+    environ.update(env or {})
     try:
         return subprocess.run(
             [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i",
              os.path.join(ROOT, "inventories", "local", "hosts.yml"),
              os.path.join(ROOT, "playbooks", playbook), "-e", "@" + path] + list(args),
-            cwd=ROOT, env=env, capture_output=True, text=True, check=check)
+            cwd=ROOT, env=environ, capture_output=True, text=True, check=check)
     finally:
         os.unlink(path)
 
@@ -168,15 +175,19 @@ def health_standby(health_primary):
     standby.destroy()
 
 
-def ansible_module(module, args, *flags):
-    """Run one module of this checkout on localhost with the ansible CLI; returns CompletedProcess."""
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
-    env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env["PATH"]
+def ansible_module(module, args, *flags, env=None):
+    """Run one module of this checkout on localhost with the ansible CLI; returns CompletedProcess.
+
+    `env`: more environment variables, e.g. a Docker engine's (harness.docker.DockerEngine.env).
+    """
+    environ = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
+    environ["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + environ["PATH"]
+    environ.update(env or {})
     return subprocess.run(
         [os.path.join(ROOT, ".venv", "bin", "ansible"), "localhost", "-i",
          os.path.join(ROOT, "inventories", "local", "hosts.yml"), "-m", module, "-a", json.dumps(args)] + list(flags),
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        cwd=ROOT, env=environ, capture_output=True, text=True, check=False)
 
 
 def module_result(run):
@@ -274,3 +285,41 @@ def eventually(probe, timeout=15, interval=0.1):
         time.sleep(interval)
         value = probe()
     return value
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A private dockerd with harness.docker's BUSYBOX_IMAGE and APP_IMAGE loaded; stopped at the session's end."""
+    engine = DockerEngine()
+    try:
+        engine.start()
+        engine.load_images()
+    except Exception as error:
+        engine.stop()
+        # A test that needs containers must not pass, or be skipped, without them.
+        pytest.fail("the private Docker engine did not start: {}".format(error), pytrace=False)
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def compose_app_factory(docker_engine):
+    """Make and start compose applications (keywords of harness.docker.ComposeApp, and start=False to only
+    write the project); every one is taken down (`down --volumes`) after the test."""
+    apps = []
+
+    def make(start=True, wait=True, **kwargs):
+        app = ComposeApp(docker_engine, tempfile.mkdtemp(prefix="ops-rb-compose-"), **kwargs)
+        apps.append(app)
+        return app.up(wait=wait) if start else app
+
+    yield make
+    for app in reversed(apps):
+        app.down()
+        shutil.rmtree(os.path.dirname(app.project_dir), ignore_errors=True)
+
+
+@pytest.fixture
+def compose_app(compose_app_factory):
+    """The runbook-004-shaped compose application, up and healthy (backend, frontend, redis; no PostgreSQL)."""
+    return compose_app_factory()
