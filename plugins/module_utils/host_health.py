@@ -52,7 +52,13 @@ THRESHOLDS = {
 PSEUDO_FSTYPES = ("proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup", "cgroup2", "securityfs", "pstore",
                   "debugfs", "tracefs", "configfs", "fusectl", "mqueue", "hugetlbfs", "bpf", "autofs",
                   "binfmt_misc", "nsfs", "squashfs", "ramfs", "efivarfs", "rpc_pipefs", "iso9660",
-                  "fuse.lxcfs", "fuse.snapfuse", "selinuxfs", "nfsd")
+                  "fuse.lxcfs", "fuse.snapfuse", "selinuxfs", "nfsd", "procfs", "erofs")
+# Containers' layered root filesystems (docker's overlay2 `merged` directories), left out as node_exporter's
+# fs-types-exclude does; the root of a host that is itself a container is one of these and is still checked.
+LAYERED_FSTYPES = ("overlay", "aufs", "fuse.fuse-overlayfs")
+# node_exporter's default --collector.filesystem.mount-points-exclude: kernel interfaces, and the data of the
+# Docker and Podman engines (container layers, volumes' backing mounts, shm of each container).
+EXCLUDE_MOUNT_POINTS = r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
 DEFAULTS = {
     "services": [],
     "journal_units": None,
@@ -61,7 +67,8 @@ DEFAULTS = {
     "journal_max_priority": 3,
     "journal_quote_lines": 5,
     "mounts": [],
-    "exclude_fstypes": list(PSEUDO_FSTYPES),
+    "exclude_fstypes": list(PSEUDO_FSTYPES + LAYERED_FSTYPES),
+    "exclude_mount_points": EXCLUDE_MOUNT_POINTS,
     "thresholds": {},
     "cpu_sample_seconds": 1.0,
     "categories": list(CATEGORIES),
@@ -104,11 +111,20 @@ def parse_mounts(text):
     return mounts
 
 
-def select_mounts(mounts, exclude_fstypes):
-    """Mount points worth checking: writable, real filesystems, one per device (the shortest path)."""
+def select_mounts(mounts, exclude_fstypes, exclude_mount_points=None):
+    """Mount points worth checking: writable, real filesystems, one per device (the shortest path).
+
+    Types in `exclude_fstypes` and mount points matching the regular expression
+    `exclude_mount_points` are left out, except a layered root filesystem
+    (overlay) at `/`: that host is itself a container, and `/` is its disk.
+    """
     chosen = {}
+    excluded_points = re.compile(exclude_mount_points) if exclude_mount_points else None
     for device, point, fstype, options in mounts:
-        if fstype in exclude_fstypes or "ro" in options:
+        own_root = point == "/" and fstype in LAYERED_FSTYPES
+        if (fstype in exclude_fstypes and not own_root) or "ro" in options:
+            continue
+        if excluded_points is not None and excluded_points.search(point):
             continue
         key = device if device not in ("none", "") else point
         if key not in chosen or len(point) < len(chosen[key][1]):
@@ -389,14 +405,16 @@ class HostHealth:
     def _filesystems(self):
         if self.opts["mounts"]:
             return [(None, path, None) for path in self.opts["mounts"]]
-        return select_mounts(parse_mounts(self._read("mounts")), set(self.opts["exclude_fstypes"]))
+        return select_mounts(parse_mounts(self._read("mounts")), set(self.opts["exclude_fstypes"]),
+                             self.opts["exclude_mount_points"])
 
     def disks(self, inodes=True, space=True):
         disks = []
         filesystems = self._filesystems()
         if not filesystems:
             self.unchecked("disk", "Could not check any disk: /proc/mounts lists no writable filesystem of a type "
-                           "not in exclude_fstypes. Name the paths to check in mounts.")
+                           "not in exclude_fstypes and not matching exclude_mount_points. Name the paths to check in "
+                           "mounts.")
         for device, point, fstype in filesystems:
             try:
                 usage = usage_from_statvfs(os.statvfs(point))
@@ -588,6 +606,12 @@ def normalize(options):
             re.compile(opts["journal_pattern"])
         except re.error as error:
             raise RunbookError("journal_pattern is not a valid regular expression: {0}.".format(error),
+                               cause="invalid")
+    if opts["exclude_mount_points"]:
+        try:
+            re.compile(opts["exclude_mount_points"])
+        except re.error as error:
+            raise RunbookError("exclude_mount_points is not a valid regular expression: {0}.".format(error),
                                cause="invalid")
     if float(opts["cpu_sample_seconds"]) <= 0:
         raise RunbookError("cpu_sample_seconds must be above 0.", cause="invalid")

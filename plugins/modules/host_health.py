@@ -67,15 +67,29 @@ options:
     default: 5
   mounts:
     description:
-      - Paths whose filesystems are checked. Empty means every mounted filesystem that is writable and not of a type
-        in O(exclude_fstypes), one per device.
+      - Paths whose filesystems are checked. Empty means every mounted filesystem that is writable, not of a type
+        in O(exclude_fstypes) and not mounted where O(exclude_mount_points) matches, one per device.
     type: list
     elements: path
     default: []
   exclude_fstypes:
-    description: Filesystem types left out when O(mounts) is empty. Unset means pseudo and RAM filesystems (proc, tmpfs, ...).
+    description:
+      - Filesystem types left out when O(mounts) is empty. Unset means pseudo and RAM filesystems (proc, tmpfs, ...)
+        and containers' layered filesystems (C(overlay), C(aufs)), as node_exporter leaves them out.
+      - A layered filesystem mounted at C(/) is still checked - the host is then itself a container, and C(/) is its
+        disk.
     type: list
     elements: str
+  exclude_mount_points:
+    description:
+      - Python regular expression; mount points it matches are left out when O(mounts) is empty. The default is
+        node_exporter's C(--collector.filesystem.mount-points-exclude) - C(/dev), C(/proc), C(/sys),
+        C(/run/credentials/...) and the Docker and Podman engines' data (C(/var/lib/docker/...),
+        C(/var/lib/containers/storage/...)), whose container mounts repeat the disk they live on.
+      - An empty string leaves no mount point out.
+    type: str
+    default: ^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)
+    version_added: 0.2.0
   thresholds:
     description:
       - "Limits by name, each C({warn: X, fail: Y}). A level left out keeps its default (C({warn: 70}) keeps the fail
@@ -223,6 +237,7 @@ def argument_spec():
         journal_quote_lines=dict(type="int", default=DEFAULTS["journal_quote_lines"]),
         mounts=dict(type="list", elements="path", default=[]),
         exclude_fstypes=dict(type="list", elements="str"),
+        exclude_mount_points=dict(type="str", default=DEFAULTS["exclude_mount_points"]),
         thresholds=dict(type="dict", default={}),
         cpu_sample_seconds=dict(type="float", default=DEFAULTS["cpu_sample_seconds"]),
         categories=dict(type="list", elements="str", choices=list(CATEGORIES), default=list(CATEGORIES)),

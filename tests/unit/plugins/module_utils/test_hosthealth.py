@@ -29,6 +29,51 @@ def test_only_writable_real_filesystems_are_checked_once_per_device():
     assert [point for _device, point, _fstype in chosen] == ["/", "/boot", "/var/log"]
 
 
+DOCKER_HOST_MOUNTS = """\
+/dev/vda1 / ext4 rw,relatime 0 0
+/dev/vdb1 /srv ext4 rw,relatime 0 0
+overlay /var/lib/docker/overlay2/4cbafed9f83b/merged overlay rw,relatime,lowerdir=/var/lib/docker/overlay2/l/A 0 0
+shm /var/lib/docker/containers/2ed8850c1efb/mounts/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=65536k 0 0
+nsfs /run/docker/netns/default nsfs rw 0 0
+overlay /srv/docker/overlay2/82da09f461f6/merged overlay rw,relatime,lowerdir=/srv/docker/overlay2/l/B 0 0
+/dev/vdc1 /var/lib/docker/volumes/pgdata/_data ext4 rw,relatime 0 0
+/dev/vdd1 /var/lib/containers/storage/volumes/x ext4 rw,relatime 0 0
+tmpfs /run/credentials/systemd-journald.service tmpfs ro,nosuid,nodev,noexec,relatime 0 0
+/dev/vde1 /run/credentials/app.service ext4 rw,relatime 0 0
+/dev/vdf1 /var/lib/docker ext4 rw,relatime 0 0
+"""
+
+
+def _points(mounts, **options):
+    opts = hosthealth.normalize(options)
+    return [point for _device, point, _fstype in hosthealth.select_mounts(
+        hosthealth.parse_mounts(mounts), set(opts["exclude_fstypes"]), opts["exclude_mount_points"])]
+
+
+def test_container_mounts_are_left_out_as_node_exporter_does():
+    # Overlay layers (also under a data root elsewhere), their shm, and what lives under the engines' data
+    # directories; /var/lib/docker itself is a disk of the host and is checked.
+    assert _points(DOCKER_HOST_MOUNTS) == ["/", "/srv", "/var/lib/docker"]
+
+
+def test_the_mount_point_exclusion_can_be_replaced_or_switched_off():
+    assert _points(DOCKER_HOST_MOUNTS, exclude_mount_points="^/srv") == [
+        "/", "/run/credentials/app.service", "/var/lib/containers/storage/volumes/x", "/var/lib/docker",
+        "/var/lib/docker/volumes/pgdata/_data"]
+    assert "/var/lib/docker/volumes/pgdata/_data" in _points(DOCKER_HOST_MOUNTS, exclude_mount_points="")
+
+
+def test_the_overlay_root_of_a_host_that_is_a_container_is_still_checked():
+    assert _points("overlay / overlay rw,relatime,lowerdir=/x 0 0\n"
+                   "overlay /var/lib/docker/overlay2/a/merged overlay rw 0 0\n"
+                   "overlay /data/overlay2/b/merged overlay rw 0 0\n") == ["/"]
+
+
+def test_an_exclusion_that_is_no_regular_expression_is_refused():
+    with pytest.raises(RunbookError, match="exclude_mount_points is not a valid regular expression"):
+        hosthealth.normalize({"exclude_mount_points": "^/(dev"})
+
+
 StatVFS = collections.namedtuple("StatVFS", "f_frsize f_blocks f_bfree f_bavail f_files f_ffree f_favail")
 
 

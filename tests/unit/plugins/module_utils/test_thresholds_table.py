@@ -11,6 +11,7 @@ import datetime
 import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils import cert_check as certs, health, pg_health, redis_health
+from ansible_collections.ops.runbook.plugins.module_utils import container_health
 from ansible_collections.ops.runbook.plugins.module_utils import host_health as hosthealth, http_health as http_check
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
@@ -33,6 +34,14 @@ BOUNDARY_CASES = [
 def _host(name, overrides, value):
     probe = hosthealth.HostHealth(hosthealth.normalize({"thresholds": overrides, "host_label": "h1"}))
     probe._graded("probe", name, value, "probe")  # pylint: disable=protected-access
+    return probe.checks[-1]["status"]
+
+
+def _container(name, overrides, value):
+    opts = container_health.normalize({"containers": ["api"], "thresholds": overrides, "host_label": "h1"})
+    probe = container_health.ContainerHealth(opts, docker=None, now=0)
+    target = container_health.Target("api", "api")
+    probe._graded("probe", name, target, value, "probe", unit=None)  # pylint: disable=protected-access
     return probe.checks[-1]["status"]
 
 
@@ -84,6 +93,7 @@ ENGINES = [
     ("redis_health", redis_health, _redis),
     ("cert_check", certs, _certs),
     ("http_health", http_check, _http),
+    ("container_health", container_health, _container),
 ]
 THRESHOLDS = [pytest.param(engine, name, probe, id="{0}:{1}".format(label, name))
               for label, engine, probe in ENGINES for name in sorted(engine.THRESHOLDS)]
@@ -95,7 +105,7 @@ def _beyond(limit, steps, worse):
 
 def test_every_check_engine_is_in_the_table():
     assert [label for label, _engine, _probe in ENGINES] == [
-        "host_health", "pg_health", "redis_health", "cert_check", "http_health"]
+        "host_health", "pg_health", "redis_health", "cert_check", "http_health", "container_health"]
     for _label, engine, _probe in ENGINES:
         assert engine.THRESHOLDS and all(isinstance(limit, health.Limit) for limit in engine.THRESHOLDS.values())
 
