@@ -69,7 +69,7 @@ THRESHOLDS = {
 LOG_REPORT_DEFAULTS = {
     "units": [], "files": [], "containers": [], "compose_services": [], "since": DEFAULT_SINCE,
     "lines": DEFAULT_LINES, "scan_lines": DEFAULT_SCAN_LINES, "error_pattern": DEFAULT_ERROR_PATTERN,
-    "max_line_length": DEFAULT_MAX_LINE_LENGTH, "thresholds": {},
+    "max_line_length": DEFAULT_MAX_LINE_LENGTH, "thresholds": {}, "host_label": None,
 }
 
 
@@ -86,6 +86,7 @@ def log_report_argument_spec():
         error_pattern=dict(type="str", default=DEFAULT_ERROR_PATTERN),
         max_line_length=dict(type="int", default=DEFAULT_MAX_LINE_LENGTH),
         thresholds=dict(type="dict", default={}),
+        host_label=dict(type="str"),
     )
 
 
@@ -349,7 +350,7 @@ def read_file(path, since, scan_lines, now=None):
     except (IOError, OSError) as error:
         if error.errno == errno.EACCES:
             raise Unreadable("Permission denied reading {0}: run the task with become.".format(path))
-        raise Unreadable("{0}: {1}.".format(path, error.strerror or error))
+        raise Unreadable("{0}.".format(error.strerror or error))
 
 
 def read_container(engine, name, since, scan_lines):
@@ -507,7 +508,10 @@ def run_log_report(options, runner=run, now=None):
             checks.append(judge(name, kind, read(), opts, limits, pattern, since))
         except Unreadable as unreadable:
             checks.append(could_not_read(name, kind, unreadable.reason, limits))
+    if opts["host_label"]:
+        for item in checks:
+            item["host"] = opts["host_label"]
     result = {"status": health.worst(checks), "counts": health.counts(checks), "checks": checks,
               "since": isoformat(since), "error_pattern": opts["error_pattern"]}
-    result["report"] = render_text(result)
+    result["report"] = render_text(result, "Logs of {0}".format(opts["host_label"]) if opts["host_label"] else None)
     return result

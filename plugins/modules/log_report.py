@@ -25,8 +25,8 @@ description:
     the module reads (ISO 8601 as PostgreSQL's default C(log_line_prefix), journald and Docker write it; nginx's
     error log; the common log format of access logs; syslog); a file whose lines carry no such time contributes its
     last O(scan_lines) lines. Rotated files (C(.1), C(.gz)) are not read.
-  - Obvious secrets in lines (C(password=...), C(token: ...), the password of a C(postgresql://user:pass@host) URL,
-    bearer tokens) are masked; the environment of containers is never read.
+  - "Obvious secrets in lines (C(password=...), C(token: ...), the password of a C(postgresql://user:pass@host) URL,
+    bearer tokens) are masked; the environment of containers is never read."
   - Read-only; check mode reads and reports the same.
 author:
   - ops.runbook maintainers (@ops-runbook)
@@ -90,12 +90,15 @@ options:
     default: 500
   thresholds:
     description:
-      - Limits as C({name: {warn: X, fail: Y}}) laid over the defaults; a level left out keeps its default, C(null)
-        switches it off.
-      - C(error_lines) - error lines since O(since) in one source; default C({warn: 0}) (any error line warns, none
-        fails by count). A count above a limit breaches it.
+      - "Limits as C({name: {warn: X, fail: Y}}) laid over the defaults; a level left out keeps its default, C(null)
+        switches it off."
+      - "C(error_lines) - error lines since O(since) in one source; default C({warn: 0}) (any error line warns, none
+        fails by count). A count above a limit breaches it."
     type: dict
     default: {}
+  host_label:
+    description: The host's name, given to each check as C(host) and in the report's first line.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -119,6 +122,7 @@ EXAMPLES = r"""
       - /var/log/nginx/error.log
       - /var/log/postgresql/*.log
     since: 1h
+    host_label: "{{ inventory_hostname }}"
   become: true
   register: logs
 
