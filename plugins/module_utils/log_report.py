@@ -147,9 +147,9 @@ _MONTHS = dict((name, number) for number, name in enumerate(
 def _epoch(fields, offset_seconds):
     """Seconds since the epoch of (y, mo, d, h, mi, s): UTC shifted by `offset_seconds`, or local time when None."""
     try:
+        datetime.datetime(*fields)  # refuses 2026-13-45, which mktime and timegm would roll over
         if offset_seconds is None:
             return time.mktime(tuple(fields) + (0, 0, -1))
-        datetime.datetime(*fields)  # refuses 2026-13-45 as mktime would not
         return calendar.timegm(tuple(fields) + (0, 0, 0)) - offset_seconds
     except (ValueError, OverflowError):
         return None
