@@ -1,12 +1,15 @@
-"""Real PostgreSQL and real S3 (SeaweedFS), started once per session by the harness; Redis servers per test."""
+"""Real PostgreSQL and real S3 (SeaweedFS), started once per session by the harness; Redis servers per test;
+a private Docker engine per session with a compose application per test."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import uuid
 
 import pytest
 
+from harness.docker import ComposeApp, DockerEngine
 from harness.postgres import PostgresServer
 from harness.redis_server import RedisServer
 from harness.s3 import SeaweedS3
@@ -274,3 +277,41 @@ def eventually(probe, timeout=15, interval=0.1):
         time.sleep(interval)
         value = probe()
     return value
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A private dockerd with harness.docker's BUSYBOX_IMAGE and APP_IMAGE loaded; stopped at the session's end."""
+    engine = DockerEngine()
+    try:
+        engine.start()
+        engine.load_images()
+    except Exception as error:
+        engine.stop()
+        # A test that needs containers must not pass, or be skipped, without them.
+        pytest.fail("the private Docker engine did not start: {}".format(error), pytrace=False)
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def compose_app_factory(docker_engine):
+    """Make and start compose applications (keywords of harness.docker.ComposeApp, and start=False to only
+    write the project); every one is taken down (`down --volumes`) after the test."""
+    apps = []
+
+    def make(start=True, wait=True, **kwargs):
+        app = ComposeApp(docker_engine, tempfile.mkdtemp(prefix="ops-rb-compose-"), **kwargs)
+        apps.append(app)
+        return app.up(wait=wait) if start else app
+
+    yield make
+    for app in reversed(apps):
+        app.down()
+        shutil.rmtree(os.path.dirname(app.project_dir), ignore_errors=True)
+
+
+@pytest.fixture
+def compose_app(compose_app_factory):
+    """The runbook-004-shaped compose application, up and healthy (backend, frontend, redis; no PostgreSQL)."""
+    return compose_app_factory()
