@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import datetime
 import json
+import re
 
 
 class RunbookError(Exception):
@@ -62,3 +63,30 @@ def read_json(path, what, required=True):
         raise RunbookError("Cannot read the {0} file {1}: {2}".format(what, path, error.strerror or error))
     except ValueError as error:
         raise RunbookError("The {0} file {1} is not valid JSON: {2}".format(what, path, error))
+
+
+# A secret written as KEY=VALUE, KEY: VALUE or "KEY": "VALUE", whose key names a password, secret, token
+# or key (PGPASSWORD=..., db_password: ..., aws_secret_access_key=..., "token": "..."), and the password
+# of a URL (postgresql://user:PASSWORD@host).
+_SECRET_ASSIGNMENT = re.compile(
+    r"""(?P<key>\b[\w.-]*(?:passw(?:or)?d|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)[\w.-]*)"""
+    r"""(?P<sep>["']?\s*[=:]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s,;&"'}]+)""", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)(?P<value>[^\s@/]+)(?=@)", re.IGNORECASE)
+_BEARER = re.compile(r"(?P<head>\b(?:bearer|basic)\s+)(?P<value>[A-Za-z0-9._~+/=-]{8,})", re.IGNORECASE)
+REDACTED = "********"
+
+
+def redact(text):
+    """`text` with the values of obvious secrets (password=..., token: ..., URL passwords, bearer tokens) masked.
+
+    For text a person reads (log lines, command output); it catches what is written plainly, not every secret.
+    """
+    text = _SECRET_ASSIGNMENT.sub(lambda m: m.group("key") + m.group("sep") + _masked(m.group("value")), text)
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)
+    return _BEARER.sub(lambda m: m.group("head") + REDACTED, text)
+
+
+def _masked(value):
+    if value[:1] in ("'", '"') and len(value) >= 2:
+        return value[0] + REDACTED + value[-1]
+    return REDACTED
