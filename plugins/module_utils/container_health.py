@@ -140,7 +140,7 @@ def parse_stats(text):
     """{container id prefix: {cpu_percent, memory_used_bytes}} from `docker stats --no-stream --format json`."""
     stats = {}
     for item in parse_json_lines(text, "docker stats"):
-        used = parse_size(str(item.get("MemUsage", "")).split("/")[0])
+        used = parse_size(str(item.get("MemUsage", "")).split("/", maxsplit=1)[0])
         stats[item.get("ID", "")] = {"cpu_percent": parse_percent(item.get("CPUPerc")), "memory_used_bytes": used,
                                      "pids": item.get("PIDs")}
     return stats
@@ -184,6 +184,21 @@ def _stamp(seconds):
 
 
 # -- targets ---------------------------------------------------------------
+
+def oom_kills_per_run(ooms, starts):
+    """One `oom` event time per run of the container (the first of each run), in order.
+
+    Under cgroup v1 the engine can report several `oom` events for one kill (the
+    kernel notifies each time the cgroup hits its limit), so the kills are the runs
+    with an `oom` event: the events between two `start` events count once.
+    """
+    starts = sorted(starts)
+    first_per_run = {}
+    for moment in sorted(ooms):
+        run = sum(1 for start in starts if start <= moment)
+        first_per_run.setdefault(run, moment)
+    return [first_per_run[run] for run in sorted(first_per_run)]
+
 
 class Target(object):
     """One expected container: the name its checks carry, how to find it, what inspect says of it."""
@@ -357,7 +372,7 @@ class ContainerHealth(object):
         seen = events.get(info["Id"], {})
         started = parse_time(state.get("StartedAt"))
         finished = parse_time(state.get("FinishedAt"))
-        ooms = sorted(seen.get("oom", []))
+        ooms = oom_kills_per_run(seen.get("oom", []), seen.get("start", []))
         facts = {"id": info["Id"][:12], "name": info.get("Name", "").lstrip("/"), "status": state.get("Status"),
                  "exit_code": state.get("ExitCode"), "started_at": state.get("StartedAt"),
                  "finished_at": state.get("FinishedAt"), "restart_count": info.get("RestartCount", 0),

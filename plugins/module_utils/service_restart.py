@@ -349,8 +349,8 @@ def _health_threshold(opts):
 def _plan(opts, target, verb):
     """What the run does after the config test, in order, as sentences."""
     steps = [target.describe_action(verb)] if verb else []
-    proof = ["active and unchanged (same {0}, no restart) for {1:g} s".format(IDENTITY[target.kind],
-                                                                               opts["settle_seconds"])]
+    proof = ["active and unchanged (same {0}, no restart) for {1:g} s".format(
+        IDENTITY[target.kind], opts["settle_seconds"])]
     if opts["port"]:
         proof.append("{0}:{1} accepts connections".format(opts["host"], opts["port"]))
     if opts["health_url"]:

@@ -150,7 +150,7 @@ notes:
     unit's activation); it is reported for O(state=restarted) only.
   - The container and compose paths are tested on a real Docker engine (dockerd 20.10, Docker Compose v2); the
     docker options (O(docker_host), O(compose_command), ...) come once per play through C(module_defaults) for the
-    C(group/ops.runbook.docker) action group (role M(ops.runbook.docker)).
+    C(group/ops.runbook.docker) action group (role C(ops.runbook.docker)).
 seealso:
   - module: ops.runbook.host_health
   - module: ops.runbook.http_health

@@ -53,8 +53,8 @@ def restart(engine, tmp_path, services, hosts=("compose1",), check=False, **extr
     try:
         document = json.loads(run.stdout)
     except ValueError:
-        raise AssertionError("ansible-playbook printed no JSON:\n{0}\n{1}".format(run.stdout[-3000:],
-                                                                                 run.stderr[-3000:]))
+        raise AssertionError("ansible-playbook printed no JSON:\n{0}\n{1}".format(
+            run.stdout[-3000:], run.stderr[-3000:]))
     results = {}
     for play in document["plays"]:
         for task in play["tasks"]:

@@ -95,10 +95,10 @@ def test_check_mode_plans_the_stop_and_touches_nothing_then_the_restore_stops_an
 
     planned, report = restore(docker_engine, extra, "--check")
     assert planned.returncode == 0, planned.stdout[-3000:]
-    plan, _ = only(report, "Show the plan")
+    plan, _plan_task = only(report, "Show the plan")
     assert "Compose services and containers stopped during the restore and started again: backend, frontend, " \
         + worker in " ".join(plan["msg"])
-    stop, _ = only(report, "Stop the application's compose services and containers")
+    stop, _task = only(report, "Stop the application's compose services and containers")
     assert stop["msg"] == "Would stop backend, frontend, {0}.".format(worker)
     assert stop["commands"][0].endswith("stop backend frontend") and stop["commands"][1].endswith("stop " + worker)
     assert {service: container_state(app, service) for service in SERVICES} == {
@@ -125,7 +125,7 @@ def test_check_mode_plans_the_stop_and_touches_nothing_then_the_restore_stops_an
     verified = task_results(report, "Verify the application's containers stay up and healthy")
     assert [(item["target"], item["status"]) for item in verified[0][0]["results"]] == [
         ("container " + worker, "pass")]
-    health, _ = only(report, "Check that the application answers healthy, with its dependencies")
+    health, _task = only(report, "Check that the application answers healthy, with its dependencies")
     assert health["status"] == "pass"
     dependency = [check for check in health["checks"] if check["name"] == "application:dependency:postgres"]
     assert [check["status"] for check in dependency] == ["pass"]
@@ -151,7 +151,7 @@ def test_a_restore_that_fails_after_the_stop_starts_the_backend_again(pg, docker
     assert after["id"] == before["id"] and after["status"] == "running" and after["health"] == "healthy"
     assert before["started"] < after["finished"] < moment(duration["start"])
     assert after["started"] > moment(duration["end"])
-    started, _ = only(report, "Start the application's compose services and containers again")
+    started, _task = only(report, "Start the application's compose services and containers again")
     assert started["changed_compose_services"] == ["backend"]
-    health, _ = only(report, "Check that the application answers healthy, with its dependencies")
+    health, _task = only(report, "Check that the application answers healthy, with its dependencies")
     assert health["status"] == "pass"

@@ -40,8 +40,8 @@ def test_snapshot_of_a_running_container_with_its_identity():
 
 
 def test_replicas_are_judged_together():
-    snap = compose.snapshot_from_inspect([inspect("abc123"), inspect("def456", status="restarting", restarts=5,
-                                                                      name="/formula-backend-2")])
+    second = inspect("def456", status="restarting", restarts=5, name="/formula-backend-2")
+    snap = compose.snapshot_from_inspect([inspect("abc123"), second])
     assert not snap["active"] and not snap["terminal"]
     assert (snap["restarts"], snap["state"], snap["container_id"]) == (5, "restarting,running",
                                                                        "abc123000000,def456000000")

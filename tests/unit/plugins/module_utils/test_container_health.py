@@ -160,7 +160,7 @@ def test_restarts_count_start_events_after_the_first_start_of_a_container_create
 
 
 def test_restarts_of_a_container_created_before_the_window_count_every_start():
-    engine = Engine([inspect("api", CID)], events=[event(CID, "start", NOW - 600) for _ in range(4)],
+    engine = Engine([inspect("api", CID)], events=[event(CID, "start", NOW - 600) for _start in range(4)],
                     stats=[stats_line(CID, "api")])
     assert by_name(collect(engine, containers=["api"]))["container_restarts:api"]["status"] == "fail"
 
@@ -280,3 +280,10 @@ def test_nothing_to_check_is_refused():
                                         ("0B", 0), ("", None)])
 def test_parse_size(text, size):
     assert ch.parse_size(text) == size
+
+
+def test_several_oom_events_of_one_run_are_one_kill():
+    # cgroup v1: the engine reported two oom events for one kill; a later run was killed once more.
+    assert ch.oom_kills_per_run([10.2, 10.1, 30.5], [5.0, 20.0]) == [10.1, 30.5]
+    assert ch.oom_kills_per_run([], [5.0]) == []
+    assert ch.oom_kills_per_run([3.0, 3.1], []) == [3.0]
