@@ -36,7 +36,7 @@ from . import health
 from .commands import run
 from .common import RunbookError, human_size, isoformat, utc_now
 from .compose import parse_ps
-from .docker import Docker, explain_failure
+from .docker import Docker, explain_failure, parse_json_lines, parse_time
 
 # The runbooks' "Alert Thresholds": memory above 85 %, CPU above 80 % (as `docker stats` shows them). An OOM
 # kill fails from the first one; restarts and error lines warn from the first one.
@@ -93,17 +93,6 @@ def since_epoch(since, now=None):
     return moment.timestamp()
 
 
-def parse_time(text):
-    """Unix seconds of a time docker prints (RFC 3339 with nanoseconds); None for docker's zero time or nothing."""
-    if not text or text.startswith("0001-01-01"):
-        return None
-    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$", text.strip())
-    if not match:
-        return None
-    moment = datetime.datetime.fromisoformat(match.group(1) + (match.group(3) or "Z").replace("Z", "+00:00"))
-    return moment.timestamp() + float("0." + (match.group(2) or "0"))
-
-
 def parse_size(text):
     """Bytes of a size `docker stats` prints (324KiB, 1.5GiB, 12MB, 0B); None when it is not one."""
     match = _SIZE.match(text or "")
@@ -117,23 +106,6 @@ def parse_percent(text):
         return float(str(text).strip().rstrip("%"))
     except ValueError:
         return None
-
-
-def parse_json_lines(text, what):
-    """One JSON object per line (`--format '{{json .}}'`)."""
-    items = []
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError:
-            raise RunbookError("{0} printed something that is not JSON: {1}".format(what, line[:200]),
-                               cause="docker_command")
-        if isinstance(item, dict):
-            items.append(item)
-    return items
 
 
 def parse_stats(text):

@@ -21,13 +21,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
-import json
-import re
 
 from .common import RunbookError, human_size
 from .compose import parse_ps
-from .docker import Docker, compose_project_params, explain_failure
+from .docker import Docker, compose_project_params, explain_failure, parse_json_lines, parse_time
 
 DOWN_STATES = ("exited", "dead", "restarting", "created", "missing")
 PROBE_OUTPUT_LIMIT = 300
@@ -35,34 +32,10 @@ PROBE_OUTPUT_LIMIT = 300
 EVENT_SLACK = 2.0
 
 
-def parse_time(text):
-    """Seconds since the epoch of a Docker timestamp (RFC 3339 with nanoseconds); None for Docker's zero time."""
-    if not text or text.startswith("0001-01-01"):
-        return None
-    match = re.match(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", text.strip())
-    if not match:
-        return None
-    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-    moment = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.timezone.utc)
-    offset = match.group(8)
-    if offset != "Z":
-        sign = 1 if offset[0] == "+" else -1
-        moment -= sign * datetime.timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
-    return moment.timestamp() + float(match.group(7) or 0)
-
-
 def parse_events(text):
     """`docker events --format '{{json .}}'` lines as [{id, name, action, time}] (time in epoch seconds)."""
     events = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError:
-            raise RunbookError("docker events printed something that is not JSON: {0}".format(line[:200]),
-                               cause="docker_command")
+    for item in parse_json_lines(text, "docker events"):
         actor = item.get("Actor") or {}
         nanos = item.get("timeNano")
         events.append({"id": item.get("id") or actor.get("ID") or "",

@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import json
 import re
 import shlex
@@ -88,6 +89,34 @@ def compose_major(version_text):
     """The major version of Docker Compose from `... version --short` (v prefix allowed), or None."""
     match = re.search(r"v?(\d+)\.(\d+)", version_text or "")
     return int(match.group(1)) if match else None
+
+
+def parse_time(text):
+    """Unix seconds of a time docker prints (RFC 3339 with nanoseconds); None for docker's zero time or nothing."""
+    if not text or text.startswith("0001-01-01"):
+        return None
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$", text.strip())
+    if not match:
+        return None
+    moment = datetime.datetime.fromisoformat(match.group(1) + (match.group(3) or "Z").replace("Z", "+00:00"))
+    return moment.timestamp() + float("0." + (match.group(2) or "0"))
+
+
+def parse_json_lines(text, what):
+    """One JSON object per line (`--format '{{json .}}'`)."""
+    items = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise RunbookError("{0} printed something that is not JSON: {1}".format(what, line[:200]),
+                               cause="docker_command")
+        if isinstance(item, dict):
+            items.append(item)
+    return items
 
 
 class Docker:
