@@ -1,7 +1,7 @@
 """container_health's judgement of containers from inspect, stats, events and logs samples (dockerd 20.10 output).
 
 A fake runner answers the docker and compose commands; the real engine is exercised by
-tests/integration/test_container_health.py.
+tests/integration/test_container_health_on_docker.py.
 """
 import json
 

@@ -1,6 +1,6 @@
 """container_incident: the judgement of one container from `docker inspect` and `oom` events, and the parsing.
 
-Pure logic; the real engine is exercised by tests/integration/test_container_incident.py.
+Pure logic; the real engine is exercised by tests/integration/test_container_incident_on_docker.py.
 """
 import pytest
 

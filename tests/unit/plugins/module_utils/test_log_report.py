@@ -1,7 +1,7 @@
 """The log report's pure parts: since, the time of a line, reading a file from its end, redaction, judging.
 
 Commands (journalctl, systemctl, docker, compose) are answered by a fake runner; the real ones are
-exercised by tests/integration/test_log_report.py.
+exercised by tests/integration/test_log_report_playbook.py.
 """
 import datetime
 import os
