@@ -41,29 +41,27 @@ class FakeRepository:
 
 
 def run(repository, check_mode=False, **params):
-    lines = []
-    result = ensure_stanza(dict(PARAMS, **params), check_mode, lines.append,
-                           backrest=PgBackRest(dict(PARAMS, **params), runner=repository, euid=1000))
-    return result, lines
+    return ensure_stanza(dict(PARAMS, **params), check_mode, lambda line: None,
+                         backrest=PgBackRest(dict(PARAMS, **params), runner=repository, euid=1000))
 
 
 def test_a_missing_stanza_is_created_then_checked():
     repository = FakeRepository(exists=False)
-    result, _ = run(repository)
+    result = run(repository)
     assert repository.commands == ["info", "stanza-create", "check", "info"]
     assert (result["changed"], result["created"], result["check_passed"]) == (True, True, True)
 
 
 def test_an_existing_stanza_is_only_checked():
     repository = FakeRepository(exists=True)
-    result, _ = run(repository)
+    result = run(repository)
     assert repository.commands == ["info", "check", "info"]
     assert (result["changed"], result["created"], result["existed"]) == (False, False, True)
 
 
 def test_check_mode_reads_and_plans_only():
     repository = FakeRepository(exists=False)
-    result, _ = run(repository, check_mode=True)
+    result = run(repository, check_mode=True)
     assert repository.commands == ["info"]
     assert result["changed"] is True and result["created"] is False and result["check_passed"] is None
     assert result["msg"].startswith("Check mode: would create the stanza main")
@@ -71,7 +69,7 @@ def test_check_mode_reads_and_plans_only():
 
 def test_check_can_be_left_out():
     repository = FakeRepository(exists=True)
-    result, _ = run(repository, check=False)
+    result = run(repository, check=False)
     assert repository.commands == ["info", "info"]
     assert result["check_passed"] is None and result["plan"] == []
 
