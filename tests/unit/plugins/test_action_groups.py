@@ -44,7 +44,7 @@ def group_options(group):
 
 
 def test_groups_are_the_shared_option_sets():
-    assert set(GROUPS) == {"postgres", "s3", "redis", "checks", "docker"}
+    assert set(GROUPS) == {"postgres", "s3", "redis", "checks", "docker", "pgbackrest"}
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
@@ -58,7 +58,7 @@ def test_every_module_of_a_group_takes_every_option_of_the_group(group, module_o
 
 
 def test_every_module_that_takes_a_group_s_options_is_in_the_group(module_options):
-    for group in ("postgres", "s3", "redis", "docker"):
+    for group in ("postgres", "s3", "redis", "docker", "pgbackrest"):
         wanted = group_options(group)
         takers = {module for module, options in module_options.items() if wanted <= options}
         assert takers <= set(GROUPS[group]), "{}: add {} to the group".format(group, takers - set(GROUPS[group]))
