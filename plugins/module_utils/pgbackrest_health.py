@@ -33,10 +33,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
+import json
 import re
 
 from . import health
 from .common import RunbookError, isoformat, utc_now
+from .pgbackrest import PgBackRest, info_error
 
 # health.Limits of this engine. A weekly full backup warns a day late and fails a week late; the daily
 # diff (or incr) the same way in hours; the last archived segment, while WAL waits behind it, warns past two
@@ -57,9 +60,6 @@ DEFAULTS = {
 DEFAULT_SEGMENT_SIZE = 16 * 1024 ** 2
 LISTED = 10
 
-# pgBackRest's stanza status codes (`pgbackrest help info`); 2 (no valid backups) is the backup checks' to judge.
-STANZA_OK = 0
-STANZA_NO_BACKUP = 2
 # A WAL segment in the repository: its 24-hex-digit name, pgBackRest's SHA-1 of it, a compression extension.
 _SEGMENT_FILE = re.compile(r"(?:^|/)([0-9A-F]{24})-[0-9a-f]{40}(?:\.[a-z0-9]+)?$")
 _SEGMENT_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})")
@@ -178,38 +178,14 @@ def stanza_entry(info, stanza):
                        cause="missing_stanza")
 
 
-def stanza_problem(entry):
-    """None when the stanza can be read (ok, or no valid backup yet), else pgBackRest's reason in a sentence."""
-    status = entry.get("status") or {}
-    code = status.get("code")
-    if code in (STANZA_OK, STANZA_NO_BACKUP):
-        return None
-    messages = [repo.get("status", {}).get("message") for repo in entry.get("repo") or []
-                if (repo.get("status") or {}).get("code") not in (STANZA_OK, STANZA_NO_BACKUP, None)]
-    said = "; ".join(" ".join(str(message).split()) for message in messages if message) or status.get("message")
-    return "status {0} ({1})".format(code, said or "no message")
-
-
-def _stanza_hint(entry):
-    code = (entry.get("status") or {}).get("code")
-    if code == 1 or code == 3:
-        return ("Create the stanza (pgbackrest --stanza={0} stanza-create) or check the stanza name and the "
-                "repository settings (repo1-path, bucket).".format(entry.get("name")))
-    if code == 4:
-        return "Set the repository's cipher type and passphrase (repo1-cipher-type, repo1-cipher-pass) as at stanza-create."
-    if code == 5:
-        return "The cluster does not match the stanza: after a PostgreSQL upgrade run stanza-upgrade."
-    return "Check the repository settings and that the store answers (pgbackrest --stanza={0} check).".format(
-        entry.get("name"))
-
-
 def stanza_check(entry, cluster=None):
+    """The stanza can be read (pgBackRest's status ok, or no valid backup yet) and belongs to this cluster."""
     name = "pgbackrest_stanza:{0}".format(entry.get("name"))
-    problem = stanza_problem(entry)
+    problem = info_error(entry, entry.get("name"))
     if problem:
-        return health.unchecked(name, "pgBackRest cannot read stanza {0}: {1}. {2}".format(
-            entry.get("name"), problem, _stanza_hint(entry)), observed=(entry.get("status") or {}).get("message"),
-            threshold="ok", stanza=entry.get("name"))
+        return health.unchecked(name, "Could not read stanza {0}: {1}".format(entry.get("name"), _one_line(problem)),
+                                observed=(entry.get("status") or {}).get("message"), threshold="ok",
+                                stanza=entry.get("name"), cause=problem.details.get("cause"))
     databases = entry.get("db") or []
     current = databases[-1] if databases else {}
     system_id = current.get("system-id")
@@ -506,3 +482,89 @@ def _summary(checks):
     if problems:
         line += " " + " ".join("{0}: {1}".format(item["name"], item["output"]) for item in problems)
     return line
+
+
+def list_archive(pgbackrest, archive_id):
+    """The repository's listing of one archive id (`repo-ls --recurse --output=json`), as a dict."""
+    path = "archive/{0}/{1}".format(pgbackrest.stanza, archive_id)
+    result = pgbackrest.run("repo-ls", "--recurse", "--output=json", path)
+    try:
+        return json.loads(result.stdout or "{}")
+    except ValueError:
+        raise RunbookError("pgbackrest repo-ls {0} printed something that is not JSON.".format(path),
+                           hint="Run it by hand as the cluster's owner to see why.", cause="pgbackrest_command")
+
+
+def collect(options, pgbackrest=None, cluster_reader=read_cluster, now=None):
+    """Check one stanza; returns {checks, status, counts, facts, unchecked, time, msg}.
+
+    pgBackRest that cannot read the repository (the store down, wrong
+    credentials, a missing stanza) makes every repository check a failed,
+    unchecked one with pgBackRest's translated error; the cluster's own checks
+    (archive age, failed pushes) are still made, since they say whether WAL is
+    leaving the host at all. A cluster that cannot be read does the same the
+    other way round.
+    """
+    opts = normalize(options)
+    limits = opts["limits"]
+    pgbackrest = pgbackrest or PgBackRest(opts)
+    stanza = pgbackrest.stanza
+    threshold_of = _threshold_of(limits)
+    now_epoch = (now or utc_now()).timestamp()
+    facts = {"stanza": stanza}
+    try:
+        cluster, cluster_error = cluster_reader(opts), None
+        facts["cluster"] = dict((key, cluster[key]) for key in (
+            "in_recovery", "archive_mode", "wal_segment_size", "system_identifier", "archived_count",
+            "last_archived_wal", "last_archived_time", "failed_count", "last_failed_wal", "last_failed_time"))
+    except RunbookError as error:
+        cluster, cluster_error = None, error
+    try:
+        entry = pgbackrest.info()
+    except RunbookError as error:
+        reason = "Could not read stanza {0} with pgBackRest: {1}".format(stanza, _one_line(error))
+        checks = _unchecked_all(stanza, CHECKS[:4], reason, threshold_of)
+        if cluster is None:
+            checks += _unchecked_all(stanza, CHECKS[4:], "Could not read the cluster's archiving state: {0}".format(
+                _one_line(cluster_error)), threshold_of)
+        else:
+            segments = Segments(cluster["wal_segment_size"])
+            checks += [archive_age_check(stanza, cluster, segments, limits), archive_push_check(stanza, cluster)]
+        return _result(checks, facts, error)
+    facts["backups"] = [dict(label=b.get("label"), type=b.get("type"), stop=isoformat_epoch(b["timestamp"]["stop"]),
+                             archive_start=(b.get("archive") or {}).get("start"))
+                        for b in entry.get("backup") or []]
+    facts["archive"] = [dict(id=a.get("id"), min=a.get("min"), max=a.get("max")) for a in entry.get("archive") or []]
+    listings = {}
+    listing_error = None
+    for archive_id, _first, _last in archive_ranges(entry):
+        try:
+            listings[archive_id] = list_archive(pgbackrest, archive_id)
+        except RunbookError as error:
+            listing_error = error
+            break
+    checks = evaluate(entry, listings, cluster, limits, now_epoch, cluster_error=cluster_error)
+    if listing_error is not None:
+        checks = [health.unchecked(item["name"], "Could not list the WAL archive of stanza {0}: {1}".format(
+            stanza, _one_line(listing_error)), threshold="no gap", unit="segments", stanza=stanza)
+                  if item["name"].startswith("pgbackrest_archive_continuity:") else item for item in checks]
+    return _result(checks, facts, listing_error)
+
+
+def isoformat_epoch(seconds):
+    return isoformat(datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc))
+
+
+def _result(checks, facts, error=None):
+    result = {
+        "checks": checks,
+        "status": health.worst(checks),
+        "counts": health.counts(checks),
+        "facts": facts,
+        "unchecked": [item["name"] for item in health.not_checked(checks)],
+        "time": isoformat(utc_now()),
+        "msg": _summary(checks),
+    }
+    if error is not None:
+        result["error"] = error
+    return result
