@@ -23,7 +23,7 @@ description:
     (daily differential backups - C(backup_age_hours)). No backup fails.
   - C(pgbackrest_archive_continuity:STANZA) - every WAL segment from the oldest backup's archive start to the newest
     archived one (the repository's, or the cluster's last archived segment when that is newer) is in the repository.
-    A gap fails and names the missing segments: recovery stops at the first one.
+    A gap fails and names the missing segments, since recovery stops at the first one.
   - C(pgbackrest_archive_age:STANZA) - the age of the last archived segment against the RPO (C(archive_age_seconds)),
     judged only when WAL written since that segment waits to be archived (the cluster's current WAL segment is newer
     than the last archived one). An idle cluster archives nothing and has nothing to lose, so it passes however old
@@ -63,6 +63,13 @@ options:
     description: Seconds the query of the cluster's archiving state may run (statement_timeout).
     type: int
     default: 30
+  io_timeout:
+    description:
+      - pgBackRest's C(--io-timeout) in seconds for the module's C(info) and C(repo-ls), over the configuration's.
+      - pgBackRest retries a store that does not answer about four times this long before it gives up, so a stopped
+        store is reported in about 20 s at the default (pgBackRest's own default of 60 s would take minutes).
+    type: int
+    default: 5
 attributes:
   check_mode:
     support: full
@@ -74,8 +81,8 @@ notes:
   - Run it on the database host, as root or as the cluster's owner; pgBackRest runs as O(pgbackrest_user).
   - The PostgreSQL login needs to read C(pg_control_system()) and C(pg_control_checkpoint()) - a superuser or a
     member of C(pg_monitor).
-  - A store that does not answer makes pgBackRest retry each request until its C(io-timeout) (the
-    C(ops.runbook.pgbackrest) role sets it in the configuration); O(pgbackrest_timeout) bounds every command.
+  - A store that does not answer makes pgBackRest retry each request for about four times O(io_timeout);
+    O(pgbackrest_timeout) bounds every command whatever happens.
   - Timeline switches are followed by segment number - a missing number no timeline from the backup's on has is a
     gap; history files are not read, so a gap covered only by an abandoned timeline is not found.
   - The module is in the C(ops.runbook.pgbackrest), C(ops.runbook.postgres) and C(ops.runbook.checks) action groups.
@@ -168,6 +175,7 @@ def argument_spec():
         database=dict(type="str", default=DEFAULTS["database"], aliases=["db", "login_db"]),
         thresholds=dict(type="dict", default={}),
         query_timeout=dict(type="int", default=DEFAULTS["query_timeout"]),
+        io_timeout=dict(type="int", default=DEFAULTS["io_timeout"]),
     )
     return spec
 

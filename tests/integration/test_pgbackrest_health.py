@@ -174,7 +174,8 @@ def test_a_stopped_store_fails_the_module_quickly_and_postgresql_keeps_running(s
     postmaster = stack.pg.pid()
     stack.s3.stop()
     try:
-        rc, result, printed = run_module(module_args(stack))
+        # pgBackRest retries a store that does not answer for about four io_timeouts (3 s here, to keep the test short).
+        rc, result, printed = run_module(module_args(stack, io_timeout=3))
         assert rc != 0 and result["failed"] is True
         checks = by_name(result)
         for name in NAMES[:4]:

@@ -296,3 +296,75 @@ def test_samples_are_not_changed_by_the_checks():
     before = copy.deepcopy(entry)
     pbh.evaluate(entry, {"15-1": listing()}, cluster(), LIMITS, INCR_STOP)
     assert entry == before
+
+
+# -- one run, with pgBackRest and the cluster as they answered -------------------
+
+class _Answer(object):
+    def __init__(self, stdout):
+        self.stdout = stdout
+
+
+class FakePgBackRest(object):
+    """PgBackRest's run() answering with the samples, or raising what the shared helper raises."""
+
+    stanza = "demo"
+    secrets = ()
+
+    def __init__(self, info=None, listing=None, failure=None):
+        self.info_text = json.dumps(sample("info-full-diff-incr") if info is None else info)
+        self.listing = sample("repo-ls-archive") if listing is None else listing
+        self.failure = failure
+        self.commands = []
+
+    def run(self, command, *args):
+        self.commands.append([command] + list(args))
+        if self.failure and command in self.failure:
+            raise self.failure[command]
+        return _Answer(self.info_text if command == "info" else json.dumps(self.listing))
+
+
+def _collect(pgbackrest, reader=lambda opts: cluster()):
+    import datetime
+
+    now = datetime.datetime.fromtimestamp(INCR_STOP + HOUR, datetime.timezone.utc)
+    return pbh.collect({"pgbackrest_stanza": "demo"}, pgbackrest=pgbackrest, cluster_reader=reader, now=now)
+
+
+def test_one_run_reads_info_and_the_archive_with_a_short_io_timeout():
+    fake = FakePgBackRest()
+    result = _collect(fake)
+    assert result["status"] == "pass", result["msg"]
+    assert fake.commands == [["info", "--output=json", "--io-timeout=5"],
+                             ["repo-ls", "--recurse", "--output=json", "--io-timeout=5", "archive/demo/15-1"]]
+    assert result["facts"]["backups"][0] == {"label": "20261205-235736F", "type": "full",
+                                             "stop": "2026-12-05T23:57:45Z", "archive_start": "000000010000000000000003"}
+
+
+def test_a_repository_pgbackrest_cannot_read_leaves_the_clusters_checks_made():
+    store_down = RunbookError("The S3 store of the pgBackRest repository does not answer (...)",
+                              hint="Check repo1-s3-endpoint.", cause="s3_unreachable")
+    result = _collect(FakePgBackRest(failure={"info": store_down}))
+    checks = by_name(result["checks"])
+    for name in ("pgbackrest_stanza", "pgbackrest_full_backup", "pgbackrest_backup", "pgbackrest_archive_continuity"):
+        assert checks[name]["unchecked"] and "does not answer" in checks[name]["output"]
+    assert checks["pgbackrest_archive_push"]["status"] == "pass"
+    assert result["unchecked"] == ["pgbackrest_{0}:demo".format(name) for name in pbh.CHECKS[:4]]
+    assert result["error"] is store_down
+
+
+def test_an_archive_that_cannot_be_listed_leaves_continuity_unchecked():
+    refused = RunbookError("`pgbackrest repo-ls` failed (exit 49): ...", cause="pgbackrest_command")
+    checks = by_name(_collect(FakePgBackRest(failure={"repo-ls": refused}))["checks"])
+    assert checks["pgbackrest_archive_continuity"]["unchecked"]
+    assert checks["pgbackrest_backup"]["status"] == "pass"
+
+
+def test_a_cluster_that_refuses_the_login_leaves_its_checks_unchecked():
+    def refused(opts):
+        raise RunbookError("PostgreSQL at 127.0.0.1:5432 rejected the login of user 'postgres'")
+
+    checks = by_name(_collect(FakePgBackRest(), reader=refused)["checks"])
+    assert checks["pgbackrest_archive_age"]["unchecked"] and "rejected the login" in \
+        checks["pgbackrest_archive_age"]["output"]
+    assert checks["pgbackrest_archive_continuity"]["status"] == "pass"
