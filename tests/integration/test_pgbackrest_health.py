@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, ansible_playbook
 from harness.pgbackrest import PgBackRestStack
 from harness.s3 import SeaweedS3
 from harness.tls import LocalCA
@@ -99,6 +99,24 @@ def test_a_healthy_stack_with_a_full_backup_passes(stack):
 
     rc, checked, _printed = run_module(module_args(stack), check=True)
     assert rc == 0 and checked["changed"] is False and checked["status"] == "pass"
+
+
+def test_the_morning_health_check_reports_the_stanza_when_asked(stack, tmp_path):
+    extra_vars = {
+        "health_check_hosts": "localhost", "health_check_categories": ["disk"], "health_check_postgres": False,
+        "health_check_redis": False, "health_check_report_dir": str(tmp_path),
+        "health_check_pgbackrest_stanza": STANZA, "health_check_pgbackrest_config": stack.config_path,
+        "postgres_login_host": stack.pg.host, "postgres_login_port": stack.pg.port,
+        "postgres_login_user": "postgres", "postgres_login_password": stack.pg.password, "postgres_become": False,
+    }
+    run = ansible_playbook("health_check.yml", extra_vars)
+    with open(str(tmp_path / "health-check.json")) as handle:
+        checks = json.load(handle)["checks"]
+    for name in NAMES:
+        assert checks["localhost:" + name][0]["status"] == "pass", run.stdout[-3000:]
+    with open(str(tmp_path / "health-check.md")) as handle:
+        assert "pgbackrest_archive_continuity:health" in handle.read()
+    assert_no_secret(stack, run.stdout + run.stderr)
 
 
 def test_a_failing_archive_command_fails_naming_the_wal_and_its_time(stack):
