@@ -161,8 +161,8 @@ def describe_missing(missing, segments):
         if first == last:
             parts.append(segments.name(*first))
         else:
-            parts.append("{0} to {1} ({2} segments)".format(segments.name(*first), segments.name(*last),
-                                                           last[1] - first[1] + 1))
+            parts.append("{0} to {1} ({2} segments)".format(
+                segments.name(*first), segments.name(*last), last[1] - first[1] + 1))
     more = len(runs) - LISTED
     return ", ".join(parts) + (" and {0} more gaps".format(more) if more > 0 else "")
 
@@ -567,9 +567,11 @@ def collect(options, pgbackrest=None, cluster_reader=read_cluster, now=None):
             break
     checks = evaluate(entry, listings, cluster, limits, now_epoch, cluster_error=cluster_error)
     if listing_error is not None:
-        checks = [health.unchecked(item["name"], "Could not list the WAL archive of stanza {0}: {1}".format(
-            stanza, _one_line(listing_error)), threshold="no gap", unit="segments", stanza=stanza)
-                  if item["name"].startswith("pgbackrest_archive_continuity:") else item for item in checks]
+        unlisted = health.unchecked("pgbackrest_archive_continuity:{0}".format(stanza),
+                                    "Could not list the WAL archive of stanza {0}: {1}".format(
+                                        stanza, _one_line(listing_error)),
+                                    threshold="no gap", unit="segments", stanza=stanza)
+        checks = [unlisted if item["name"] == unlisted["name"] else item for item in checks]
     return _result(checks, facts, listing_error)
 
 
