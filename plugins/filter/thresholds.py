@@ -10,12 +10,14 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ops.runbook.plugins.module_utils import container_health, host_health as hosthealth, pg_health
+from ansible_collections.ops.runbook.plugins.module_utils import pgbackrest_health
 
 # The modules that take a `thresholds` option, and the names each knows (their engines declare them).
 MODULES = {
     "container_health": container_health.THRESHOLDS,
     "host_health": hosthealth.THRESHOLDS,
     "pg_health": pg_health.THRESHOLDS,
+    "pgbackrest_health": pgbackrest_health.THRESHOLDS,
 }
 
 

@@ -16,8 +16,11 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 with open(os.path.join(ROOT, "meta", "runtime.yml")) as handle:
     GROUPS = yaml.safe_load(handle)["action_groups"]
-# The options every module of a group shares, beyond those its role hands it.
-SHARED = {"checks": {"fail_on"}}
+# The options every module of a group shares, beyond those its role hands it; for a group whose role does not
+# build module defaults (yet), the options of its shared argument spec.
+SHARED = {"checks": {"fail_on"},
+          "pgbackrest": {"pgbackrest_stanza", "pgbackrest_config", "pgbackrest_command", "pgbackrest_user",
+                         "pgbackrest_timeout"}}
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import datetime
 import pytest
 
 from ansible_collections.ops.runbook.plugins.module_utils import cert_check as certs, health, pg_health, redis_health
-from ansible_collections.ops.runbook.plugins.module_utils import container_health
+from ansible_collections.ops.runbook.plugins.module_utils import container_health, pgbackrest_health
 from ansible_collections.ops.runbook.plugins.module_utils import host_health as hosthealth, http_health as http_check
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 
@@ -87,6 +87,21 @@ def _http(name, overrides, value):
     return http_check._latency_check(settings, answer, {})["status"]  # pylint: disable=protected-access
 
 
+def _pgbackrest(name, overrides, value):
+    limits = pgbackrest_health.normalize({"thresholds": overrides})["limits"]
+    if name == "archive_age_seconds":
+        # WAL written since the last archived segment waits, so its age is judged.
+        cluster = {"archive_mode": "on", "in_recovery": False, "lsn_bytes": 0x0C000100, "timeline": 1,
+                   "last_archived_wal": "00000001000000000000000B", "last_archived_time": "2026-03-01T11:00:00Z",
+                   "last_archived_seconds_ago": value}
+        return pgbackrest_health.archive_age_check("main", cluster, pgbackrest_health.Segments(), limits)["status"]
+    now = 1800000000
+    entry = {"name": "main", "backup": [{"label": "20260301-000000F", "type": "full",
+                                         "timestamp": {"start": 0, "stop": now - value * 3600}}]}
+    checks = pgbackrest_health.backup_checks(entry, now, limits)
+    return checks[0 if name == "full_backup_age_hours" else 1]["status"]
+
+
 ENGINES = [
     ("host_health", hosthealth, _host),
     ("pg_health", pg_health, _pg),
@@ -94,6 +109,7 @@ ENGINES = [
     ("cert_check", certs, _certs),
     ("http_health", http_check, _http),
     ("container_health", container_health, _container),
+    ("pgbackrest_health", pgbackrest_health, _pgbackrest),
 ]
 THRESHOLDS = [pytest.param(engine, name, probe, id="{0}:{1}".format(label, name))
               for label, engine, probe in ENGINES for name in sorted(engine.THRESHOLDS)]
@@ -105,7 +121,8 @@ def _beyond(limit, steps, worse):
 
 def test_every_check_engine_is_in_the_table():
     assert [label for label, _engine, _probe in ENGINES] == [
-        "host_health", "pg_health", "redis_health", "cert_check", "http_health", "container_health"]
+        "host_health", "pg_health", "redis_health", "cert_check", "http_health", "container_health",
+        "pgbackrest_health"]
     for _label, engine, _probe in ENGINES:
         assert engine.THRESHOLDS and all(isinstance(limit, health.Limit) for limit in engine.THRESHOLDS.values())
 

@@ -13,7 +13,7 @@ from ansible_collections.ops.runbook.plugins.module_utils import _module
 
 MODULES_DIR = os.path.join(os.path.dirname(_module.__file__), "..", "modules")
 CHECK_MODULES = ["cert_check", "container_health", "health_report", "host_health", "http_health", "log_report",
-                 "pg_health", "redis_health", "s3_backup_verify"]
+                 "pg_health", "pgbackrest_health", "redis_health", "s3_backup_verify"]
 # Modules whose result carries health checks that prove an action, not a report: the task fails when the
 # action did not succeed, whatever a fail_on would say.
 ACTION_MODULES = {"service_restart": "its checks prove the restart; a service not proven up fails the task"}
