@@ -1,0 +1,447 @@
+# -*- coding: utf-8 -*-
+# Copyright: ops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Point-in-time recovery with pgBackRest: the plan, the drill and the recovery.
+
+Three steps share one plan:
+- plan: parse the target (a time with its time zone, an LSN, a transaction id,
+  a named restore point, or the end of the archive), choose the backup set
+  from `pgbackrest info --output=json` (the newest one that finished before
+  the target), the WAL range it needs and the data the recovery gives up.
+  Pure functions; check mode returns this and nothing else.
+- drill: restore the set plus WAL into a scratch data directory, start it on
+  a free port with its own socket directory and archiving off (a drill never
+  pushes WAL into the real archive), wait for it to promote at the target, run
+  the caller's SQL checks, stop it and remove the directory, also on failure.
+  A WAL segment the recovery needed and the archive did not have is named.
+- recover: the same into a new data directory left running for inspection or,
+  only with `replace_live`, into the live cluster's data directory: stop
+  PostgreSQL, move the old directory aside (renamed, never deleted), restore,
+  promote at the target, start, verify; on any failure put the old directory
+  back and start it again (a rollback, reported as such).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+
+from .common import RunbookError, isoformat, utc_now
+
+TARGET_TYPES = ("time", "lsn", "xid", "name", "latest")
+MODES = ("plan", "drill", "recover")
+SEGMENT_SIZE = 16 * 1024 * 1024
+# A restore point's name is at most MAXFNAMELEN - 1 bytes (pg_create_restore_point).
+RESTORE_POINT_MAX = 63
+
+_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)?$",
+                   re.IGNORECASE)
+_LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
+_SEGMENT = r"[0-9A-F]{24}"
+# pgBackRest's archive-get (the restore_command) logs into PostgreSQL's log when a segment is not in the archive;
+# PostgreSQL itself names a file it could not open or read.
+_NOT_IN_ARCHIVE = re.compile(r"unable to find (" + _SEGMENT + r") in the archive")
+_COULD_NOT = re.compile(r'could not [a-z ]+ (?:file|segment) "(?:pg_wal/)?(' + _SEGMENT + r')"')
+_RESTORED = re.compile(r'restored log file "(' + _SEGMENT + r')" from archive')
+_FATAL = re.compile(r"\b(?:FATAL|PANIC):\s+(.*)")
+
+
+# -- targets -----------------------------------------------------------------
+
+class Target(object):
+    """A recovery target: its kind, its value as pgBackRest takes it, and for a time the moment."""
+
+    def __init__(self, kind, value=None, moment=None, lsn=None, exclusive=False):
+        self.kind = kind
+        self.value = value
+        self.moment = moment
+        self.lsn = lsn
+        self.exclusive = exclusive
+
+    def restore_options(self):
+        """The `pgbackrest restore` options that recover to this target and promote there."""
+        if self.kind == "latest":
+            options = ["--type=default"]
+        else:
+            options = ["--type=" + self.kind, "--target=" + self.value]
+            if self.exclusive:
+                options.append("--target-exclusive")
+        return options + ["--target-action=promote"]
+
+    def describe(self):
+        if self.kind == "latest":
+            return "the end of the archive (the newest archived WAL)"
+        words = {"time": "time", "lsn": "LSN", "xid": "transaction", "name": "restore point"}[self.kind]
+        text = "{0} {1}".format(words, isoformat(self.moment) if self.moment else self.value)
+        return text + (" (stopping just before it)" if self.exclusive else "")
+
+    def facts(self):
+        facts = {"type": self.kind, "value": self.value, "exclusive": self.exclusive}
+        if self.moment is not None:
+            facts["time"] = isoformat(self.moment)
+        return facts
+
+
+def parse_time(text):
+    """The aware datetime of a target time; a time without a time zone is refused (it would be read in the
+    server's TimeZone setting, which may not be the operator's)."""
+    match = _TIME.match(str(text).strip())
+    if not match:
+        raise RunbookError(
+            "The target time {0!r} is not a time such as 2026-12-05T10:15:00Z or 2026-12-05 11:15:00+01:00.".format(
+                text), hint="Write the date, the time and its time zone (Z or +HH:MM).", cause="invalid")
+    date, clock, zone = match.groups()
+    if zone is None:
+        raise RunbookError(
+            "The target time {0!r} has no time zone: PostgreSQL would read it in the recovered server's TimeZone "
+            "setting.".format(text), hint="Add Z (UTC) or the offset, e.g. +01:00.", cause="invalid")
+    if len(clock) == 5:
+        clock += ":00"
+    if zone.upper() in ("Z", "UTC"):
+        zone = "+00:00"
+    elif len(zone) == 3:
+        zone += ":00"
+    elif ":" not in zone:
+        zone = zone[:3] + ":" + zone[3:]
+    seconds, _, fraction = clock.partition(".")
+    clock = seconds + ("." + fraction.ljust(6, "0") if fraction else "")
+    try:
+        return datetime.datetime.fromisoformat("{0}T{1}{2}".format(date, clock, zone))
+    except ValueError as error:
+        raise RunbookError("The target time {0!r} is not a valid time: {1}.".format(text, error), cause="invalid")
+
+
+def parse_lsn(text):
+    """An LSN written as PostgreSQL prints it (16/B374D848) as an integer."""
+    match = _LSN.match(str(text).strip())
+    if not match:
+        raise RunbookError("The target LSN {0!r} is not an LSN such as 0/3000060.".format(text),
+                           hint="Copy it from pg_current_wal_lsn() or pg_waldump.", cause="invalid")
+    return (int(match.group(1), 16) << 32) | int(match.group(2), 16)
+
+
+def format_lsn(value):
+    return "{0:X}/{1:X}".format(value >> 32, value & 0xFFFFFFFF)
+
+
+def segment_name(timeline, lsn, segment_size=SEGMENT_SIZE):
+    """The WAL file that holds `lsn` on `timeline` (24 hex digits, as in pg_wal and the archive)."""
+    per_id = 0x100000000 // segment_size
+    number = lsn // segment_size
+    return "{0:08X}{1:08X}{2:08X}".format(timeline, number // per_id, number % per_id)
+
+
+def parse_target(kind, value=None, exclusive=False, now=None):
+    """A Target from the caller's target type and value, validated, or RunbookError saying what is wrong."""
+    now = now or utc_now()
+    text = "" if value is None else str(value).strip()
+    if kind not in TARGET_TYPES:
+        raise RunbookError("The target type {0!r} is not one of {1}.".format(kind, ", ".join(TARGET_TYPES)),
+                           cause="invalid")
+    if kind == "latest":
+        if text:
+            raise RunbookError("A recovery to the end of the archive takes no target, but {0!r} was given.".format(
+                text), hint="Leave the target out, or give its type (time, lsn, xid, name).", cause="invalid")
+        return Target("latest", exclusive=False)
+    if not text:
+        raise RunbookError("A recovery to a {0} needs the target's value.".format(kind), cause="invalid")
+    if kind == "time":
+        moment = parse_time(text)
+        if moment > now:
+            raise RunbookError(
+                "The target time {0} is in the future (now {1}): the archive cannot reach it and PostgreSQL "
+                "refuses to end a recovery before its target.".format(isoformat(moment), isoformat(now)),
+                hint="For the newest state, recover to the end of the archive (target type latest).", cause="invalid")
+        pg_value = moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        return Target("time", pg_value, moment=moment, exclusive=exclusive)
+    if kind == "lsn":
+        lsn = parse_lsn(text)
+        return Target("lsn", format_lsn(lsn), lsn=lsn, exclusive=exclusive)
+    if kind == "xid":
+        if not text.isdigit() or not 3 <= int(text) < 2 ** 64:
+            raise RunbookError("The target transaction id {0!r} is not a transaction id (a whole number of at "
+                               "least 3).".format(text), hint="Take it from txid_current() or the server log.",
+                               cause="invalid")
+        return Target("xid", str(int(text)), exclusive=exclusive)
+    if len(text.encode("utf-8")) > RESTORE_POINT_MAX:
+        raise RunbookError("The restore point name {0!r} is longer than PostgreSQL's {1} bytes.".format(
+            text, RESTORE_POINT_MAX), hint="Use the name given to pg_create_restore_point().", cause="invalid")
+    return Target("name", text, exclusive=exclusive)
+
+
+# -- the backup set and the WAL it needs ----------------------------------------
+
+# pgBackRest's stanza status codes that leave nothing to restore from.
+_STANZA_PROBLEMS = {1: "its repository path is missing", 2: "it has no valid backup",
+                    3: "its stanza data is missing", 4: "its repositories use different ciphers",
+                    5: "the database does not match the stanza", 99: "pgBackRest reported an error"}
+
+
+def stanza_of(info, stanza):
+    """The stanza's entry of `pgbackrest info --output=json`, or RunbookError when it cannot be restored from."""
+    for item in info or []:
+        if item.get("name") == stanza:
+            break
+    else:
+        raise RunbookError("pgBackRest knows no stanza {0!r} in its repository.".format(stanza),
+                           hint="Check the stanza option and the configuration file pgBackRest reads.",
+                           cause="missing_stanza")
+    status = item.get("status") or {}
+    code = status.get("code", 0)
+    if code in _STANZA_PROBLEMS and not _backups(item):
+        raise RunbookError("Stanza {0!r} cannot be restored from: {1} ({2}).".format(
+            stanza, _STANZA_PROBLEMS[code], status.get("message", "")),
+            hint="Run `pgbackrest info` and `pgbackrest check`, and take a full backup first.", cause="no_backup")
+    return item
+
+
+def _backups(stanza):
+    """The stanza's backup sets in pgBackRest's order (oldest first)."""
+    return [backup for backup in stanza.get("backup") or [] if backup.get("label")]
+
+
+def _stop(backup):
+    return int((backup.get("timestamp") or {}).get("stop") or 0)
+
+
+def _stop_lsn(backup):
+    text = (backup.get("lsn") or {}).get("stop")
+    return parse_lsn(text) if text else None
+
+
+def _moment(epoch):
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+
+
+def _reaches(backup, target):
+    """None when recovery from `backup` can reach `target`, else why not."""
+    if target.kind == "time" and _stop(backup) >= target.moment.timestamp():
+        return "it finished at {0}, not before the target time {1}".format(
+            isoformat(_moment(_stop(backup))), isoformat(target.moment))
+    if target.kind == "lsn" and _stop_lsn(backup) is not None and _stop_lsn(backup) > target.lsn:
+        return "it ends at LSN {0}, after the target LSN {1}".format(format_lsn(_stop_lsn(backup)), target.value)
+    return None
+
+
+def choose_backup(stanza, target, backup_set=None):
+    """The backup set to recover `target` from: the named one, else the newest that finished before the target
+    (for a time or an LSN), else the newest. Sets pgBackRest marked with page errors are passed over."""
+    backups = _backups(stanza)
+    if not backups:
+        raise RunbookError("Stanza {0!r} has no backup set to restore.".format(stanza.get("name")),
+                           hint="Take a full backup first (pgbackrest backup --type=full).", cause="no_backup")
+    if backup_set:
+        for backup in backups:
+            if backup["label"] == backup_set:
+                problem = _reaches(backup, target)
+                if problem:
+                    raise RunbookError("Backup set {0} cannot recover to {1}: {2}.".format(
+                        backup_set, target.describe(), problem), hint="Choose an older set, or leave backup_set out.",
+                        cause="invalid")
+                return backup
+        raise RunbookError("Stanza {0!r} has no backup set {1}; it has {2}.".format(
+            stanza.get("name"), backup_set, ", ".join(backup["label"] for backup in backups)), cause="invalid")
+    sound = sorted((backup for backup in backups if not backup.get("error")), key=_stop)
+    candidates = [backup for backup in sound if _reaches(backup, target) is None]
+    if not candidates:
+        oldest = sound[0] if sound else backups[0]
+        raise RunbookError(
+            "No backup set of stanza {0!r} can recover to {1}: the oldest, {2}, finished at {3}.".format(
+                stanza.get("name"), target.describe(), oldest["label"], isoformat(_moment(_stop(oldest)))),
+            hint="Choose a target after a backup finished; older states are gone with the expired backups.",
+            cause="no_backup")
+    return candidates[-1]
+
+
+def archive_of(stanza, backup):
+    """The WAL archive entry (id, min, max) of the backup's database."""
+    database = (backup.get("database") or {}).get("id")
+    archives = stanza.get("archive") or []
+    for archive in archives:
+        if (archive.get("database") or {}).get("id") == database:
+            return archive
+    return archives[-1] if archives else {}
+
+
+def wal_range(stanza, backup, target):
+    """The WAL the recovery replays: from the backup's first segment to the target's segment (an LSN) or the
+    newest archived one. RunbookError when the archive lacks the WAL the backup itself needs."""
+    archive = archive_of(stanza, backup)
+    first = (backup.get("archive") or {}).get("start")
+    needed = (backup.get("archive") or {}).get("stop") or first
+    oldest, newest = archive.get("min"), archive.get("max")
+    if not newest or (oldest and first and oldest[8:] > first[8:]) or (needed and newest[8:] < needed[8:]):
+        raise RunbookError(
+            "The WAL archive of stanza {0!r} ({1} to {2}) lacks segments {3} to {4} that backup set {5} needs to "
+            "become consistent.".format(stanza.get("name"), oldest or "empty", newest or "empty", first, needed,
+                                        backup["label"]),
+            hint="Run `pgbackrest check` and `pgbackrest verify`; choose another backup set.", cause="wal_missing")
+    last = newest
+    if target.kind == "lsn" and first:
+        last = min(newest, segment_name(int(first[:8], 16), target.lsn), key=lambda name: name[8:])
+    return {"archive_id": archive.get("id"), "first": first, "last": last, "archive_min": oldest,
+            "archive_max": newest}
+
+
+def expected_data_loss(target, now, wal):
+    """What the recovered cluster will not have, in seconds when the target tells it, and as a sentence."""
+    if target.kind == "time":
+        seconds = max(0, int((now - target.moment).total_seconds()))
+        return {"seconds": seconds, "text": "every transaction committed after {0}: the last {1} of writes up to "
+                                            "now ({2})".format(isoformat(target.moment), _duration(seconds),
+                                                               isoformat(now))}
+    if target.kind == "latest":
+        return {"seconds": None, "text": "only the writes in WAL not yet archived (after segment {0}); with "
+                                         "archiving working that is at most archive_timeout plus the time to push a "
+                                         "segment".format(wal["archive_max"])}
+    return {"seconds": None, "text": "every transaction after the target {0}; how much time that is, the target "
+                                     "does not tell".format(target.describe())}
+
+
+def _duration(seconds):
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return "{0} h {1:02d} min".format(hours, minutes)
+    if minutes:
+        return "{0} min {1:02d} s".format(minutes, seconds)
+    return "{0} s".format(seconds)
+
+
+def make_plan(info, stanza, target, mode, backup_set=None, now=None, destination=None):
+    """The plan of a drill or a recovery: the set, the WAL range, the target, the expected data loss, where it
+    recovers to and what it stops and moves (`destination`, from describe_destination), as facts and lines."""
+    now = now or utc_now()
+    entry = stanza_of(info, stanza)
+    backup = choose_backup(entry, target, backup_set)
+    wal = wal_range(entry, backup, target)
+    loss = expected_data_loss(target, now, wal)
+    destination = destination or {"kind": "plan", "text": "nowhere (plan only)", "steps": []}
+    chosen = {"label": backup["label"], "type": backup.get("type"),
+              "started": isoformat(_moment(int((backup.get("timestamp") or {}).get("start") or 0))),
+              "finished": isoformat(_moment(_stop(backup))),
+              "lsn_stop": (backup.get("lsn") or {}).get("stop"),
+              "size": (backup.get("info") or {}).get("size")}
+    lines = [
+        "{0} stanza {1} to {2}.".format({"drill": "Drill a recovery of", "recover": "Recover",
+                                         "plan": "Plan a recovery of"}[mode], stanza, target.describe()),
+        "Backup set: {0} ({1} backup, finished {2}).".format(chosen["label"], chosen["type"], chosen["finished"]),
+        "WAL replayed: {0} up to {1} at most (archive {2}, holding {3} to {4}).".format(
+            wal["first"], wal["last"], wal["archive_id"], wal["archive_min"], wal["archive_max"]),
+        "Expected data loss: {0}.".format(loss["text"]),
+        "Recovers into: {0}.".format(destination["text"]),
+    ]
+    lines.extend(destination.get("steps", []))
+    return {"mode": mode, "stanza": stanza, "target": target.facts(), "backup": chosen, "wal": wal,
+            "expected_data_loss": loss, "destination": dict(destination), "restore_options": target.restore_options(),
+            "lines": lines, "text": "\n".join(lines)}
+
+
+def describe_destination(mode, params, stamp):
+    """Where a mode recovers to and the steps it takes there, for the plan."""
+    if mode == "plan":
+        return {"kind": "plan", "text": "nowhere (plan only)", "steps": []}
+    port = params.get("port") or "a free port"
+    if mode == "drill":
+        return {"kind": "scratch", "text": "a scratch data directory under {0}, started on 127.0.0.1 port {1} with "
+                                           "archiving off, removed afterwards".format(params["scratch_dir"], port),
+                "steps": ["Then: run {0} check(s), stop the scratch cluster and remove its directory, also when "
+                          "something failed.".format(len(params.get("checks") or []))]}
+    data = params["data_directory"]
+    if not params.get("replace_live"):
+        return {"kind": "new", "text": "the new data directory {0}, started on 127.0.0.1 port {1} with archiving "
+                                       "off and left running for inspection; the live cluster is not touched".format(
+                                           params["restore_dir"], port), "steps": []}
+    aside = aside_path(data, stamp)
+    stop = ("systemctl stop " + params["postgres_service"]) if params.get("postgres_service") else "pg_ctl stop"
+    return {"kind": "live", "text": "the live data directory {0} (replacing it)".format(data), "aside": aside,
+            "steps": ["Stops PostgreSQL ({0}); the application services are stopped before.".format(stop),
+                      "Moves {0} aside to {1} (kept, never deleted).".format(data, aside),
+                      "Restores into {0}, promotes at the target, starts PostgreSQL, checks it answers, is out of "
+                      "recovery and passes {1} check(s).".format(data, len(params.get("checks") or [])),
+                      "If the restore or a check fails: puts {0} back from {1} and starts it again "
+                      "(rollback).".format(data, aside)]}
+
+
+def aside_path(data_directory, stamp):
+    return "{0}.pre-pitr-{1}".format(os.path.normpath(data_directory), stamp)
+
+
+def stamp_of(moment):
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+# -- reading PostgreSQL's log after a failed recovery -----------------------------
+
+def recovery_failure(log_text):
+    """What a failed recovery's log says: the WAL segment it could not get, the last one it restored, and the
+    last FATAL/PANIC line. The missing segment is the last one pgBackRest could not find in the archive or
+    PostgreSQL could not open (timeline history files are not segments)."""
+    found = []
+    for pattern in (_NOT_IN_ARCHIVE, _COULD_NOT):
+        found.extend((match.start(), match.group(1)) for match in pattern.finditer(log_text or ""))
+    restored = _RESTORED.findall(log_text or "")
+    fatal = _FATAL.findall(log_text or "")
+    return {"missing_segment": max(found)[1] if found else None,
+            "last_restored_segment": restored[-1] if restored else None,
+            "fatal": fatal[-1].strip() if fatal else None}
+
+
+def failure_message(what, failure, wal):
+    """One sentence of what went wrong in a recovery and what to do, from recovery_failure()."""
+    missing = failure.get("missing_segment")
+    fatal = failure.get("fatal")
+    if missing and wal and wal.get("archive_max") and missing[8:] <= wal["archive_max"][8:]:
+        return RunbookError(
+            "{0} failed: WAL segment {1} is missing from the archive (a gap: the archive holds segments up to {2}); "
+            "recovery stopped after {3}{4}.".format(what, missing, wal["archive_max"],
+                                                     failure.get("last_restored_segment") or "the backup",
+                                                     ": " + fatal if fatal else ""),
+            hint="Run `pgbackrest verify`; recover to a target before the gap, or restore the segment from another "
+                 "copy. Take a new full backup so later targets do not need it.",
+            cause="wal_missing", missing_segment=missing)
+    if missing:
+        return RunbookError(
+            "{0} failed: WAL segment {1}, needed to reach the target, is not in the archive{2}{3}.".format(
+                what, missing, " (its newest is {0})".format(wal["archive_max"]) if (wal or {}).get("archive_max")
+                else "", ": " + fatal if fatal else ""),
+            hint="The target is after the newest archived WAL: wait until the WAL is archived "
+                 "(SELECT pg_switch_wal() on the live cluster), or choose an earlier target.",
+            cause="wal_missing", missing_segment=missing)
+    return RunbookError("{0} failed{1}.".format(what, ": " + fatal if fatal else ""),
+                        hint="Read the PostgreSQL log quoted in `log_tail`.", cause="recovery_failed")
+
+
+# -- small host helpers ------------------------------------------------------------
+
+def free_port():
+    """A TCP port free on the loopback interface now."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+    finally:
+        probe.close()
+
+
+def tail(path, lines=40):
+    try:
+        with open(path, errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:])
+    except (IOError, OSError):
+        return ""
+
+
+def read_text(path):
+    try:
+        with open(path, errors="replace") as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return ""
