@@ -445,3 +445,490 @@ def read_text(path):
             return handle.read()
     except (IOError, OSError):
         return ""
+
+
+# -- a cluster this engine starts and stops ------------------------------------------
+
+def as_user(argv, user):
+    """`argv` run as `user` when this process is root (pg_ctl refuses root), else as it is."""
+    if user and os.geteuid() == 0 and user != "root":
+        return ["setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups", "--"] + list(argv)
+    return list(argv)
+
+
+def chown_to(path, user):
+    if user and os.geteuid() == 0:
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def bindir_for(data_directory, pg_bin_dir=None):
+    """The server binaries for a data directory: the given directory, else Debian's for its PG_VERSION."""
+    if pg_bin_dir:
+        return pg_bin_dir
+    version = read_text(os.path.join(data_directory, "PG_VERSION")).strip()
+    candidate = "/usr/lib/postgresql/{0}/bin".format(version)
+    if version and os.path.isfile(os.path.join(candidate, "pg_ctl")):
+        return candidate
+    raise RunbookError("No PostgreSQL {0} server binaries at {1}.".format(version or "(unknown version)", candidate),
+                       hint="Install the server package of that version, or set pg_bin_dir.", cause="missing_program")
+
+
+def postmaster_options(data_directory):
+    """The options the running postmaster was started with (postmaster.opts, without the program and -D), so
+    pg_ctl can start the recovered cluster the same way."""
+    text = read_text(os.path.join(data_directory, "postmaster.opts")).strip()
+    words = re.findall(r'"((?:[^"\\]|\\.)*)"|(\S+)', text)
+    words = [quoted or plain for quoted, plain in words][1:]
+    options = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "-D":
+            skip = True
+        elif not word.startswith("-D"):
+            options.append(word)
+    return options
+
+
+def shell_words(words):
+    """Words joined for pg_ctl -o, which hands them to a shell."""
+    return " ".join("'" + word.replace("'", "'\"'\"'") + "'" for word in words)
+
+
+def postmaster_pid(data_directory):
+    """The process id of the postmaster running on `data_directory`, else None."""
+    try:
+        pid = int(read_text(os.path.join(data_directory, "postmaster.pid")).split("\n", 1)[0])
+        os.kill(pid, 0)
+        return pid
+    except (ValueError, OSError):
+        return None
+
+
+class Cluster(object):
+    """A PostgreSQL cluster started and stopped with pg_ctl as its owner."""
+
+    def __init__(self, data_directory, bindir, user, log_file, options=(), runner=None):
+        from .commands import run
+
+        self.data_directory = data_directory
+        self.bindir = bindir
+        self.user = user
+        self.log_file = log_file
+        self.options = list(options)
+        self._run = runner or run
+
+    def _pg_ctl(self, *args, **kwargs):
+        argv = as_user([os.path.join(self.bindir, "pg_ctl"), "-D", self.data_directory] + list(args), self.user)
+        return self._run(argv, **kwargs)
+
+    def pid(self):
+        return postmaster_pid(self.data_directory)
+
+    def start(self, timeout):
+        """Start it and wait until it accepts connections (in recovery: once consistent). RunbookError from the
+        log when it exits instead."""
+        args = ["-l", self.log_file, "-w", "-t", str(int(timeout))]
+        if self.options:
+            args += ["-o", shell_words(self.options)]
+        result = self._pg_ctl(*(args + ["start"]), timeout=timeout + 30)
+        if not result.ok:
+            raise RunbookError("PostgreSQL did not start on {0}: {1}".format(self.data_directory, result.output(500)),
+                               cause="start_failed")
+
+    def stop(self, timeout=120):
+        if self.pid() is None:
+            return
+        result = self._pg_ctl("-m", "fast", "-w", "-t", str(timeout), "stop", timeout=timeout + 30)
+        if not result.ok and self.pid() is not None:
+            self._pg_ctl("-m", "immediate", "-w", "-t", "60", "stop", timeout=90)
+        if self.pid() is not None:
+            raise RunbookError("PostgreSQL on {0} did not stop.".format(self.data_directory),
+                               hint="Stop it by hand (pg_ctl stop -m immediate) before anything else.",
+                               cause="stop_failed")
+
+    def log(self):
+        return read_text(self.log_file)
+
+
+def wait_promoted(cluster, connect, timeout, what, wal, clock=time.monotonic, sleep=time.sleep):
+    """Wait until the cluster has ended recovery (pg_is_in_recovery() false) and return an open connection.
+
+    A cluster that exits meanwhile fails with what its log says (a missing WAL segment is named)."""
+    deadline = clock() + timeout
+    last_error = None
+    while True:
+        if cluster.pid() is None:
+            raise _from_log(what, cluster, wal)
+        try:
+            conn = connect()
+        except RunbookError as error:
+            last_error = error
+        else:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_is_in_recovery()")
+                if not cur.fetchone()[0]:
+                    return conn
+            conn.close()
+        if clock() > deadline:
+            raise RunbookError("{0}: the cluster on {1} had not ended recovery after {2} s{3}.".format(
+                what, cluster.data_directory, timeout, " ({0})".format(last_error) if last_error else ""),
+                hint="Raise recovery_timeout for a long replay; its log is in `log_tail`.", cause="timeout",
+                log_tail=tail(cluster.log_file))
+        sleep(1)
+
+
+def _from_log(what, cluster, wal):
+    error = failure_message(what, recovery_failure(cluster.log()), wal)
+    error.details["log_tail"] = tail(cluster.log_file)
+    return error
+
+
+# -- verification --------------------------------------------------------------------
+
+def _rendered(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def run_checks(connect, checks, database="postgres"):
+    """pg_is_in_recovery() is false and every caller's check answers what it expects, as pass/fail checks.
+
+    A check is {name, sql, database, expect}: `sql` returns one value, compared as text with `expect` (true
+    when left out). A query that fails is a failed check, never a pass."""
+    from . import health
+
+    results = []
+    conns = {}
+    try:
+        for item in [{"name": "out_of_recovery", "sql": "SELECT NOT pg_is_in_recovery()", "expect": True}] + list(
+                checks or []):
+            name = item.get("name") or item["sql"]
+            expected = _rendered(True if item.get("expect") is None else item["expect"])
+            where = item.get("database") or database
+            try:
+                if where not in conns:
+                    conns[where] = connect(where)
+                with conns[where].cursor() as cur:
+                    cur.execute(item["sql"])
+                    row = cur.fetchone()
+                observed = _rendered(row[0] if row else None)
+            except Exception as error:  # noqa: BLE001 - psycopg2 errors and RunbookError alike fail the check
+                results.append(health.unchecked("pitr_check:" + name, "The check {0!r} could not run in database "
+                                                "{1}: {2}".format(name, where, str(error).strip()), threshold=expected))
+                continue
+            status = "pass" if observed == expected else "fail"
+            results.append(health.check("pitr_check:" + name, status, observed, expected,
+                                        "{0}: {1} answered {2}, expected {3}.".format(
+                                            name, item["sql"], observed, expected)))
+    finally:
+        for conn in conns.values():
+            conn.close()
+    return results
+
+
+# -- the steps ------------------------------------------------------------------------
+
+class Recovery(object):
+    """The plan, the drill and the recovery of one stanza, with the pgBackRest runner and the PostgreSQL
+    connection options the module gives."""
+
+    def __init__(self, params, pgbackrest, log=None, now=None, connect=None):
+        self.params = params
+        self.pgbackrest = pgbackrest
+        self.log = log or (lambda line: None)
+        self.now = now or utc_now()
+        self.stamp = stamp_of(self.now)
+        self.target = parse_target(params["target_type"], params.get("target"), params.get("target_exclusive"),
+                                   now=self.now)
+        self._connect = connect
+
+    def plan(self, mode=None):
+        mode = mode or self.params["mode"]
+        destination = describe_destination(mode, self.params, self.stamp)
+        return make_plan(self.pgbackrest.info(), self.params["stanza"], self.target, mode,
+                         backup_set=self.params.get("backup_set"), now=self.now, destination=destination)
+
+    def connect_to(self, host, port):
+        from . import postgres
+
+        def connect(database="postgres"):
+            params = dict(self.params, login_host=host, login_port=port)
+            return (self._connect or postgres.connect)(params, database)
+        return connect
+
+    def restore(self, plan, data_directory, archive_off):
+        args = ["--pg1-path=" + data_directory, "--set=" + plan["backup"]["label"]] + plan["restore_options"]
+        if archive_off:
+            args.append("--archive-mode=off")
+        self.log("pgbackrest restore {0}".format(" ".join(args)))
+        self.pgbackrest.run("restore", *args)
+
+    def _isolated_cluster(self, data_directory, socket_dir, port, log_file, name):
+        """The restored copy as a cluster of its own: its port on loopback, its socket directory, no archiving,
+        its log in our file; the configuration files a Debian layout keeps outside the data directory are
+        written minimal."""
+        _write_missing_configuration(data_directory, self.params.get("pg_user"))
+        options = ["-c", "port={0}".format(port), "-c", "listen_addresses=127.0.0.1",
+                   "-c", "unix_socket_directories=" + socket_dir, "-c", "archive_mode=off",
+                   "-c", "logging_collector=off", "-c", "cluster_name=" + name]
+        for key, value in sorted((self.params.get("server_settings") or {}).items()):
+            options += ["-c", "{0}={1}".format(key, value)]
+        return Cluster(data_directory, bindir_for(data_directory, self.params.get("pg_bin_dir")),
+                       self.params.get("pg_user"), log_file, options)
+
+    def _verify(self, connect):
+        from . import health
+
+        checks = run_checks(connect, self.params.get("checks"))
+        return checks, health.worst(checks)
+
+    def drill(self):
+        """Restore into a scratch directory, promote at the target, run the checks, tear it all down."""
+        plan = self.plan("drill")
+        user = self.params.get("pg_user")
+        parent = self.params["scratch_dir"]
+        if not os.path.isdir(parent):
+            raise RunbookError("The scratch directory's parent {0} does not exist.".format(parent),
+                               hint="Create it (owned by the cluster's user) or set scratch_dir.", cause="invalid")
+        scratch = tempfile.mkdtemp(prefix="pitr-drill-", dir=parent)
+        cluster = None
+        try:
+            chown_to(scratch, user)
+            data, sock = os.path.join(scratch, "data"), os.path.join(scratch, "sock")
+            for path in (data, sock):
+                os.mkdir(path, 0o700)
+                chown_to(path, user)
+            self.restore(plan, data, archive_off=True)
+            port = self.params.get("port") or free_port()
+            cluster = self._isolated_cluster(data, sock, port, os.path.join(scratch, "postgres.log"), "pitr-drill")
+            self.log("starting the scratch cluster on port {0}".format(port))
+            self._start(cluster, "The drill", plan)
+            connect = self.connect_to(sock, port)
+            wait_promoted(cluster, lambda: connect(), self.params["recovery_timeout"], "The drill", plan["wal"]).close()
+            checks, status = self._verify(connect)
+            return {"plan": plan, "checks": checks, "status": status, "port": port, "changed": False,
+                    "failed": status != "pass",
+                    "msg": "Drill {0}: recovered backup set {1} to {2} in a scratch cluster; {3}.".format(
+                        "passed" if status == "pass" else "FAILED", plan["backup"]["label"], self.target.describe(),
+                        _summary(checks))}
+        finally:
+            if cluster is not None:
+                try:
+                    cluster.stop()
+                except RunbookError as error:
+                    self.log(str(error))
+            shutil.rmtree(scratch, ignore_errors=True)
+            self.log("removed the scratch directory {0}".format(scratch))
+
+    def _start(self, cluster, what, plan):
+        try:
+            cluster.start(self.params["recovery_timeout"])
+        except RunbookError as error:
+            if cluster.pid() is None:
+                raise _from_log(what, cluster, plan["wal"])
+            raise error
+
+    def recover_new(self):
+        """Recover into a new data directory and leave it running for inspection; the live cluster is untouched."""
+        plan = self.plan("recover")
+        user = self.params.get("pg_user")
+        data = self.params["restore_dir"]
+        if os.path.exists(data) and os.listdir(data):
+            raise RunbookError("The restore directory {0} exists and is not empty.".format(data),
+                               hint="Name a new directory, or remove an old inspection copy first.", cause="invalid")
+        if not os.path.isdir(os.path.dirname(os.path.normpath(data))):
+            raise RunbookError("The parent of the restore directory {0} does not exist.".format(data),
+                               cause="invalid")
+        if not os.path.exists(data):
+            os.mkdir(data, 0o700)
+        chown_to(data, user)
+        port = self.params.get("port") or free_port()
+        cluster = self._isolated_cluster(data, data, port, os.path.join(data, "pg_pitr_recovery.log"), "pitr-copy")
+        try:
+            self.restore(plan, data, archive_off=True)
+            self._start(cluster, "The recovery", plan)
+            connect = self.connect_to(data, port)
+            wait_promoted(cluster, lambda: connect(), self.params["recovery_timeout"], "The recovery",
+                          plan["wal"]).close()
+            checks, status = self._verify(connect)
+        except BaseException:
+            try:
+                cluster.stop()
+            except RunbookError as error:
+                self.log(str(error))
+            raise
+        return {"plan": plan, "checks": checks, "status": status, "port": port, "data_directory": data,
+                "socket_directory": data, "changed": True, "failed": status != "pass",
+                "msg": "Recovered backup set {0} to {1} into {2}, running on 127.0.0.1 port {3} (socket directory "
+                       "{2}) for inspection; {4}. The live cluster was not touched; stop the copy with "
+                       "`pg_ctl -D {2} stop` and remove it when done.".format(
+                           plan["backup"]["label"], self.target.describe(), data, port, _summary(checks))}
+
+    def recover_live(self):
+        """Replace the live cluster by its recovery to the target; put the old one back on any failure."""
+        plan = self.plan("recover")
+        user = self.params.get("pg_user")
+        data = os.path.normpath(self.params["data_directory"])
+        aside = plan["destination"]["aside"]
+        if not os.path.isfile(os.path.join(data, "PG_VERSION")):
+            raise RunbookError("{0} is not a PostgreSQL data directory (no PG_VERSION).".format(data),
+                               hint="Set data_directory to the live cluster's data_directory.", cause="invalid")
+        if os.path.exists(aside):
+            raise RunbookError("{0} exists already.".format(aside), cause="invalid")
+        live = self._live_cluster(data)
+        self.log("stopping PostgreSQL")
+        live.stop()
+        os.rename(data, aside)
+        self.log("moved {0} aside to {1}".format(data, aside))
+        try:
+            os.mkdir(data, 0o700)
+            chown_to(data, user)
+            self.restore(plan, data, archive_off=False)
+            live.start(self.params["recovery_timeout"])
+            connect = self.connect_to(self.params.get("login_host") or self.params.get("login_unix_socket") or "",
+                                      self.params.get("login_port"))
+            wait_promoted(live, lambda: connect(), self.params["recovery_timeout"], "The recovery",
+                          plan["wal"]).close()
+            checks, status = self._verify(connect)
+            if status != "pass":
+                raise RunbookError("The recovered cluster failed its checks: {0}.".format(_summary(checks)),
+                                   cause="verification_failed", checks=checks)
+        except (RunbookError, OSError) as error:
+            if not isinstance(error, RunbookError) or error.details.get("cause") != "verification_failed":
+                error = error if isinstance(error, RunbookError) else RunbookError(str(error))
+                if live.pid() is None and os.path.exists(live.log_file):
+                    error = _merge(error, _from_log("The recovery", live, plan["wal"]))
+            raise self._rollback(live, data, aside, error)
+        return {"plan": plan, "checks": checks, "status": status, "data_directory": data, "moved_aside": aside,
+                "changed": True, "failed": False,
+                "msg": "Recovered the live cluster in {0} from backup set {1} to {2}; it answers, is out of recovery "
+                       "and {3}. The old data directory is kept at {4}.".format(
+                           data, plan["backup"]["label"], self.target.describe(), _summary(checks), aside)}
+
+    def _live_cluster(self, data):
+        service = self.params.get("postgres_service")
+        log_file = self.params.get("postgres_log_file") or os.path.join(
+            os.path.dirname(data), os.path.basename(data) + "-pitr.log")
+        if service:
+            return ServiceCluster(service, data, log_file)
+        return Cluster(data, bindir_for(data, self.params.get("pg_bin_dir")), self.params.get("pg_user"), log_file,
+                       postmaster_options(data))
+
+    def _rollback(self, live, data, aside, error):
+        """Put the old data directory back and start it; the error says what failed and that it was rolled back."""
+        failed_copy = "{0}.failed-pitr-{1}".format(data, self.stamp)
+        try:
+            live.stop()
+            if os.path.exists(data):
+                os.rename(data, failed_copy)
+            os.rename(aside, data)
+            live.start(self.params["recovery_timeout"])
+        except (RunbookError, OSError) as rollback_error:
+            return RunbookError(
+                "{0} The ROLLBACK FAILED too: {1}. The old data directory is {2}.".format(
+                    error.message, rollback_error, aside if os.path.exists(aside) else data),
+                hint="Start the old cluster by hand.", cause="rollback_failed", **error.details)
+        return RunbookError(
+            "{0} Rolled back: the old data directory is back in {1} and PostgreSQL runs on it again; the failed "
+            "restore is kept at {2}.".format(error.message, data, failed_copy), hint=error.hint,
+            rolled_back=True, failed_restore=failed_copy, **error.details)
+
+    def run(self, check_mode):
+        mode = self.params["mode"]
+        if check_mode or mode == "plan":
+            plan = self.plan()
+            return {"plan": plan, "changed": False, "msg": plan["text"]}
+        if mode == "drill":
+            return self.drill()
+        if self.params.get("replace_live"):
+            return self.recover_live()
+        return self.recover_new()
+
+
+class ServiceCluster(object):
+    """The live cluster under systemd: stopped and started by its unit."""
+
+    def __init__(self, unit, data_directory, log_file, runner=None):
+        from .commands import run
+
+        self.unit = unit
+        self.data_directory = data_directory
+        self.log_file = log_file
+        self._run = runner or run
+
+    def _systemctl(self, verb, timeout):
+        result = self._run(["systemctl", verb, self.unit], timeout=timeout)
+        if not result.ok:
+            raise RunbookError("systemctl {0} {1} failed: {2}".format(verb, self.unit, result.output(500)),
+                               hint="See `journalctl -u {0}`.".format(self.unit), cause="{0}_failed".format(verb))
+
+    def pid(self):
+        return postmaster_pid(self.data_directory)
+
+    def start(self, timeout):
+        self._systemctl("start", timeout + 30)
+
+    def stop(self, timeout=120):
+        self._systemctl("stop", timeout + 30)
+
+    def log(self):
+        return read_text(self.log_file)
+
+
+def _merge(error, from_log):
+    if from_log.details.get("missing_segment") or from_log.details.get("cause") != "recovery_failed":
+        return from_log
+    error.details.setdefault("log_tail", from_log.details.get("log_tail"))
+    return error
+
+
+def _summary(checks):
+    failing = [check["name"] for check in checks if check["status"] != "pass"]
+    if failing:
+        return "{0} of {1} checks failed: {2}".format(len(failing), len(checks), ", ".join(failing))
+    return "all {0} checks passed".format(len(checks))
+
+
+def _write_missing_configuration(data_directory, user):
+    """A Debian cluster keeps postgresql.conf and pg_hba.conf in /etc, so its backup has none: give the copy
+    minimal ones (local connections by peer, loopback by password) instead of the live cluster's files, whose
+    data_directory and port point at the live cluster."""
+    files = {"postgresql.conf": "# Written by ops.runbook pg_pitr for a recovered copy; settings come from the "
+                                "command line and postgresql.auto.conf.\n",
+             "pg_hba.conf": "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n",
+             "pg_ident.conf": ""}
+    for name, text in files.items():
+        path = os.path.join(data_directory, name)
+        if not os.path.exists(path):
+            with open(path, "w") as handle:
+                handle.write(text)
+            os.chmod(path, 0o600)
+            chown_to(path, user)
+
+
+def validate(params):
+    """What the argument spec cannot say: which directory each mode needs."""
+    if params["mode"] == "recover" and not params.get("replace_live") and not params.get("restore_dir"):
+        raise RunbookError("mode=recover without replace_live recovers into a new data directory: set restore_dir.",
+                           hint="Or set replace_live=true and data_directory to replace the live cluster.",
+                           cause="invalid")
+    if params.get("replace_live") and not params.get("data_directory"):
+        raise RunbookError("replace_live needs data_directory, the live cluster's data directory.", cause="invalid")
+
+
+def run_pitr(params, check_mode, log, pgbackrest=None):
+    """The module's work: the plan in check mode or mode=plan, else the drill or the recovery."""
+    validate(params)
+    if pgbackrest is None:
+        from .pgbackrest import PgBackRest
+
+        pgbackrest = PgBackRest(params.get("config"), params["stanza"], params.get("pg_user"), params.get("timeout"))
+    return Recovery(params, pgbackrest, log=log).run(check_mode)
