@@ -58,12 +58,13 @@ _FATAL = re.compile(r"\b(?:FATAL|PANIC):\s+(.*)")
 class Target(object):
     """A recovery target: its kind, its value as pgBackRest takes it, and for a time the moment."""
 
-    def __init__(self, kind, value=None, moment=None, lsn=None, exclusive=False):
+    def __init__(self, kind, value=None, moment=None, lsn=None, exclusive=False, timeline="current"):
         self.kind = kind
         self.value = value
         self.moment = moment
         self.lsn = lsn
         self.exclusive = exclusive
+        self.timeline = timeline
 
     def restore_options(self):
         """The `pgbackrest restore` options that recover to this target and promote there."""
@@ -73,20 +74,26 @@ class Target(object):
             options = ["--type=" + self.kind, "--target=" + self.value]
             if self.exclusive:
                 options.append("--target-exclusive")
-        return options + ["--target-action=promote"]
+        return options + ["--target-action=promote", "--target-timeline=" + self.timeline]
 
     def describe(self):
         if self.kind == "latest":
             return "the end of the archive (the newest archived WAL)"
         words = {"time": "time", "lsn": "LSN", "xid": "transaction", "name": "restore point"}[self.kind]
-        text = "{0} {1}".format(words, isoformat(self.moment) if self.moment else self.value)
+        text = "{0} {1}".format(words, precise(self.moment) if self.moment else self.value)
         return text + (" (stopping just before it)" if self.exclusive else "")
 
     def facts(self):
-        facts = {"type": self.kind, "value": self.value, "exclusive": self.exclusive}
+        facts = {"type": self.kind, "value": self.value, "exclusive": self.exclusive, "timeline": self.timeline}
         if self.moment is not None:
             facts["time"] = isoformat(self.moment)
         return facts
+
+
+def precise(moment):
+    """A time in UTC as ISO 8601, with its fraction of a second when it has one."""
+    text = moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
+    return text + "Z"
 
 
 def parse_time(text):
@@ -138,10 +145,17 @@ def segment_name(timeline, lsn, segment_size=SEGMENT_SIZE):
     return "{0:08X}{1:08X}{2:08X}".format(timeline, number // per_id, number % per_id)
 
 
-def parse_target(kind, value=None, exclusive=False, now=None):
-    """A Target from the caller's target type and value, validated, or RunbookError saying what is wrong."""
+def parse_target(kind, value=None, exclusive=False, now=None, timeline="current"):
+    """A Target from the caller's target type and value, validated, or RunbookError saying what is wrong.
+
+    The timeline defaults to `current`, the backup's: PostgreSQL's own default, `latest`, would follow any newer
+    timeline in the archive, such as one a failed or abandoned recovery promoted and archived, past the target."""
     now = now or utc_now()
     text = "" if value is None else str(value).strip()
+    timeline = str(timeline or "current").strip().lower()
+    if timeline not in ("current", "latest") and not timeline.isdigit():
+        raise RunbookError("The target timeline {0!r} is not current, latest or a timeline number.".format(timeline),
+                           cause="invalid")
     if kind not in TARGET_TYPES:
         raise RunbookError("The target type {0!r} is not one of {1}.".format(kind, ", ".join(TARGET_TYPES)),
                            cause="invalid")
@@ -149,7 +163,7 @@ def parse_target(kind, value=None, exclusive=False, now=None):
         if text:
             raise RunbookError("A recovery to the end of the archive takes no target, but {0!r} was given.".format(
                 text), hint="Leave the target out, or give its type (time, lsn, xid, name).", cause="invalid")
-        return Target("latest", exclusive=False)
+        return Target("latest", exclusive=False, timeline=timeline)
     if not text:
         raise RunbookError("A recovery to a {0} needs the target's value.".format(kind), cause="invalid")
     if kind == "time":
@@ -160,20 +174,20 @@ def parse_target(kind, value=None, exclusive=False, now=None):
                 "refuses to end a recovery before its target.".format(isoformat(moment), isoformat(now)),
                 hint="For the newest state, recover to the end of the archive (target type latest).", cause="invalid")
         pg_value = moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00")
-        return Target("time", pg_value, moment=moment, exclusive=exclusive)
+        return Target("time", pg_value, moment=moment, exclusive=exclusive, timeline=timeline)
     if kind == "lsn":
         lsn = parse_lsn(text)
-        return Target("lsn", format_lsn(lsn), lsn=lsn, exclusive=exclusive)
+        return Target("lsn", format_lsn(lsn), lsn=lsn, exclusive=exclusive, timeline=timeline)
     if kind == "xid":
         if not text.isdigit() or not 3 <= int(text) < 2 ** 64:
             raise RunbookError("The target transaction id {0!r} is not a transaction id (a whole number of at "
                                "least 3).".format(text), hint="Take it from txid_current() or the server log.",
                                cause="invalid")
-        return Target("xid", str(int(text)), exclusive=exclusive)
+        return Target("xid", str(int(text)), exclusive=exclusive, timeline=timeline)
     if len(text.encode("utf-8")) > RESTORE_POINT_MAX:
         raise RunbookError("The restore point name {0!r} is longer than PostgreSQL's {1} bytes.".format(
             text, RESTORE_POINT_MAX), hint="Use the name given to pg_create_restore_point().", cause="invalid")
-    return Target("name", text, exclusive=exclusive)
+    return Target("name", text, exclusive=exclusive, timeline=timeline)
 
 
 # -- the backup set and the WAL it needs ----------------------------------------
@@ -348,15 +362,15 @@ def describe_destination(mode, params, stamp):
     """Where a mode recovers to and the steps it takes there, for the plan."""
     if mode == "plan":
         return {"kind": "plan", "text": "nowhere (plan only)", "steps": []}
-    port = params.get("port") or "a free port"
+    port = "port {0}".format(params["port"]) if params.get("port") else "a free port"
     if mode == "drill":
-        return {"kind": "scratch", "text": "a scratch data directory under {0}, started on 127.0.0.1 port {1} with "
+        return {"kind": "scratch", "text": "a scratch data directory under {0}, started on 127.0.0.1, {1}, with "
                                            "archiving off, removed afterwards".format(params["scratch_dir"], port),
                 "steps": ["Then: run {0} check(s), stop the scratch cluster and remove its directory, also when "
                           "something failed.".format(len(params.get("checks") or []))]}
     data = params["data_directory"]
     if not params.get("replace_live"):
-        return {"kind": "new", "text": "the new data directory {0}, started on 127.0.0.1 port {1} with archiving "
+        return {"kind": "new", "text": "the new data directory {0}, started on 127.0.0.1, {1}, with archiving "
                                        "off and left running for inspection; the live cluster is not touched".format(
                                            params["restore_dir"], port), "steps": []}
     aside = aside_path(data, stamp)
@@ -380,18 +394,37 @@ def stamp_of(moment):
 
 # -- reading PostgreSQL's log after a failed recovery -----------------------------
 
-def recovery_failure(log_text):
+def next_segment(name, segment_size=SEGMENT_SIZE):
+    """The WAL segment after `name` on the same timeline."""
+    per_id = 0x100000000 // segment_size
+    number = int(name[8:16], 16) * per_id + int(name[16:], 16) + 1
+    return "{0}{1:08X}{2:08X}".format(name[:8], number // per_id, number % per_id)
+
+
+# PostgreSQL's words for a recovery that ran out of WAL: the archive had no next segment.
+_RAN_OUT = ("recovery ended before configured recovery target was reached", "WAL ends before end of online backup",
+            "WAL ends before consistent recovery point", "could not locate required checkpoint record")
+
+
+def recovery_failure(log_text, first_segment=None):
     """What a failed recovery's log says: the WAL segment it could not get, the last one it restored, and the
-    last FATAL/PANIC line. The missing segment is the last one pgBackRest could not find in the archive or
-    PostgreSQL could not open (timeline history files are not segments)."""
+    last FATAL/PANIC line.
+
+    The missing segment is the last one pgBackRest said it could not find or PostgreSQL could not open (timeline
+    history files are not segments). pgBackRest logs a segment it cannot find at level info, below what its
+    console shows by default, so when PostgreSQL says it ran out of WAL, the missing segment is the one after the
+    last it restored (or the backup's first, `first_segment`, when it restored none)."""
+    text = log_text or ""
     found = []
     for pattern in (_NOT_IN_ARCHIVE, _COULD_NOT):
-        found.extend((match.start(), match.group(1)) for match in pattern.finditer(log_text or ""))
-    restored = _RESTORED.findall(log_text or "")
-    fatal = _FATAL.findall(log_text or "")
-    return {"missing_segment": max(found)[1] if found else None,
-            "last_restored_segment": restored[-1] if restored else None,
-            "fatal": fatal[-1].strip() if fatal else None}
+        found.extend((match.start(), match.group(1)) for match in pattern.finditer(text))
+    restored = _RESTORED.findall(text)
+    fatal = [line.strip() for line in _FATAL.findall(text)]
+    last_restored = restored[-1] if restored else None
+    missing = max(found)[1] if found else None
+    if missing is None and fatal and any(words in fatal[-1] for words in _RAN_OUT):
+        missing = next_segment(last_restored) if last_restored else first_segment
+    return {"missing_segment": missing, "last_restored_segment": last_restored, "fatal": fatal[-1] if fatal else None}
 
 
 def failure_message(what, failure, wal):
@@ -583,7 +616,7 @@ def wait_promoted(cluster, connect, timeout, what, wal, clock=time.monotonic, sl
 
 
 def _from_log(what, cluster, wal):
-    error = failure_message(what, recovery_failure(cluster.log()), wal)
+    error = failure_message(what, recovery_failure(cluster.log(), (wal or {}).get("first")), wal)
     error.details["log_tail"] = tail(cluster.log_file)
     return error
 
@@ -647,7 +680,7 @@ class Recovery(object):
         self.now = now or utc_now()
         self.stamp = stamp_of(self.now)
         self.target = parse_target(params["target_type"], params.get("target"), params.get("target_exclusive"),
-                                   now=self.now)
+                                   now=self.now, timeline=params.get("target_timeline"))
         self._connect = connect
 
     def plan(self, mode=None):
@@ -747,23 +780,29 @@ class Recovery(object):
         if not os.path.isdir(os.path.dirname(os.path.normpath(data))):
             raise RunbookError("The parent of the restore directory {0} does not exist.".format(data),
                                cause="invalid")
-        if not os.path.exists(data):
+        created = not os.path.exists(data)
+        if created:
             os.mkdir(data, 0o700)
         chown_to(data, user)
         port = self.params.get("port") or free_port()
-        cluster = self._isolated_cluster(data, data, port, os.path.join(data, "pg_pitr_recovery.log"), "pitr-copy")
+        cluster = None
         try:
             self.restore(plan, data, archive_off=True)
+            cluster = self._isolated_cluster(data, data, port, os.path.join(data, "pg_pitr_recovery.log"),
+                                             "pitr-copy")
             self._start(cluster, "The recovery", plan)
             connect = self.connect_to(data, port)
             wait_promoted(cluster, lambda: connect(), self.params["recovery_timeout"], "The recovery",
                           plan["wal"]).close()
             checks, status = self._verify(connect)
         except BaseException:
-            try:
-                cluster.stop()
-            except RunbookError as error:
-                self.log(str(error))
+            # A copy that did not come up is of no use to inspect: remove what this run wrote.
+            if cluster is not None:
+                try:
+                    cluster.stop()
+                except RunbookError as error:
+                    self.log(str(error))
+            _empty(data, remove=created)
             raise
         return {"plan": plan, "checks": checks, "status": status, "port": port, "data_directory": data,
                 "socket_directory": data, "changed": True, "failed": status != "pass",
@@ -824,11 +863,11 @@ class Recovery(object):
 
     def _rollback(self, live, data, aside, error):
         """Put the old data directory back and start it; the error says what failed and that it was rolled back."""
-        failed_copy = "{0}.failed-pitr-{1}".format(data, self.stamp)
         try:
             live.stop()
             if os.path.exists(data):
-                os.rename(data, failed_copy)
+                # The failed restore is this run's own copy of the backup, as large as the cluster: removed.
+                shutil.rmtree(data)
             os.rename(aside, data)
             live.start(self.params["recovery_timeout"])
         except (RunbookError, OSError) as rollback_error:
@@ -837,15 +876,17 @@ class Recovery(object):
                     error.message, rollback_error, aside if os.path.exists(aside) else data),
                 hint="Start the old cluster by hand.", cause="rollback_failed", **error.details)
         return RunbookError(
-            "{0} Rolled back: the old data directory is back in {1} and PostgreSQL runs on it again; the failed "
-            "restore is kept at {2}.".format(error.message, data, failed_copy), hint=error.hint,
-            rolled_back=True, failed_restore=failed_copy, **error.details)
+            "{0} Rolled back: the old data directory is back in {1} and PostgreSQL runs on it again.".format(
+                error.message, data), hint=error.hint, rolled_back=True, **error.details)
 
     def run(self, check_mode):
         mode = self.params["mode"]
         if check_mode or mode == "plan":
             plan = self.plan()
             return {"plan": plan, "changed": False, "msg": plan["text"]}
+        from .postgres import import_psycopg2
+
+        import_psycopg2()
         if mode == "drill":
             return self.drill()
         if self.params.get("replace_live"):
@@ -881,6 +922,19 @@ class ServiceCluster(object):
 
     def log(self):
         return read_text(self.log_file)
+
+
+def _empty(path, remove):
+    """Remove `path` (remove=True) or everything in it."""
+    if remove:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for name in os.listdir(path):
+        child = os.path.join(path, name)
+        if os.path.isdir(child) and not os.path.islink(child):
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            os.unlink(child)
 
 
 def _merge(error, from_log):

@@ -50,7 +50,8 @@ def info(backups=None, wal_min="000000010000000000000002", wal_max="000000010000
 def test_a_target_time_is_read_with_its_zone_and_given_to_pgbackrest_in_utc(text, expected):
     target = pg_pitr.parse_target("time", text, now=NOW)
     assert target.value == expected
-    assert target.restore_options() == ["--type=time", "--target=" + expected, "--target-action=promote"]
+    assert target.restore_options() == ["--type=time", "--target=" + expected, "--target-action=promote",
+                                        "--target-timeline=current"]
 
 
 def test_a_target_time_without_a_zone_is_refused():
@@ -74,10 +75,19 @@ def test_lsn_xid_and_restore_point_targets():
     lsn = pg_pitr.parse_target("lsn", "16/b374d848", now=NOW)
     assert (lsn.value, lsn.lsn) == ("16/B374D848", 0x16B374D848)
     assert pg_pitr.parse_target("xid", "74213", exclusive=True).restore_options() == [
-        "--type=xid", "--target=74213", "--target-exclusive", "--target-action=promote"]
+        "--type=xid", "--target=74213", "--target-exclusive", "--target-action=promote", "--target-timeline=current"]
     assert pg_pitr.parse_target("name", "before-migration-42").restore_options()[:2] == [
         "--type=name", "--target=before-migration-42"]
-    assert pg_pitr.parse_target("latest").restore_options() == ["--type=default", "--target-action=promote"]
+    assert pg_pitr.parse_target("latest", timeline="latest").restore_options() == [
+        "--type=default", "--target-action=promote", "--target-timeline=latest"]
+
+
+def test_the_backups_timeline_is_followed_unless_told_otherwise():
+    # PostgreSQL's default, latest, would follow a timeline a failed recovery promoted and archived.
+    assert pg_pitr.parse_target("time", "2026-12-05T10:00:00Z", now=NOW).timeline == "current"
+    assert pg_pitr.parse_target("time", "2026-12-05T10:00:00Z", now=NOW, timeline="3").timeline == "3"
+    with pytest.raises(RunbookError, match="not current, latest or a timeline number"):
+        pg_pitr.parse_target("latest", timeline="newest")
 
 
 @pytest.mark.parametrize("kind, value, message", [
@@ -195,6 +205,7 @@ def test_a_drill_and_a_new_directory_leave_the_live_cluster_alone_in_the_plan():
     new = pg_pitr.describe_destination("recover", {"data_directory": "/d", "restore_dir": "/r", "port": 6000,
                                                    "replace_live": False}, "x")
     assert "/r" in new["text"] and "port 6000" in new["text"] and "not touched" in new["text"]
+    assert "a free port" in drill["text"]
 
 
 # -- a failed recovery's log ---------------------------------------------------------------------
@@ -232,3 +243,32 @@ def test_postgresql_naming_a_file_it_could_not_open_is_read_too():
     log = 'FATAL:  could not open file "pg_wal/000000010000000000000003": No such file or directory\n'
     assert pg_pitr.recovery_failure(log)["missing_segment"] == "000000010000000000000003"
     assert "could not open file" in str(pg_pitr.failure_message("The recovery", pg_pitr.recovery_failure(log), {}))
+
+
+# PostgreSQL 15's own log of a drill whose archive lacks segment 3 (pgBackRest 2.45 logs "unable to find" at level
+# info, which its console does not show): the segment after the last restored one is the missing one.
+PG15_GAP_LOG = """\
+2026-12-06 00:04:36.951 UTC [9521] LOG:  starting point-in-time recovery to 2026-12-06 00:03:03.120535+00
+2026-12-06 00:04:37.024 UTC [9521] LOG:  restored log file "000000010000000000000002" from archive
+2026-12-06 00:04:37.051 UTC [9521] LOG:  redo starts at 0/2000028
+2026-12-06 00:04:37.069 UTC [9521] LOG:  consistent recovery state reached at 0/2000100
+2026-12-06 00:04:37.087 UTC [9521] LOG:  redo done at 0/2000100 system usage: CPU: user: 0.00 s, system: 0.00 s
+2026-12-06 00:04:37.087 UTC [9521] FATAL:  recovery ended before configured recovery target was reached
+2026-12-06 00:04:37.090 UTC [9516] LOG:  startup process (PID 9521) exited with exit code 1
+"""
+
+
+def test_a_gap_is_named_from_postgresqls_log_alone():
+    failure = pg_pitr.recovery_failure(PG15_GAP_LOG)
+    assert failure["missing_segment"] == "000000010000000000000003"
+    error = pg_pitr.failure_message("The drill", failure, {"archive_max": "000000010000000000000005"})
+    assert "WAL segment 000000010000000000000003 is missing from the archive (a gap" in str(error)
+
+
+def test_no_segment_restored_at_all_names_the_backups_first():
+    log = PG15_GAP_LOG.replace('restored log file "000000010000000000000002" from archive', "")
+    assert pg_pitr.recovery_failure(log, "000000010000000000000002")["missing_segment"] == "000000010000000000000002"
+
+
+def test_next_segment_crosses_the_log_id():
+    assert pg_pitr.next_segment("0000000200000016000000FF") == "000000020000001700000000"
