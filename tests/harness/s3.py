@@ -30,8 +30,11 @@ def weed_binary():
 
 
 class SeaweedS3:
-    def __init__(self, base_dir, access_key=ACCESS_KEY, secret_key=SECRET_KEY):
+    def __init__(self, base_dir, access_key=ACCESS_KEY, secret_key=SECRET_KEY, tls=None):
+        """tls: (certificate, key, CA file) to serve S3 over HTTPS as `localhost` (pgBackRest talks
+        to S3 over TLS only and checks the name against the certificate)."""
         self.base_dir = os.path.abspath(base_dir)
+        self.tls_cert, self.tls_key, self.ca_file = tls or (None, None, None)
         self.access_key = access_key
         self.secret_key = secret_key
         self.region = "us-east-1"
@@ -41,6 +44,8 @@ class SeaweedS3:
 
     @property
     def endpoint_url(self):
+        if self.tls_cert:
+            return "https://localhost:{}".format(self.s3_port)
         return "http://127.0.0.1:{}".format(self.s3_port)
 
     def start(self, timeout=60):
@@ -68,6 +73,8 @@ class SeaweedS3:
             "-s3.localSocket=" + os.path.join(self.base_dir, "s3.sock"),
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + config,
         ]
+        if self.tls_cert:
+            args += ["-s3.cert.file=" + self.tls_cert, "-s3.key.file=" + self.tls_key]
         log = open(os.path.join(self.base_dir, "weed.log"), "wb")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, cwd=self.base_dir)
@@ -135,7 +142,7 @@ class SeaweedS3:
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region, verify=self.ca_file,
                             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
                             config=Config(retries={"max_attempts": 2, "mode": "standard"},
                                           s3={"addressing_style": "path"}))

@@ -10,9 +10,11 @@ import uuid
 import pytest
 
 from harness.docker import ComposeApp, DockerEngine
+from harness.pgbackrest import PgBackRestStack
 from harness.postgres import PostgresServer
 from harness.redis_server import RedisServer
 from harness.s3 import SeaweedS3
+from harness.tls import LocalCA
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATABASE = "bmidb"
@@ -323,3 +325,48 @@ def compose_app_factory(docker_engine):
 def compose_app(compose_app_factory):
     """The runbook-004-shaped compose application, up and healthy (backend, frontend, redis; no PostgreSQL)."""
     return compose_app_factory()
+
+
+# -- pgBackRest: WAL archiving to S3 over TLS -------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def tls_s3():
+    """A SeaweedFS store serving S3 over HTTPS as `localhost` (certificate from a LocalCA; .ca_file to trust it),
+    for pgBackRest, which talks to S3 over TLS only. Shared by every test that needs it."""
+    base = tempfile.mkdtemp(prefix="ops-runbook-it-tls-s3-")
+    os.chmod(base, 0o755)
+    ca = LocalCA(os.path.join(base, "ca"))
+    cert, key, _ = ca.issue("s3", 30)
+    os.chmod(ca.directory, 0o755)
+    os.chmod(ca.cert, 0o644)
+    store = SeaweedS3(os.path.join(base, "s3"), tls=(cert, key, ca.cert)).start()
+    yield store
+    store.destroy()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pgbackrest_stack_factory(tls_s3):
+    """make(**kwargs) -> a started PgBackRestStack (PostgreSQL archiving through pgBackRest into its own bucket
+    of the TLS store); every stack made is destroyed at the end of the session. Tests that break a stack
+    (delete WAL, stop PostgreSQL) make their own."""
+    made = []
+
+    def make(stanza="it", **kwargs):
+        bucket = tls_s3.create_bucket("pgbr-" + uuid.uuid4().hex[:12])
+        stack = PgBackRestStack(tempfile.mkdtemp(prefix="ops-runbook-it-pgbr-"), tls_s3, bucket, stanza=stanza,
+                                **kwargs)
+        made.append(stack)
+        return stack.start()
+
+    yield make
+    for stack in made:
+        stack.destroy()
+
+
+@pytest.fixture(scope="session")
+def pgbackrest_stack(pgbackrest_stack_factory):
+    """One shared stack with a full backup: read it, back it up, write markers; do not break it."""
+    stack = pgbackrest_stack_factory()
+    stack.backup("full")
+    return stack
