@@ -34,9 +34,17 @@ import tempfile
 import time
 
 from .common import RunbookError, isoformat, utc_now
+from .pgbackrest import PgBackRest
 
 TARGET_TYPES = ("time", "lsn", "xid", "name", "latest")
 MODES = ("plan", "drill", "recover")
+# The module's defaults (its argument spec takes them from here), so every entry point runs the same.
+DEFAULTS = {
+    "mode": "plan", "target_type": "latest", "target": None, "target_exclusive": False, "target_timeline": "current",
+    "backup_set": None, "verify_repository": False, "scratch_dir": "/var/lib/postgresql", "restore_dir": None,
+    "data_directory": None, "replace_live": False, "postgres_service": None, "postgres_log_file": None, "port": 0,
+    "pg_bin_dir": None, "server_settings": {}, "checks": [], "recovery_timeout": 600,
+}
 SEGMENT_SIZE = 16 * 1024 * 1024
 # A restore point's name is at most MAXFNAMELEN - 1 bytes (pg_create_restore_point).
 RESTORE_POINT_MAX = 63
@@ -199,8 +207,9 @@ _STANZA_PROBLEMS = {1: "its repository path is missing", 2: "it has no valid bac
 
 
 def stanza_of(info, stanza):
-    """The stanza's entry of `pgbackrest info --output=json`, or RunbookError when it cannot be restored from."""
-    for item in info or []:
+    """The stanza's entry of `pgbackrest info --output=json` (the whole list, or the entry PgBackRest.info()
+    returns), or RunbookError when it cannot be restored from."""
+    for item in [info] if isinstance(info, dict) else info or []:
         if item.get("name") == stanza:
             break
     else:
@@ -686,7 +695,7 @@ class Recovery(object):
     def plan(self, mode=None):
         mode = mode or self.params["mode"]
         destination = describe_destination(mode, self.params, self.stamp)
-        return make_plan(self.pgbackrest.info(), self.params["stanza"], self.target, mode,
+        return make_plan(self.pgbackrest.info(), self.params["pgbackrest_stanza"], self.target, mode,
                          backup_set=self.params.get("backup_set"), now=self.now, destination=destination)
 
     def connect_to(self, host, port):
@@ -708,14 +717,14 @@ class Recovery(object):
         """The restored copy as a cluster of its own: its port on loopback, its socket directory, no archiving,
         its log in our file; the configuration files a Debian layout keeps outside the data directory are
         written minimal."""
-        _write_missing_configuration(data_directory, self.params.get("pg_user"))
+        _write_missing_configuration(data_directory, self.params.get("pgbackrest_user"))
         options = ["-c", "port={0}".format(port), "-c", "listen_addresses=127.0.0.1",
                    "-c", "unix_socket_directories=" + socket_dir, "-c", "archive_mode=off",
                    "-c", "logging_collector=off", "-c", "cluster_name=" + name]
         for key, value in sorted((self.params.get("server_settings") or {}).items()):
             options += ["-c", "{0}={1}".format(key, value)]
         return Cluster(data_directory, bindir_for(data_directory, self.params.get("pg_bin_dir")),
-                       self.params.get("pg_user"), log_file, options)
+                       self.params.get("pgbackrest_user"), log_file, options)
 
     def _verify(self, connect):
         from . import health
@@ -723,10 +732,25 @@ class Recovery(object):
         checks = run_checks(connect, self.params.get("checks"))
         return checks, health.worst(checks)
 
+    def verify_repository(self):
+        """`pgbackrest verify` as a check: every backup file and archived WAL segment is read and checked."""
+        from . import health
+
+        result = self.pgbackrest.result("verify", "--output=text")
+        text = result.output(2000)
+        problems = re.findall(r"(missing|checksum invalid|size invalid|other): ([1-9]\d*)", text)
+        status = "pass" if result.ok and not problems and "status: error" not in text else "fail"
+        observed = ", ".join("{0} {1}".format(count, what) for what, count in problems) or (
+            "ok" if status == "pass" else "exit {0}".format(result.rc))
+        return health.check("pgbackrest_verify", status, observed, "no invalid or missing file",
+                            "pgbackrest verify of stanza {0}: {1}".format(
+                                self.params["pgbackrest_stanza"], " ".join(text.split())[:600] or observed))
+
     def drill(self):
         """Restore into a scratch directory, promote at the target, run the checks, tear it all down."""
         plan = self.plan("drill")
-        user = self.params.get("pg_user")
+        verified = [self.verify_repository()] if self.params.get("verify_repository") else []
+        user = self.params.get("pgbackrest_user")
         parent = self.params["scratch_dir"]
         if not os.path.isdir(parent):
             raise RunbookError("The scratch directory's parent {0} does not exist.".format(parent),
@@ -747,6 +771,8 @@ class Recovery(object):
             connect = self.connect_to(sock, port)
             wait_promoted(cluster, lambda: connect(), self.params["recovery_timeout"], "The drill", plan["wal"]).close()
             checks, status = self._verify(connect)
+            checks = verified + checks
+            status = "fail" if any(check["status"] != "pass" for check in checks) else "pass"
             return {"plan": plan, "checks": checks, "status": status, "port": port, "changed": False,
                     "failed": status != "pass",
                     "msg": "Drill {0}: recovered backup set {1} to {2} in a scratch cluster; {3}.".format(
@@ -772,7 +798,7 @@ class Recovery(object):
     def recover_new(self):
         """Recover into a new data directory and leave it running for inspection; the live cluster is untouched."""
         plan = self.plan("recover")
-        user = self.params.get("pg_user")
+        user = self.params.get("pgbackrest_user")
         data = self.params["restore_dir"]
         if os.path.exists(data) and os.listdir(data):
             raise RunbookError("The restore directory {0} exists and is not empty.".format(data),
@@ -814,7 +840,7 @@ class Recovery(object):
     def recover_live(self):
         """Replace the live cluster by its recovery to the target; put the old one back on any failure."""
         plan = self.plan("recover")
-        user = self.params.get("pg_user")
+        user = self.params.get("pgbackrest_user")
         data = os.path.normpath(self.params["data_directory"])
         aside = plan["destination"]["aside"]
         if not os.path.isfile(os.path.join(data, "PG_VERSION")):
@@ -858,7 +884,7 @@ class Recovery(object):
             os.path.dirname(data), os.path.basename(data) + "-pitr.log")
         if service:
             return ServiceCluster(service, data, log_file)
-        return Cluster(data, bindir_for(data, self.params.get("pg_bin_dir")), self.params.get("pg_user"), log_file,
+        return Cluster(data, bindir_for(data, self.params.get("pg_bin_dir")), self.params.get("pgbackrest_user"), log_file,
                        postmaster_options(data))
 
     def _rollback(self, live, data, aside, error):
@@ -982,7 +1008,5 @@ def run_pitr(params, check_mode, log, pgbackrest=None):
     """The module's work: the plan in check mode or mode=plan, else the drill or the recovery."""
     validate(params)
     if pgbackrest is None:
-        from .pgbackrest import PgBackRest
-
-        pgbackrest = PgBackRest(params.get("config"), params["stanza"], params.get("pg_user"), params.get("timeout"))
+        pgbackrest = PgBackRest(params)
     return Recovery(params, pgbackrest, log=log).run(check_mode)

@@ -58,6 +58,19 @@ options:
     description: Stop just before the target instead of just after it (C(--target-exclusive)).
     type: bool
     default: false
+  target_timeline:
+    description:
+      - The timeline to recover along (C(--target-timeline)) - C(current), the backup set's, C(latest), or a number.
+      - C(current) is the default because PostgreSQL's own, C(latest), follows any newer timeline in the archive,
+        such as one an abandoned recovery promoted and archived, past the target. Set C(latest) or the number when
+        the cluster moved to a new timeline after the backup set (a failover, an earlier recovery).
+    type: str
+    default: current
+  verify_repository:
+    description: With O(mode=drill), run C(pgbackrest verify) first (every backup file and archived WAL segment is
+      read and checked) and report it as the check C(pgbackrest_verify).
+    type: bool
+    default: false
   backup_set:
     description:
       - The backup set's label (C(20261205-010000F)). Unset means the newest set that finished before a target time or
@@ -98,8 +111,9 @@ options:
       C(/usr/lib/postgresql/VERSION/bin) for the restored C(PG_VERSION).
     type: path
   server_settings:
-    description: Settings for the drill's scratch cluster and the O(restore_dir) copy (C(-c NAME=VALUE)), e.g.
-      C({shared_buffers: 128MB}) so a copy does not take the memory the live cluster is configured for.
+    description:
+      - Settings for the drill's scratch cluster and the O(restore_dir) copy (C(-c NAME=VALUE)), for example
+        C(shared_buffers) set to C(128MB) so a copy does not take the memory the live cluster is configured for.
     type: dict
     default: {}
   checks:
@@ -139,7 +153,9 @@ attributes:
     description: No diff.
 notes:
   - Run it as the cluster's owner (C(become_user=postgres)), or as root, which runs C(pg_ctl) and pgBackRest as
-    O(pg_user). Connections to a recovered copy go through its own socket directory as O(login_user).
+    O(pgbackrest_user), the owner of the data directory. Connections to a recovered copy go through its own socket
+    directory as O(login_user); with O(replace_live=true) the recovered live cluster is reached with the
+    connection options (O(login_host), O(login_port), ...).
   - The module is in the C(ops.runbook.postgres) and C(ops.runbook.pgbackrest) action groups.
 seealso:
   - module: ops.runbook.pg_restore
@@ -148,14 +164,14 @@ seealso:
 EXAMPLES = r"""
 - name: Plan a recovery to 10:15 UTC (what check mode shows)
   ops.runbook.pg_pitr:
-    stanza: main
+    pgbackrest_stanza: main
     target_type: time
     target: "2026-12-05T10:15:00Z"
 
 - name: Drill the recovery and prove the marker rows
   ops.runbook.pg_pitr:
     mode: drill
-    stanza: main
+    pgbackrest_stanza: main
     target_type: time
     target: "{{ drill_target }}"
     checks:
@@ -170,7 +186,7 @@ EXAMPLES = r"""
   ops.runbook.pg_pitr:
     mode: recover
     replace_live: true
-    stanza: main
+    pgbackrest_stanza: main
     target_type: name
     target: before-migration-42
     data_directory: /var/lib/postgresql/15/main
@@ -226,7 +242,7 @@ msg:
 """
 
 from ansible_collections.ops.runbook.plugins.module_utils._module import run_module
-from ansible_collections.ops.runbook.plugins.module_utils.pg_pitr import MODES, TARGET_TYPES, run_pitr
+from ansible_collections.ops.runbook.plugins.module_utils.pg_pitr import DEFAULTS, MODES, TARGET_TYPES, run_pitr
 from ansible_collections.ops.runbook.plugins.module_utils.pgbackrest import pgbackrest_common_argument_spec
 from ansible_collections.ops.runbook.plugins.module_utils.postgres import postgres_common_argument_spec
 
@@ -235,27 +251,29 @@ def argument_spec():
     spec = postgres_common_argument_spec()
     spec.update(pgbackrest_common_argument_spec())
     spec.update(
-        mode=dict(type="str", choices=list(MODES), default="plan"),
-        target_type=dict(type="str", choices=list(TARGET_TYPES), default="latest"),
+        mode=dict(type="str", choices=list(MODES), default=DEFAULTS["mode"]),
+        target_type=dict(type="str", choices=list(TARGET_TYPES), default=DEFAULTS["target_type"]),
         target=dict(type="str"),
-        target_exclusive=dict(type="bool", default=False),
+        target_exclusive=dict(type="bool", default=DEFAULTS["target_exclusive"]),
+        target_timeline=dict(type="str", default=DEFAULTS["target_timeline"]),
+        verify_repository=dict(type="bool", default=DEFAULTS["verify_repository"]),
         backup_set=dict(type="str"),
-        scratch_dir=dict(type="path", default="/var/lib/postgresql"),
+        scratch_dir=dict(type="path", default=DEFAULTS["scratch_dir"]),
         restore_dir=dict(type="path"),
         data_directory=dict(type="path"),
-        replace_live=dict(type="bool", default=False),
+        replace_live=dict(type="bool", default=DEFAULTS["replace_live"]),
         postgres_service=dict(type="str"),
         postgres_log_file=dict(type="path"),
-        port=dict(type="int", default=0),
+        port=dict(type="int", default=DEFAULTS["port"]),
         pg_bin_dir=dict(type="path"),
-        server_settings=dict(type="dict", default={}),
-        checks=dict(type="list", elements="dict", default=[], options=dict(
+        server_settings=dict(type="dict", default=DEFAULTS["server_settings"]),
+        checks=dict(type="list", elements="dict", default=DEFAULTS["checks"], options=dict(
             name=dict(type="str"),
             sql=dict(type="str", required=True),
             database=dict(type="str", default="postgres"),
             expect=dict(type="raw"),
         )),
-        recovery_timeout=dict(type="int", default=600),
+        recovery_timeout=dict(type="int", default=DEFAULTS["recovery_timeout"]),
     )
     return spec
 
