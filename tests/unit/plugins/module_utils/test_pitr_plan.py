@@ -200,9 +200,9 @@ def test_the_plan_names_set_wal_target_loss_and_destination():
 
 
 def test_a_drill_and_a_new_directory_leave_the_live_cluster_alone_in_the_plan():
-    drill = pg_pitr.describe_destination("drill", {"scratch_dir": "/var/lib/postgresql", "port": 0}, "x")
+    drill = pg_pitr.describe_destination("drill", {"scratch_dir": "/var/lib/postgresql", "copy_port": 0}, "x")
     assert "archiving off, removed afterwards" in drill["text"]
-    new = pg_pitr.describe_destination("recover", {"data_directory": "/d", "restore_dir": "/r", "port": 6000,
+    new = pg_pitr.describe_destination("recover", {"data_directory": "/d", "restore_dir": "/r", "copy_port": 6000,
                                                    "replace_live": False}, "x")
     assert "/r" in new["text"] and "port 6000" in new["text"] and "not touched" in new["text"]
     assert "a free port" in drill["text"]
