@@ -125,8 +125,8 @@ def parse_time(text):
         zone += ":00"
     elif ":" not in zone:
         zone = zone[:3] + ":" + zone[3:]
-    seconds, _, fraction = clock.partition(".")
-    clock = seconds + ("." + fraction.ljust(6, "0") if fraction else "")
+    seconds, dot, fraction = clock.partition(".")
+    clock = seconds + (dot + fraction.ljust(6, "0") if fraction else "")
     try:
         return datetime.datetime.fromisoformat("{0}T{1}{2}".format(date, clock, zone))
     except ValueError as error:
@@ -373,15 +373,16 @@ def describe_destination(mode, params, stamp):
         return {"kind": "plan", "text": "nowhere (plan only)", "steps": []}
     port = "port {0}".format(params["copy_port"]) if params.get("copy_port") else "a free port"
     if mode == "drill":
-        return {"kind": "scratch", "text": "a scratch data directory under {0}, started on 127.0.0.1, {1}, with "
-                                           "archiving off, removed afterwards".format(params["scratch_dir"], port),
+        text = "a scratch data directory under {0}, started on 127.0.0.1, {1}, with archiving off, removed " \
+               "afterwards".format(params["scratch_dir"], port)
+        return {"kind": "scratch", "text": text,
                 "steps": ["Then: run {0} check(s), stop the scratch cluster and remove its directory, also when "
                           "something failed.".format(len(params.get("checks") or []))]}
     data = params["data_directory"]
     if not params.get("replace_live"):
-        return {"kind": "new", "text": "the new data directory {0}, started on 127.0.0.1, {1}, with archiving "
-                                       "off and left running for inspection; the live cluster is not touched".format(
-                                           params["restore_dir"], port), "steps": []}
+        text = ("the new data directory {0}, started on 127.0.0.1, {1}, with archiving off and left running for "
+                "inspection; the live cluster is not touched").format(params["restore_dir"], port)
+        return {"kind": "new", "text": text, "steps": []}
     aside = aside_path(data, stamp)
     stop = ("systemctl stop " + params["postgres_service"]) if params.get("postgres_service") else "pg_ctl stop"
     return {"kind": "live", "text": "the live data directory {0} (replacing it)".format(data), "aside": aside,
@@ -444,8 +445,8 @@ def failure_message(what, failure, wal):
         return RunbookError(
             "{0} failed: WAL segment {1} is missing from the archive (a gap: the archive holds segments up to {2}); "
             "recovery stopped after {3}{4}.".format(what, missing, wal["archive_max"],
-                                                     failure.get("last_restored_segment") or "the backup",
-                                                     ": " + fatal if fatal else ""),
+                                                    failure.get("last_restored_segment") or "the backup",
+                                                    ": " + fatal if fatal else ""),
             hint="Run `pgbackrest verify`; recover to a target before the gap, or restore the segment from another "
                  "copy. Take a new full backup so later targets do not need it.",
             cause="wal_missing", missing_segment=missing)
@@ -777,7 +778,7 @@ class Recovery(object):
             self.log("starting the scratch cluster on port {0}".format(port))
             self._start(cluster, "The drill", plan)
             connect = self.connect_to(sock, port, self.params.get("pgbackrest_user"))
-            wait_promoted(cluster, lambda: connect(), self.params["recovery_timeout"], "The drill", plan["wal"]).close()
+            wait_promoted(cluster, connect, self.params["recovery_timeout"], "The drill", plan["wal"]).close()
             checks, status = self._verify(connect)
             checks = verified + checks
             status = "fail" if any(check["status"] != "pass" for check in checks) else "pass"
@@ -826,7 +827,7 @@ class Recovery(object):
                                              "pitr-copy")
             self._start(cluster, "The recovery", plan)
             connect = self.connect_to(data, port, self.params.get("pgbackrest_user"))
-            wait_promoted(cluster, lambda: connect(), self.params["recovery_timeout"], "The recovery",
+            wait_promoted(cluster, connect, self.params["recovery_timeout"], "The recovery",
                           plan["wal"]).close()
             checks, status = self._verify(connect)
         except BaseException:
@@ -868,7 +869,7 @@ class Recovery(object):
             live.start(self.params["recovery_timeout"])
             connect = self.connect_to(self.params.get("login_host") or self.params.get("login_unix_socket") or "",
                                       self.params.get("login_port"))
-            wait_promoted(live, lambda: connect(), self.params["recovery_timeout"], "The recovery",
+            wait_promoted(live, connect, self.params["recovery_timeout"], "The recovery",
                           plan["wal"]).close()
             checks, status = self._verify(connect)
             if status != "pass":
