@@ -353,7 +353,7 @@ class Environment:
     def __init__(self, workdir):
         self.workdir = workdir
         ca = LocalCA(os.path.join(workdir, "ca"))
-        cert, key, _ = ca.issue("s3", 2)
+        cert, key, _chain = ca.issue("s3", 2)
         os.chmod(ca.directory, 0o755)
         os.chmod(ca.cert, 0o644)
         self.s3 = SeaweedS3(os.path.join(workdir, "s3"), tls=(cert, key, ca.cert))
@@ -419,8 +419,8 @@ def main(argv=None):
     try:
         env = Environment(workdir)
         env.start()
-        say("S3 over TLS at {0}; seed {1}; load average {2:.2f}".format(env.s3.endpoint_url, args.seed,
-                                                                       load_at_start))
+        say("S3 over TLS at {0}; seed {1}; load average {2:.2f}".format(
+            env.s3.endpoint_url, args.seed, load_at_start))
         figures = {"archive_timeout": args.archive_timeout, "seed": args.seed, "cpus": os.cpu_count(),
                    "load_1min_at_start": round(load_at_start, 2)}
         if args.only != "rto":
