@@ -17,7 +17,7 @@ RPO, `--repeat` times, each on a fresh cluster:
   recovered marker's time, and the number of acknowledged markers missing.
   Target: at most archive_timeout + 5 s.
 
-RTO, once, on a database of `--size-mb`:
+RTO, on a database of `--size-mb`, `--rto-repeat` rounds (median):
   baseline   `pgbackrest restore --pg1-path=<empty directory>` of the backup,
              alone, nothing started;
   engine     the collection's recovery engine, from the plan to a started,
@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 
-from backup_bench import COLLECTIONS, Bench, _descendants, _stop_on_sigterm, mb, say
+from backup_bench import COLLECTIONS, Bench, _descendants, _stop_on_sigterm, mb, say, summarize
 from cpu_meter import CpuMeter, describe as describe_cpu
 
 from harness.pgbackrest import PgBackRestStack
@@ -67,12 +67,14 @@ def parse_args(argv):
                         help="size of the RTO database on disk in MB (default 1024)")
     parser.add_argument("--random-share", type=float, default=0.2,
                         help="share of the RTO database that is random bytes, which do not compress (default 0.2)")
+    parser.add_argument("--rto-repeat", type=int, default=1,
+                        help="rounds of the two RTO lines, round-robin; the median counts (default 1)")
     parser.add_argument("--only", choices=("rpo", "rto"), help="run one half only")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     parser.add_argument("--workdir", help="directory for the servers (default: the system temp dir)")
     args = parser.parse_args(argv)
-    if args.archive_timeout < 1 or args.repeat < 1 or args.size_mb < 16 or not 0 <= args.random_share < 1:
-        parser.error("--archive-timeout and --repeat must be >= 1, --size-mb >= 16, --random-share in [0, 1)")
+    if min(args.archive_timeout, args.repeat, args.rto_repeat) < 1 or args.size_mb < 16 or not 0 <= args.random_share < 1:
+        parser.error("--archive-timeout, --repeat and --rto-repeat must be >= 1, --size-mb >= 16, --random-share in [0, 1)")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2 ** 32)
     return args
@@ -293,10 +295,38 @@ def free_port():
 
 # -- RTO ------------------------------------------------------------------------------
 
+def restore_alone(stack, directory):
+    """The baseline: `pgbackrest restore` of the stack's newest backup into an empty directory, nothing started."""
+    as_postgres(stack, directory)
+    meter = CpuMeter()
+    started = time.monotonic()
+    try:
+        stack.run("restore", "--pg1-path=" + directory, timeout=RESTORE_TIMEOUT)
+        return {"seconds": time.monotonic() - started, "cpu": meter.stop()}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def recovery(stack, directory):
+    """The engine's line: a recovery to a running cluster; it is stopped and removed after the check that the
+    marker written after the backup (in the archive only) came back."""
+    as_postgres(stack, directory)
+    port = free_port()
+    meter = CpuMeter()
+    started = time.monotonic()
+    try:
+        result = recover_with_engine(stack, directory, port)
+        figures = {"seconds": time.monotonic() - started, "cpu": meter.stop(),
+                   "checks": [check["status"] for check in result.get("checks", [])]}
+        figures["reached_end"] = "after the backup" in marker_labels(directory, port)
+        return figures
+    finally:
+        stop_cluster(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def rto(env, args):
     stack = env.stack("rto", args.archive_timeout, {})
-    baseline_dir = os.path.join(stack.base_dir, "restore-baseline")
-    engine_dir = os.path.join(stack.base_dir, "restore-engine")
     try:
         bench = Bench(argparse.Namespace(random_share=args.random_share), stack.base_dir, stack.pg, env.s3)
         database = bench.create(DATABASE, args.size_mb / 1024.0)
@@ -311,37 +341,28 @@ def rto(env, args):
         info = json.loads(stack.run("info", "--output=json").stdout)[0]["backup"][-1]
         say("backup {0}: {1:.0f} MB in the repository, {2:.0f} MB of cluster, in {3:.0f} s".format(
             info["label"], mb(info["info"]["repository"]["delta"]), mb(info["info"]["size"]), backup_seconds))
-
-        say("baseline: pgbackrest restore --pg1-path={0}".format(baseline_dir))
-        as_postgres(stack, baseline_dir)
-        meter = CpuMeter()
-        started = time.monotonic()
-        stack.run("restore", "--pg1-path=" + baseline_dir, timeout=RESTORE_TIMEOUT)
-        baseline = {"seconds": time.monotonic() - started, "cpu": meter.stop()}
-        shutil.rmtree(baseline_dir)
-
-        say("engine: pg_pitr recover to the end of the archive into {0}".format(engine_dir))
-        as_postgres(stack, engine_dir)
-        port = free_port()
-        meter = CpuMeter()
-        started = time.monotonic()
-        result = recover_with_engine(stack, engine_dir, port)
-        engine = {"seconds": time.monotonic() - started, "cpu": meter.stop()}
-        # The marker committed after the backup is in the archive only: the recovery reached the archive's end.
-        reached_end = "after the backup" in marker_labels(engine_dir, port)
-        stop_cluster(engine_dir)
+        lines = {"baseline": (restore_alone, "restore-baseline"), "engine": (recovery, "restore-engine")}
+        runs = {"baseline": [], "engine": []}
+        for index in range(args.rto_repeat):
+            # Round-robin, the order swapped every round: neither line always gets the warmer cache.
+            order = ("baseline", "engine") if index % 2 == 0 else ("engine", "baseline")
+            for line in order:
+                measure, name = lines[line]
+                runs[line].append(measure(stack, os.path.join(stack.base_dir, name)))
+            say("RTO round {0}/{1}: pgbackrest restore {2:.2f} s, recovery engine {3:.2f} s".format(
+                index + 1, args.rto_repeat, runs["baseline"][-1]["seconds"], runs["engine"][-1]["seconds"]))
+        baseline, engine = summarize(runs["baseline"]), summarize(runs["engine"])
         return {
             "database": database,
             "backup": {"label": info["label"], "repository_bytes": info["info"]["repository"]["delta"],
                        "cluster_bytes": info["info"]["size"], "seconds": round(backup_seconds, 1)},
-            "baseline": {"seconds": round(baseline["seconds"], 2), "cpu": baseline["cpu"]},
-            "engine": {"seconds": round(engine["seconds"], 2), "cpu": engine["cpu"],
-                       "checks": [check["status"] for check in result.get("checks", [])]},
+            "baseline": {"seconds": round(baseline["seconds"], 2), "cpu": baseline["cpu"], "runs": baseline["runs"]},
+            "engine": {"seconds": round(engine["seconds"], 2), "cpu": engine["cpu"], "runs": engine["runs"],
+                       "checks": engine["checks"]},
             "engine_to_baseline": round(engine["seconds"] / baseline["seconds"], 3),
-            "marker_after_backup_recovered": reached_end,
+            "marker_after_backup_recovered": all(run["reached_end"] for run in runs["engine"]),
         }
     finally:
-        stop_cluster(engine_dir)
         stack.destroy()
 
 
@@ -397,9 +418,9 @@ def print_report(fig):
         print()
     if "rto" in fig:
         rto_fig = fig["rto"]
-        print("RTO: a {0:.0f} MB database, backup {1} ({2:.0f} MB in the repository)".format(
+        print("RTO: a {0:.0f} MB database, backup {1} ({2:.0f} MB in the repository), median of {3}".format(
             mb(rto_fig["database"]["size_bytes"]), rto_fig["backup"]["label"],
-            mb(rto_fig["backup"]["repository_bytes"])))
+            mb(rto_fig["backup"]["repository_bytes"]), len(rto_fig["engine"]["runs"])))
         print("{0:<46} {1:>7.2f} s".format("baseline: pgbackrest restore alone", rto_fig["baseline"]["seconds"]))
         print("     " + describe_cpu(rto_fig["baseline"], fig["cpus"]))
         print("{0:<46} {1:>7.2f} s".format("engine: pg_pitr to a running cluster", rto_fig["engine"]["seconds"]))
