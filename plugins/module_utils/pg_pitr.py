@@ -714,11 +714,13 @@ class Recovery(object):
         self.pgbackrest.run("restore", *args)
 
     def _isolated_cluster(self, data_directory, socket_dir, port, log_file, name):
-        """The restored copy as a cluster of its own: its port on loopback, its socket directory, no archiving,
-        its log in our file; the configuration files a Debian layout keeps outside the data directory are
-        written minimal."""
-        _write_missing_configuration(data_directory, self.params.get("pgbackrest_user"))
-        options = ["-c", "port={0}".format(port), "-c", "listen_addresses=127.0.0.1",
+        """The restored copy as a cluster of its own: its port on loopback, its private socket directory, its own
+        pg_hba.conf, no archiving, its log in our file."""
+        user = self.params.get("pgbackrest_user")
+        _write_missing_configuration(data_directory, user)
+        hba = os.path.join(socket_dir, "pg_pitr_hba.conf")
+        _write_hba(hba, user)
+        options = ["-c", "port={0}".format(port), "-c", "listen_addresses=127.0.0.1", "-c", "hba_file=" + hba,
                    "-c", "unix_socket_directories=" + socket_dir, "-c", "archive_mode=off",
                    "-c", "logging_collector=off", "-c", "cluster_name=" + name]
         for key, value in sorted((self.params.get("server_settings") or {}).items()):
@@ -978,20 +980,27 @@ def _summary(checks):
 
 
 def _write_missing_configuration(data_directory, user):
-    """A Debian cluster keeps postgresql.conf and pg_hba.conf in /etc, so its backup has none: give the copy
-    minimal ones (local connections by peer, loopback by password) instead of the live cluster's files, whose
+    """A Debian cluster keeps postgresql.conf in /etc, so its backup has none: give the copy an empty one (its
+    settings come from the command line and postgresql.auto.conf) instead of the live cluster's, whose
     data_directory and port point at the live cluster."""
-    files = {"postgresql.conf": "# Written by ops.runbook pg_pitr for a recovered copy; settings come from the "
-                                "command line and postgresql.auto.conf.\n",
-             "pg_hba.conf": "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n",
-             "pg_ident.conf": ""}
-    for name, text in files.items():
-        path = os.path.join(data_directory, name)
-        if not os.path.exists(path):
-            with open(path, "w") as handle:
-                handle.write(text)
-            os.chmod(path, 0o600)
-            chown_to(path, user)
+    path = os.path.join(data_directory, "postgresql.conf")
+    if not os.path.exists(path):
+        _write(path, "# Written by ops.runbook pg_pitr for a recovered copy.\n", user)
+
+
+def _write_hba(path, user):
+    """The copy's own pg_hba.conf: trust on its Unix socket, whose directory only the cluster's owner (and root)
+    can enter, so the engine reaches it as root or as the owner; passwords on loopback, as the live cluster's
+    users have them."""
+    _write(path, "# Written by ops.runbook pg_pitr for a recovered copy.\nlocal all all trust\n"
+                 "host all all 127.0.0.1/32 scram-sha-256\n", user)
+
+
+def _write(path, text, user):
+    with open(path, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+    chown_to(path, user)
 
 
 def validate(params):
@@ -1007,6 +1016,4 @@ def validate(params):
 def run_pitr(params, check_mode, log, pgbackrest=None):
     """The module's work: the plan in check mode or mode=plan, else the drill or the recovery."""
     validate(params)
-    if pgbackrest is None:
-        pgbackrest = PgBackRest(params)
-    return Recovery(params, pgbackrest, log=log).run(check_mode)
+    return Recovery(params, pgbackrest or PgBackRest(params), log=log).run(check_mode)

@@ -76,7 +76,7 @@ def test_check_mode_returns_the_plan_and_changes_nothing(stack):
 
 
 def test_the_playbook_in_check_mode_prints_the_plan(stack):
-    extra = {"pgbackrest_stanza": stack.stanza, "pgbackrest_config": stack.config_path,
+    extra = {"pgbackrest_stanza": stack.stanza, "pgbackrest_config_path": stack.config_path,
              "postgres_login_host": stack.pg.host, "postgres_login_port": stack.pg.port,
              "postgres_login_password": stack.pg.password,
              "pg_pitr_target_type": "time", "pg_pitr_target": stack.target.isoformat(),

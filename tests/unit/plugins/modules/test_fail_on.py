@@ -16,7 +16,8 @@ CHECK_MODULES = ["cert_check", "container_health", "health_report", "host_health
                  "pg_health", "redis_health", "s3_backup_verify"]
 # Modules whose result carries health checks that prove an action, not a report: the task fails when the
 # action did not succeed, whatever a fail_on would say.
-ACTION_MODULES = {"service_restart": "its checks prove the restart; a service not proven up fails the task"}
+ACTION_MODULES = {"service_restart": "its checks prove the restart; a service not proven up fails the task",
+                  "pg_pitr": "its checks prove the recovered cluster; a drill or recovery not proven fails the task"}
 CHOICES = ["never", "warn", "fail"]
 
 
