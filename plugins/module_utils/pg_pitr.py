@@ -42,7 +42,7 @@ MODES = ("plan", "drill", "recover")
 DEFAULTS = {
     "mode": "plan", "target_type": "latest", "target": None, "target_exclusive": False, "target_timeline": "current",
     "backup_set": None, "verify_repository": False, "scratch_dir": "/var/lib/postgresql", "restore_dir": None,
-    "data_directory": None, "replace_live": False, "postgres_service": None, "postgres_log_file": None, "port": 0,
+    "data_directory": None, "replace_live": False, "postgres_service": None, "postgres_log_file": None, "copy_port": 0,
     "pg_bin_dir": None, "server_settings": {}, "checks": [], "recovery_timeout": 600,
 }
 SEGMENT_SIZE = 16 * 1024 * 1024
@@ -125,8 +125,8 @@ def parse_time(text):
         zone += ":00"
     elif ":" not in zone:
         zone = zone[:3] + ":" + zone[3:]
-    seconds, _, fraction = clock.partition(".")
-    clock = seconds + ("." + fraction.ljust(6, "0") if fraction else "")
+    seconds, dot, fraction = clock.partition(".")
+    clock = seconds + (dot + fraction.ljust(6, "0") if fraction else "")
     try:
         return datetime.datetime.fromisoformat("{0}T{1}{2}".format(date, clock, zone))
     except ValueError as error:
@@ -371,17 +371,18 @@ def describe_destination(mode, params, stamp):
     """Where a mode recovers to and the steps it takes there, for the plan."""
     if mode == "plan":
         return {"kind": "plan", "text": "nowhere (plan only)", "steps": []}
-    port = "port {0}".format(params["port"]) if params.get("port") else "a free port"
+    port = "port {0}".format(params["copy_port"]) if params.get("copy_port") else "a free port"
     if mode == "drill":
-        return {"kind": "scratch", "text": "a scratch data directory under {0}, started on 127.0.0.1, {1}, with "
-                                           "archiving off, removed afterwards".format(params["scratch_dir"], port),
+        text = "a scratch data directory under {0}, started on 127.0.0.1, {1}, with archiving off, removed " \
+               "afterwards".format(params["scratch_dir"], port)
+        return {"kind": "scratch", "text": text,
                 "steps": ["Then: run {0} check(s), stop the scratch cluster and remove its directory, also when "
                           "something failed.".format(len(params.get("checks") or []))]}
     data = params["data_directory"]
     if not params.get("replace_live"):
-        return {"kind": "new", "text": "the new data directory {0}, started on 127.0.0.1, {1}, with archiving "
-                                       "off and left running for inspection; the live cluster is not touched".format(
-                                           params["restore_dir"], port), "steps": []}
+        text = ("the new data directory {0}, started on 127.0.0.1, {1}, with archiving off and left running for "
+                "inspection; the live cluster is not touched").format(params["restore_dir"], port)
+        return {"kind": "new", "text": text, "steps": []}
     aside = aside_path(data, stamp)
     stop = ("systemctl stop " + params["postgres_service"]) if params.get("postgres_service") else "pg_ctl stop"
     return {"kind": "live", "text": "the live data directory {0} (replacing it)".format(data), "aside": aside,
@@ -444,8 +445,8 @@ def failure_message(what, failure, wal):
         return RunbookError(
             "{0} failed: WAL segment {1} is missing from the archive (a gap: the archive holds segments up to {2}); "
             "recovery stopped after {3}{4}.".format(what, missing, wal["archive_max"],
-                                                     failure.get("last_restored_segment") or "the backup",
-                                                     ": " + fatal if fatal else ""),
+                                                    failure.get("last_restored_segment") or "the backup",
+                                                    ": " + fatal if fatal else ""),
             hint="Run `pgbackrest verify`; recover to a target before the gap, or restore the segment from another "
                  "copy. Take a new full backup so later targets do not need it.",
             cause="wal_missing", missing_segment=missing)
@@ -609,6 +610,9 @@ def wait_promoted(cluster, connect, timeout, what, wal, clock=time.monotonic, sl
         try:
             conn = connect()
         except RunbookError as error:
+            # A server still starting refuses or cannot be reached; a wrong user or database never gets better.
+            if error.details.get("cause") not in ("unreachable", "connect", "timeout"):
+                raise
             last_error = error
         else:
             with conn.cursor() as cur:
@@ -698,11 +702,14 @@ class Recovery(object):
         return make_plan(self.pgbackrest.info(), self.params["pgbackrest_stanza"], self.target, mode,
                          backup_set=self.params.get("backup_set"), now=self.now, destination=destination)
 
-    def connect_to(self, host, port):
+    def connect_to(self, host, port, user=None):
+        """Connections to `host` (a socket directory) and `port`; as `user` when given, else as login_user."""
         from . import postgres
 
         def connect(database="postgres"):
             params = dict(self.params, login_host=host, login_port=port)
+            if user:
+                params["login_user"] = user
             return (self._connect or postgres.connect)(params, database)
         return connect
 
@@ -766,12 +773,12 @@ class Recovery(object):
                 os.mkdir(path, 0o700)
                 chown_to(path, user)
             self.restore(plan, data, archive_off=True)
-            port = self.params.get("port") or free_port()
+            port = self.params.get("copy_port") or free_port()
             cluster = self._isolated_cluster(data, sock, port, os.path.join(scratch, "postgres.log"), "pitr-drill")
             self.log("starting the scratch cluster on port {0}".format(port))
             self._start(cluster, "The drill", plan)
-            connect = self.connect_to(sock, port)
-            wait_promoted(cluster, lambda: connect(), self.params["recovery_timeout"], "The drill", plan["wal"]).close()
+            connect = self.connect_to(sock, port, self.params.get("pgbackrest_user"))
+            wait_promoted(cluster, connect, self.params["recovery_timeout"], "The drill", plan["wal"]).close()
             checks, status = self._verify(connect)
             checks = verified + checks
             status = "fail" if any(check["status"] != "pass" for check in checks) else "pass"
@@ -812,15 +819,15 @@ class Recovery(object):
         if created:
             os.mkdir(data, 0o700)
         chown_to(data, user)
-        port = self.params.get("port") or free_port()
+        port = self.params.get("copy_port") or free_port()
         cluster = None
         try:
             self.restore(plan, data, archive_off=True)
             cluster = self._isolated_cluster(data, data, port, os.path.join(data, "pg_pitr_recovery.log"),
                                              "pitr-copy")
             self._start(cluster, "The recovery", plan)
-            connect = self.connect_to(data, port)
-            wait_promoted(cluster, lambda: connect(), self.params["recovery_timeout"], "The recovery",
+            connect = self.connect_to(data, port, self.params.get("pgbackrest_user"))
+            wait_promoted(cluster, connect, self.params["recovery_timeout"], "The recovery",
                           plan["wal"]).close()
             checks, status = self._verify(connect)
         except BaseException:
@@ -862,7 +869,7 @@ class Recovery(object):
             live.start(self.params["recovery_timeout"])
             connect = self.connect_to(self.params.get("login_host") or self.params.get("login_unix_socket") or "",
                                       self.params.get("login_port"))
-            wait_promoted(live, lambda: connect(), self.params["recovery_timeout"], "The recovery",
+            wait_promoted(live, connect, self.params["recovery_timeout"], "The recovery",
                           plan["wal"]).close()
             checks, status = self._verify(connect)
             if status != "pass":

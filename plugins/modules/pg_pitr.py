@@ -22,7 +22,7 @@ description:
     archive), waits until it promotes at the target, runs O(checks), stops it and removes the directory, also when
     something failed. A WAL segment the recovery needed and the archive lacks is named in the error
     (RV(missing_segment)).
-  - O(mode=recover) recovers into the new data directory O(restore_dir), started on 127.0.0.1 (O(port)) with
+  - O(mode=recover) recovers into the new data directory O(restore_dir), started on 127.0.0.1 (O(copy_port)) with
     archiving off and left running for inspection; the live cluster is not touched.
   - With O(replace_live=true), O(mode=recover) replaces the live cluster instead - it stops PostgreSQL
     (O(postgres_service), else C(pg_ctl) on O(data_directory)), moves O(data_directory) aside as
@@ -102,7 +102,7 @@ options:
     description: The log PostgreSQL writes while the live cluster starts after O(replace_live=true) (C(pg_ctl -l));
       read when the recovery fails. Unset means C(DATA_DIRECTORY-pitr.log) beside the data directory.
     type: path
-  port:
+  copy_port:
     description: Port of the drill's scratch cluster and of the O(restore_dir) copy on 127.0.0.1; C(0) means a free one.
     type: int
     default: 0
@@ -153,9 +153,10 @@ attributes:
     description: No diff.
 notes:
   - Run it as the cluster's owner (C(become_user=postgres)), or as root, which runs C(pg_ctl) and pgBackRest as
-    O(pgbackrest_user), the owner of the data directory. Connections to a recovered copy go through its own socket
-    directory as O(login_user); with O(replace_live=true) the recovered live cluster is reached with the
-    connection options (O(login_host), O(login_port), ...).
+    O(pgbackrest_user), the owner of the data directory. Connections to a drill's or an inspection copy go through its own
+    private socket directory (trusted there) as O(pgbackrest_user), the cluster's owner and bootstrap superuser;
+    with O(replace_live=true) the recovered live cluster is reached with the connection options (O(login_host),
+    O(login_port), ...).
   - The module is in the C(ops.runbook.postgres) and C(ops.runbook.pgbackrest) action groups.
 seealso:
   - module: ops.runbook.pg_restore
@@ -264,7 +265,7 @@ def argument_spec():
         replace_live=dict(type="bool", default=DEFAULTS["replace_live"]),
         postgres_service=dict(type="str"),
         postgres_log_file=dict(type="path"),
-        port=dict(type="int", default=DEFAULTS["port"]),
+        copy_port=dict(type="int", default=DEFAULTS["copy_port"]),
         pg_bin_dir=dict(type="path"),
         server_settings=dict(type="dict", default=DEFAULTS["server_settings"]),
         checks=dict(type="list", elements="dict", default=DEFAULTS["checks"], options=dict(

@@ -13,10 +13,11 @@ import subprocess
 import time
 
 import pytest
-from conftest import ansible_playbook
+from conftest import ansible_playbook, playbook_vars
 
 from ansible_collections.ops.runbook.plugins.module_utils import pg_pitr
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
+from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup
 
 
 def marker_checks():
@@ -128,6 +129,21 @@ def test_recovery_into_a_new_directory_leaves_the_live_cluster_untouched(stack):
         subprocess.run(pg_pitr.as_user([os.path.join(stack.pg.bindir, "pg_ctl"), "-D", copy, "-m", "immediate",
                                         "-w", "stop"], "postgres"), capture_output=True, check=False)
         shutil.rmtree(copy, ignore_errors=True)
+
+
+def test_verify_backups_runs_pgbackrest_verify_and_the_drill_when_asked(stack, options, tmp_path):
+    run_backup(options)
+    extra = playbook_vars(options)
+    extra.update(pg_backup_verify_report_dir=str(tmp_path / "reports"), pgbackrest_stanza=stack.stanza,
+                 pgbackrest_config_path=stack.config_path, pg_pitr_drill=True, pg_pitr_scratch_dir=stack.base_dir,
+                 pg_pitr_target_type="time", pg_pitr_target=stack.target.isoformat(), pg_pitr_checks=marker_checks(),
+                 pg_pitr_recovery_timeout=120)
+    run = ansible_playbook("verify_backups.yml", extra)
+    output = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode == 0, output[-3000:]
+    assert "pgbackrest verify of stanza pitr" in output and "Drill passed" in output
+    assert "before: SELECT count(*) FROM markers WHERE label = 'before' answered 1, expected 1." in output
+    assert leftovers(stack) == []
 
 
 def test_a_failed_replacement_of_the_live_cluster_is_rolled_back(stack):

@@ -200,9 +200,9 @@ def test_the_plan_names_set_wal_target_loss_and_destination():
 
 
 def test_a_drill_and_a_new_directory_leave_the_live_cluster_alone_in_the_plan():
-    drill = pg_pitr.describe_destination("drill", {"scratch_dir": "/var/lib/postgresql", "port": 0}, "x")
+    drill = pg_pitr.describe_destination("drill", {"scratch_dir": "/var/lib/postgresql", "copy_port": 0}, "x")
     assert "archiving off, removed afterwards" in drill["text"]
-    new = pg_pitr.describe_destination("recover", {"data_directory": "/d", "restore_dir": "/r", "port": 6000,
+    new = pg_pitr.describe_destination("recover", {"data_directory": "/d", "restore_dir": "/r", "copy_port": 6000,
                                                    "replace_live": False}, "x")
     assert "/r" in new["text"] and "port 6000" in new["text"] and "not touched" in new["text"]
     assert "a free port" in drill["text"]
@@ -272,3 +272,27 @@ def test_no_segment_restored_at_all_names_the_backups_first():
 
 def test_next_segment_crosses_the_log_id():
     assert pg_pitr.next_segment("0000000200000016000000FF") == "000000020000001700000000"
+
+
+class _Running(object):
+    data_directory = "/copy"
+    log_file = "/nonexistent/log"
+
+    def pid(self):
+        return 4242
+
+
+def test_a_refused_login_fails_the_wait_at_once_and_a_starting_server_is_waited_for():
+    def refused():
+        raise RunbookError("User 'backup_operator' does not exist at /copy/sock:5999.", cause="authentication")
+    with pytest.raises(RunbookError, match="does not exist"):
+        pg_pitr.wait_promoted(_Running(), refused, 600, "The drill", {}, sleep=lambda seconds: pytest.fail("waited"))
+
+    clock = iter(range(0, 1000, 50))
+
+    def starting():
+        raise RunbookError("Cannot reach PostgreSQL: the database system is starting up", cause="unreachable")
+    with pytest.raises(RunbookError, match="had not ended recovery after 120 s") as raised:
+        pg_pitr.wait_promoted(_Running(), starting, 120, "The drill", {}, clock=lambda: next(clock),
+                              sleep=lambda seconds: None)
+    assert raised.value.details["cause"] == "timeout"
