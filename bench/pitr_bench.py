@@ -94,7 +94,7 @@ def recover_with_engine(stack, restore_dir, port):
                            "ops.runbook.pg_pitr are not in this checkout ({0})".format(error))
     params = dict((name, spec.get("default")) for name, spec in argument_spec().items())
     params.update(stack.module_params())
-    params.update(mode="recover", target_type="latest", restore_dir=restore_dir, port=port,
+    params.update(mode="recover", target_type="latest", restore_dir=restore_dir, copy_port=port,
                   login_user="postgres", login_password=None, login_db="postgres",
                   recovery_timeout=RECOVERY_TIMEOUT, pgbackrest_timeout=RESTORE_TIMEOUT)
     result = pg_pitr.run_pitr(params, False, lambda line: None)
