@@ -97,7 +97,10 @@ def recover_with_engine(stack, restore_dir, port):
     params.update(mode="recover", target_type="latest", restore_dir=restore_dir, copy_port=port,
                   login_user="postgres", login_password=None, login_db="postgres",
                   recovery_timeout=RECOVERY_TIMEOUT, pgbackrest_timeout=RESTORE_TIMEOUT)
-    result = pg_pitr.run_pitr(params, False, lambda line: None)
+    try:
+        result = pg_pitr.run_pitr(params, False, lambda line: None)
+    except pg_pitr.RunbookError as error:
+        raise RuntimeError("the recovery engine (pg_pitr) failed: {0}".format(error))
     if result.get("failed"):
         raise RuntimeError("the recovery engine failed: {0}".format(result.get("msg")))
     return result
