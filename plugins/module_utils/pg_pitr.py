@@ -77,11 +77,12 @@ class Target(object):
     def restore_options(self):
         """The `pgbackrest restore` options that recover to this target and promote there."""
         if self.kind == "latest":
-            options = ["--type=default"]
-        else:
-            options = ["--type=" + self.kind, "--target=" + self.value]
-            if self.exclusive:
-                options.append("--target-exclusive")
+            # pgBackRest 2.45 refuses --target-action without a target type ([031]); at the end of the WAL
+            # PostgreSQL promotes by itself.
+            return ["--type=default", "--target-timeline=" + self.timeline]
+        options = ["--type=" + self.kind, "--target=" + self.value]
+        if self.exclusive:
+            options.append("--target-exclusive")
         return options + ["--target-action=promote", "--target-timeline=" + self.timeline]
 
     def describe(self):

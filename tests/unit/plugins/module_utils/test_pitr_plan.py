@@ -79,7 +79,7 @@ def test_lsn_xid_and_restore_point_targets():
     assert pg_pitr.parse_target("name", "before-migration-42").restore_options()[:2] == [
         "--type=name", "--target=before-migration-42"]
     assert pg_pitr.parse_target("latest", timeline="latest").restore_options() == [
-        "--type=default", "--target-action=promote", "--target-timeline=latest"]
+        "--type=default", "--target-timeline=latest"]
 
 
 def test_the_backups_timeline_is_followed_unless_told_otherwise():
