@@ -336,7 +336,7 @@ def tls_s3():
     base = tempfile.mkdtemp(prefix="ops-runbook-it-tls-s3-")
     os.chmod(base, 0o755)
     ca = LocalCA(os.path.join(base, "ca"))
-    cert, key, _ = ca.issue("s3", 30)
+    cert, key = ca.issue("s3", 30)[:2]
     os.chmod(ca.directory, 0o755)
     os.chmod(ca.cert, 0o644)
     store = SeaweedS3(os.path.join(base, "s3"), tls=(cert, key, ca.cert)).start()

@@ -21,8 +21,8 @@ def test_the_stack_archives_wal_and_lists_its_full_backup(pgbackrest_stack):
     ("repo1-s3-key-secret", "a-wrong-secret-value", "s3_credentials", "refused pgBackRest's credentials"),
     ("repo1-s3-bucket", "no-such-bucket-here", "s3_bucket", "bucket of the pgBackRest repository does not exist"),
 ])
-def test_a_repository_it_cannot_read_is_an_error_that_says_what_to_fix(pgbackrest_stack, setting, value, cause,
-                                                                      words):
+def test_a_repository_it_cannot_read_is_an_error_that_says_what_to_fix(
+        pgbackrest_stack, setting, value, cause, words):
     # pgbackrest info exits 0 here and reports the failure in the stanza's status: the helper raises it.
     # The file is in the stack's directory: pytest's tmp_path is private to root, pgBackRest runs as postgres.
     config = pgbackrest_stack.write_config(os.path.join(pgbackrest_stack.base_dir, cause + ".conf"), **{setting: value})

@@ -29,7 +29,7 @@ def store():
     base = tempfile.mkdtemp(prefix="ops-runbook-it-pgbr-health-")
     os.chmod(base, 0o755)
     ca = LocalCA(os.path.join(base, "ca"))
-    cert, key, _ = ca.issue("s3", 30)
+    cert, key = ca.issue("s3", 30)[:2]
     # pgBackRest runs as postgres and reads the CA file.
     os.chmod(ca.directory, 0o755)
     os.chmod(ca.cert, 0o644)
