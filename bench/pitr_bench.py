@@ -43,9 +43,7 @@ import time
 from backup_bench import COLLECTIONS, Bench, _descendants, _stop_on_sigterm, mb, say, summarize
 from cpu_meter import CpuMeter, describe as describe_cpu
 
-from harness.pgbackrest import PgBackRestStack
-from harness.s3 import SeaweedS3
-from harness.tls import LocalCA
+from harness.pgbackrest import PgBackRestStack, tls_store
 
 sys.path.insert(0, COLLECTIONS)
 
@@ -376,11 +374,7 @@ class Environment:
 
     def __init__(self, workdir):
         self.workdir = workdir
-        ca = LocalCA(os.path.join(workdir, "ca"))
-        cert, key, _chain = ca.issue("s3", 2)
-        os.chmod(ca.directory, 0o755)
-        os.chmod(ca.cert, 0o644)
-        self.s3 = SeaweedS3(os.path.join(workdir, "s3"), tls=(cert, key, ca.cert))
+        self.s3 = tls_store(workdir, days=2)
 
     def start(self):
         self.s3.start()

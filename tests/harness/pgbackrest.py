@@ -17,6 +17,8 @@ import subprocess
 import time
 
 from .postgres import PostgresServer
+from .s3 import SeaweedS3
+from .tls import LocalCA
 
 STANZA = "it"
 
@@ -26,6 +28,16 @@ def pgbackrest_binary():
     if not found:
         raise RuntimeError("pgbackrest is not installed; run scripts/bootstrap (it installs Debian's pgbackrest)")
     return found
+
+
+def tls_store(base_dir, days=30):
+    """A SeaweedS3 (not started) in base_dir/s3 serving HTTPS as `localhost`, with a certificate from a LocalCA in
+    base_dir/ca whose CA file the postgres user (pgBackRest) can read; `.ca_file` trusts it."""
+    ca = LocalCA(os.path.join(base_dir, "ca"))
+    cert, key = ca.issue("s3", days)[:2]
+    os.chmod(ca.directory, 0o755)
+    os.chmod(ca.cert, 0o644)
+    return SeaweedS3(os.path.join(base_dir, "s3"), tls=(cert, key, ca.cert))
 
 
 class PgBackRestStack:

@@ -10,11 +10,10 @@ import uuid
 import pytest
 
 from harness.docker import ComposeApp, DockerEngine
-from harness.pgbackrest import PgBackRestStack
+from harness.pgbackrest import PgBackRestStack, tls_store
 from harness.postgres import PostgresServer
 from harness.redis_server import RedisServer
 from harness.s3 import SeaweedS3
-from harness.tls import LocalCA
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATABASE = "bmidb"
@@ -335,11 +334,7 @@ def tls_s3():
     for pgBackRest, which talks to S3 over TLS only. Shared by every test that needs it."""
     base = tempfile.mkdtemp(prefix="ops-runbook-it-tls-s3-")
     os.chmod(base, 0o755)
-    ca = LocalCA(os.path.join(base, "ca"))
-    cert, key = ca.issue("s3", 30)[:2]
-    os.chmod(ca.directory, 0o755)
-    os.chmod(ca.cert, 0o644)
-    store = SeaweedS3(os.path.join(base, "s3"), tls=(cert, key, ca.cert)).start()
+    store = tls_store(base).start()
     yield store
     store.destroy()
     shutil.rmtree(base, ignore_errors=True)

@@ -15,9 +15,7 @@ import uuid
 import pytest
 
 from conftest import ROOT, ansible_playbook
-from harness.pgbackrest import PgBackRestStack
-from harness.s3 import SeaweedS3
-from harness.tls import LocalCA
+from harness.pgbackrest import PgBackRestStack, tls_store
 
 STANZA = "health"
 NAMES = ["pgbackrest_{0}:{1}".format(name, STANZA)
@@ -28,12 +26,8 @@ NAMES = ["pgbackrest_{0}:{1}".format(name, STANZA)
 def store():
     base = tempfile.mkdtemp(prefix="ops-runbook-it-pgbr-health-")
     os.chmod(base, 0o755)
-    ca = LocalCA(os.path.join(base, "ca"))
-    cert, key = ca.issue("s3", 30)[:2]
-    # pgBackRest runs as postgres and reads the CA file.
-    os.chmod(ca.directory, 0o755)
-    os.chmod(ca.cert, 0o644)
-    s3 = SeaweedS3(os.path.join(base, "s3"), tls=(cert, key, ca.cert)).start()
+    # Its own store, not the session's tls_s3: a test here stops and restarts it.
+    s3 = tls_store(base).start()
     yield s3
     s3.destroy()
     shutil.rmtree(base, ignore_errors=True)
