@@ -356,7 +356,8 @@ def build_release(opts, check_mode=False, now=None, log=lambda line: None):
     plan = ["create {0} from {1}".format(path, _describe_source(source))]
     plan += ["link {0} to {1}".format(os.path.join(path, p), os.path.join(layout.shared, p))
              for p in opts["shared_paths"]]
-    plan += ["run `{0}` in {1}".format(" ".join(as_argv(c)), path) for c in opts["build_commands"]]
+    plan += ["run `{0}` in {1}".format(" ".join(shlex.quote(a) for a in as_argv(c)), path)
+             for c in opts["build_commands"]]
     result = {"changed": not check_mode, "release": release, "path": path, "current": current, "plan": plan,
               "commit": None}
     if check_mode:

@@ -57,7 +57,7 @@ def test_every_run_left_its_record(host):
     rolled_back = found[3]
     assert rolled_back["from"]["release"].endswith("-B")
     failed_gate = [g for g in rolled_back["gates"] if g["status"] == "fail"]
-    assert failed_gate[0]["name"] == "restart of shop" and "503" in failed_gate[0]["message"]
+    assert failed_gate[0]["name"] == "restart" and "503" in failed_gate[0]["message"]
     assert "is live again and healthy" in rolled_back["message"]
     assert [g["name"] for g in found[2]["gates"]] == ["nginx -t"] and "removed" in found[2]["message"]
     assert all(r["finished"] for r in found)
