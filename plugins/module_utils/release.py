@@ -204,11 +204,11 @@ def unpack(archive_path, destination, strip_components=0):
 
 def download(url, directory, timeout):
     """Fetch `url` into `directory`; the local path."""
-    from urllib.request import urlopen  # imported here: only the URL source needs it
+    import urllib.request  # imported here: only the URL source needs it
 
     path = os.path.join(directory, ".download.tar")
     try:
-        with urlopen(url, timeout=timeout) as answer, open(path, "wb") as out:
+        with urllib.request.build_opener().open(url, timeout=timeout) as answer, open(path, "wb") as out:
             shutil.copyfileobj(answer, out)
     except (OSError, ValueError) as error:
         raise RunbookError("Cannot download the release archive {0}: {1}.".format(url, error),

@@ -62,8 +62,8 @@ options:
     description: The outcome (O(action=finish)).
     type: str
     choices: [deployed, rolled_back, rollback_failed, failed]
-  message:
-    description: The outcome's sentence (O(action=finish)).
+  summary:
+    description: The outcome's sentence, kept as the record's C(message) (O(action=finish)).
     type: str
     default: ""
   keep:
@@ -144,7 +144,7 @@ def argument_spec():
         record_id=dict(type="str"),
         gate=dict(type="dict"),
         outcome=dict(type="str", choices=[o for o in records.OUTCOMES if o != "in_progress"]),
-        message=dict(type="str", default=""),
+        summary=dict(type="str", default=""),
         keep=dict(type="int", default=50),
         count=dict(type="int", default=10),
     )
@@ -184,7 +184,7 @@ def run(params, check_mode, log):
     else:
         if not params["outcome"]:
             raise RunbookError("action=finish needs the outcome.")
-        records.finish(record, params["outcome"], params["message"])
+        records.finish(record, params["outcome"], params["summary"])
     path = records.write_record(params["records_dir"], record)
     if action == "finish":
         records.prune(params["records_dir"], params["application"], params["keep"])

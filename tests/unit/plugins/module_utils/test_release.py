@@ -170,3 +170,24 @@ def test_prune_never_removes_current(tmp_path):
     assert result["removed"] == ids[1:3] and release.Layout(str(root)).releases_list() == [ids[0], ids[3]]
     with pytest.raises(RunbookError, match="current release"):
         release.remove_release(release.Layout(str(root)), ids[0])
+
+
+def test_an_archive_url_is_downloaded_and_unpacked(tmp_path):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    make_archive(tmp_path / "app-3.tar.gz", {"app.py": "print(3)\n"})
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = "http://127.0.0.1:{0}/app-3.tar.gz".format(server.server_address[1])
+        built = release.run_release(options(tmp_path / "app", archive=url), now=MOMENT)
+    finally:
+        server.shutdown()
+        server.server_close()
+    path = tmp_path / "app" / "releases" / built["release"]
+    assert built["release"] == "20261206T034005Z-app-3"
+    assert sorted(os.listdir(str(path))) == ["app.py"]
