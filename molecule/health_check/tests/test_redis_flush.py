@@ -28,7 +28,7 @@ def flush(tmp_path, *args, **variables):
 
 
 def keys(host, db):
-    return int(host.check_output("redis-cli -n %d DBSIZE", db))
+    return int(host.check_output("redis-cli -n %s DBSIZE", str(db)))
 
 
 @pytest.fixture
@@ -36,9 +36,9 @@ def cache_host(tmp_path):
     host = testinfra.get_host("podman://" + CACHE)
     host.run_expect([0], "systemctl start redis-server")
     for db in (FLUSHED_DB, KEPT_DB):
-        host.run_expect([0], "redis-cli -n %d FLUSHDB", db)
+        host.run_expect([0], "redis-cli -n %s FLUSHDB", str(db))
         for index in range(5):
-            host.run_expect([0], "redis-cli -n %d SET molecule:%d %d", db, index, index)
+            host.run_expect([0], "redis-cli -n %s SET molecule:%s %s", str(db), str(index), str(index))
     return host
 
 
