@@ -43,8 +43,7 @@ from . import deploy_record as records, http_health
 from .commands import display
 from .commands import run as run_command
 from .common import RunbookError
-from .compose import parse_ps
-from .container_state import last_probe
+from .compose import last_probe, parse_ps
 from .docker import Docker, compose_project_params
 
 MODES = ("deploy", "rollback", "plan")
