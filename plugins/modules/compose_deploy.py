@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: compose_deploy
 short_description: Deploy or roll back a docker compose application, one service at a time, gated by health
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Runbook 004's deployment (C(docker-compose pull), C(up -d --no-deps backend), C(sleep 30), frontend, C(curl
     .../health), smoke tests) and its rollback (retag the previous images), each step gated by proven health.
