@@ -514,8 +514,8 @@ class ComposeDeploy(object):
                 hint="Every deployment in the records was rolled back already, or none succeeded. " +
                      " ".join(problems), cause="no_deployment")
         wanted = dict((k, v) for k, v in ((target.get("from") or {}).get("images") or {}).items() if v)
-        configured = dict((spec["name"], spec) for spec in service_specs(self.opts["services"] or
-                                                                           target.get("services") or []))
+        listed = self.opts["services"] or target.get("services") or []
+        configured = dict((spec["name"], spec) for spec in service_specs(listed))
         specs = [configured.get(name) or {"name": name, "health_url": None, "smoke_urls": [], "health_timeout": None}
                  for name in (target.get("services") or sorted(wanted)) if name in wanted]
         order, refs, running, containers = self.observe(specs)
