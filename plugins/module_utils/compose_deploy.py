@@ -36,13 +36,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import re
 import time
 
 from . import deploy_record as records, http_health
 from .commands import display
 from .commands import run as run_command
-from .common import RunbookError
+from .common import RunbookError, redact
 from .compose import last_probe, parse_ps
 from .docker import Docker, compose_project_params
 
@@ -76,7 +77,8 @@ def service_specs(services):
     """The services to update, in order, each {name, health_url, smoke_urls, health_timeout}.
 
     An entry is a service name or a dict with `name` and optionally `health_url`,
-    `smoke_urls` (URLs or http_health endpoint dicts) and `health_timeout`.
+    `smoke_urls` (URLs or http_health endpoint dicts), `smoke_command` (an argument
+    list run on the host, runbook 004's `npm run test:smoke`) and `health_timeout`.
     """
     specs, seen = [], set()
     for entry in services or ():
@@ -86,16 +88,17 @@ def service_specs(services):
             raise RunbookError("Each entry of services needs a name, not {0!r}.".format(entry),
                                hint="Write a service as `backend` or {name: backend, health_url: ...}.",
                                cause="invalid")
-        unknown = sorted(set(spec) - {"name", "health_url", "smoke_urls", "health_timeout"})
+        unknown = sorted(set(spec) - {"name", "health_url", "smoke_urls", "smoke_command", "health_timeout"})
         if unknown:
             raise RunbookError("Service {0}: unknown keys {1}.".format(name, ", ".join(unknown)),
-                               hint="A service takes name, health_url, smoke_urls and health_timeout.",
+                               hint="A service takes name, health_url, smoke_urls, smoke_command and health_timeout.",
                                cause="invalid")
         if name in seen:
             raise RunbookError("Service {0} is listed twice in services.".format(name), cause="invalid")
         seen.add(name)
         specs.append({"name": name, "health_url": spec.get("health_url"),
                       "smoke_urls": list(spec.get("smoke_urls") or []),
+                      "smoke_command": list(spec.get("smoke_command") or []),
                       "health_timeout": spec.get("health_timeout")})
     if not specs:
         raise RunbookError("No services to deploy.", hint="List the compose services in the order to update them, "
@@ -180,7 +183,9 @@ def render_plan(mode, application, specs, running, wanted, refs, pull, archives,
             if spec["health_url"]:
                 gates.append("health URL " + spec["health_url"])
             if spec["smoke_urls"]:
-                gates.append("{0} smoke check(s)".format(len(spec["smoke_urls"])))
+                gates.append("{0} smoke URL(s)".format(len(spec["smoke_urls"])))
+            if spec.get("smoke_command"):
+                gates.append("smoke test `{0}`".format(display(spec["smoke_command"])))
             lines.append("{0}: {1} -> {2} ({3}), then {4}.".format(
                 name, short(running.get(name)), short(wanted[name]), refs.get(name), ", ".join(gates)))
     return lines
@@ -333,6 +338,15 @@ class ComposeDeploy(object):
             self.gate("{0}:{1}:smoke{2}".format(stage, name, index + 1), status, observed, "2xx", sentence)
             if status == "fail":
                 return "smoke{0}".format(index + 1)
+        if spec.get("smoke_command") and stage != "restore":
+            self.log(display(spec["smoke_command"]))
+            result = self.docker.run(spec["smoke_command"], timeout=max(timeout, 60))
+            self.gate("{0}:{1}:smoke_command".format(stage, name), "pass" if result.ok else "fail", result.rc, 0,
+                      "The smoke test `{0}` {1} (exit {2}){3}".format(
+                          display(spec["smoke_command"]), "passed" if result.ok else "failed", result.rc,
+                          "." if result.ok else ": " + redact(result.output(600))))
+            if not result.ok:
+                return "smoke_command"
         return None
 
     def up(self, service):
@@ -429,7 +443,7 @@ class ComposeDeploy(object):
             status = "pass" if result.ok else "fail"
             self.gate("migrate", status, result.rc, 0, "The migration {0} (exit {1}){2}".format(
                 "succeeded" if result.ok else "failed", result.rc,
-                "." if result.ok else ": " + result.output(600)))
+                "." if result.ok else ": " + redact(result.output(600))))
             if not result.ok:
                 self.reset_references(order, refs, running, wanted)
                 backup = (self.opts["data_backup"] or {}).get("backup_id")
@@ -460,9 +474,17 @@ class ComposeDeploy(object):
             ", ".join("{0} {1}".format(n, short(wanted[n])) for n in changed) or "nothing changed")
         records.finish(self.record, "deployed", message)
         self.save()
-        records.prune(self.opts["records_dir"], self.application, self.opts["keep_records"])
+        self.prune(refs)
         return {"changed": bool(changed), "msg": message, "updated": changed, "before": running, "after": wanted,
                 "record": self.record}
+
+    def prune(self, refs):
+        """Delete the records beyond keep_records, and untag the images their keep tags held (an image another tag
+        or a container still uses stays)."""
+        for path in records.prune(self.opts["records_dir"], self.application, self.opts["keep_records"]):
+            keep = KEEP_TAG.format(os.path.basename(path)[:-len(".json")].rsplit("-", 1)[-1])
+            for repository in sorted(set(repository_of(ref) for ref in refs.values() if ref)):
+                self.docker.docker_result("image", "rm", "{0}:{1}".format(repository, keep))
 
     def reset_references(self, order, refs, running, wanted):
         for ref, image in sorted(references_to_reset(order, refs, running, wanted).items()):

@@ -52,7 +52,8 @@ options:
     description:
       - The compose services to update, in order. Each is a name, or a dict with C(name) and optionally
         C(health_url) (checked with its dependencies, as M(ops.runbook.http_health) judges it), C(smoke_urls) (URLs
-        or M(ops.runbook.http_health) endpoint dicts that must pass) and C(health_timeout) (seconds).
+        or M(ops.runbook.http_health) endpoint dicts that must pass), C(smoke_command) (an argument list run on the
+        host that must exit 0, such as runbook 004's C(npm run test:smoke)) and C(health_timeout) (seconds).
       - In O(mode=rollback), the services of the deployment undone, with the gates given here; default their names.
     type: list
     elements: raw

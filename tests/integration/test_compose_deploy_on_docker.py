@@ -10,6 +10,7 @@ only when asked (deploy_data_rollback).
 """
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -74,6 +75,19 @@ def versions(docker_engine, tmp_path_factory):
     return found
 
 
+@pytest.fixture
+def small_database(pg):
+    """A small database of the test's own (one table): the backup and the restore stay quick. Dropped afterwards,
+    with the copies a restore leaves."""
+    name = "deploy_app"
+    pg.execute('CREATE DATABASE "{0}"'.format(name))
+    pg.execute("CREATE TABLE orders (id int PRIMARY KEY, total numeric); "
+               "INSERT INTO orders SELECT i, i * 1.5 FROM generate_series(1, 1000) AS i", database=name)
+    yield name
+    for row in pg.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", params=(name + "%",)):
+        pg.execute('DROP DATABASE "{0}" WITH (FORCE)'.format(row[0]))
+
+
 def image_of(engine, reference):
     return engine.docker("image", "inspect", "--format", "{{.Id}}", reference).stdout.strip()
 
@@ -118,9 +132,9 @@ def marker_exists(pg, database):
 
 
 def test_v1_to_v2_with_a_migration_v3_rolls_itself_back_and_rollback_restores_data_only_when_asked(
-        pg, s3, bucket, options, scratch, docker_engine, compose_app_factory, versions, tmp_path):
+        pg, s3, bucket, options, small_database, docker_engine, compose_app_factory, versions, tmp_path):
     started = time.monotonic()
-    database = scratch("deploy_app")
+    database = small_database
     app = compose_app_factory(postgres_port=pg.port, services={
         "backend": {"image": BACKEND + ":latest", "command": ["python3", "/opt/app/backend.py"], "volumes": []},
         "frontend": {"image": FRONTEND + ":latest"}})
@@ -136,7 +150,9 @@ def test_v1_to_v2_with_a_migration_v3_rolls_itself_back_and_rollback_restores_da
         deploy_compose_files=[app.compose_file], deploy_compose_project_name=app.project_name,
         deploy_compose_pull=False, deploy_compose_health_timeout=30, deploy_compose_poll_interval=0.5,
         deploy_compose_services=[{"name": "backend", "health_url": app.health_url},
-                                 {"name": "frontend", "smoke_urls": [app.frontend_url]}])
+                                 {"name": "frontend", "smoke_urls": [app.frontend_url], "smoke_command": [
+                                     sys.executable, "-c", "import urllib.request; urllib.request.urlopen({0!r}, "
+                                     "timeout=5)".format(app.frontend_url + "health")]}])
     migrate = dict(deploy_data_database=database, deploy_data_migrate_command=[
         os.path.join(pg_bindir(), "psql"), "-v", "ON_ERROR_STOP=1", "-h", login["login_host"], "-p",
         str(login["login_port"]), "-U", options["login_user"], "-d", database, "-c",
@@ -168,7 +184,7 @@ def test_v1_to_v2_with_a_migration_v3_rolls_itself_back_and_rollback_restores_da
     assert deployed["from"]["images"]["backend"] == versions["v1"]["backend"]
     assert [g["status"] for g in deployed["gates"]] == ["pass"] * len(deployed["gates"])
     assert {"deploy:backend:container", "deploy:backend:health_url", "deploy:frontend:container",
-            "deploy:frontend:smoke1", "migrate"} <= {g["name"] for g in deployed["gates"]}
+            "deploy:frontend:smoke1", "deploy:frontend:smoke_command", "migrate"} <= {g["name"] for g in deployed["gates"]}
     backup_id = deployed["data_backup"]["backup_id"]
     assert backup_id and deployed["data_backup"]["database"] == database
     keys = [item["Key"] for item in s3.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
@@ -220,10 +236,12 @@ def test_v1_to_v2_with_a_migration_v3_rolls_itself_back_and_rollback_restores_da
 
     # With the opt-in, naming the v2 deployment: exactly its pre-deploy set comes back.
     run, report = run_playbook(docker_engine, "rollback.yml", dict(
-        extra, deploy_data_rollback=True, deploy_compose_rollback_record=deployed["id"]))
+        extra, deploy_data_rollback=True, deploy_compose_rollback_record=deployed["id"],
+        pg_restore_settle_seconds=2, pg_restore_service_timeout=30))
     assert run.returncode == 0, json.dumps(report)[-6000:]
     assert task_result(report, "Restore the backup")["backup_id"] == backup_id
     assert not marker_exists(pg, database)
+    assert pg.execute("SELECT count(*) FROM orders", database=database)[0][0] == 1000
     assert service_state(app, "backend")["health"] == "healthy"
     with_data = records(records_dir, "shop")[-1]
     assert with_data["data_restore"]["backup_id"] == backup_id and with_data["outcome"] == "deployed"

@@ -13,7 +13,8 @@ REFS = {"backend": "registry:5000/shop/backend:latest", "frontend": "shop-fronte
 def test_services_keep_their_configured_order_and_take_names_or_dicts():
     specs = cd.service_specs(["backend", {"name": "frontend", "smoke_urls": ["http://127.0.0.1/"]}])
     assert [s["name"] for s in specs] == ["backend", "frontend"]
-    assert specs[0] == {"name": "backend", "health_url": None, "smoke_urls": [], "health_timeout": None}
+    assert specs[0] == {"name": "backend", "health_url": None, "smoke_urls": [], "smoke_command": [],
+                        "health_timeout": None}
     assert specs[1]["smoke_urls"] == ["http://127.0.0.1/"]
 
 
@@ -74,13 +75,14 @@ def test_a_rollback_undoes_the_newest_successful_deployment_not_yet_undone():
 
 
 def test_the_plan_says_what_would_change_and_what_is_left_alone():
-    specs = cd.service_specs([{"name": "backend", "health_url": "http://127.0.0.1:3001/health"}, "frontend"])
+    specs = cd.service_specs([{"name": "backend", "health_url": "http://127.0.0.1:3001/health",
+                               "smoke_command": ["npm", "run", "test:smoke"]}, "frontend"])
     plan = cd.render_plan("deploy", "shop", specs, V1, dict(V2, frontend=V1["frontend"]), REFS, True,
                           ["/tmp/v2.tar"], "psql -c 'ALTER TABLE ...'")
     assert plan[:3] == ["Load images from /tmp/v2.tar.", "Pull the images of backend, frontend.",
                         "Run the migration: psql -c 'ALTER TABLE ...'."]
     assert plan[3] == ("backend: 111111111111 -> 222222222222 (registry:5000/shop/backend:latest), then container "
-                       "health, health URL http://127.0.0.1:3001/health.")
+                       "health, health URL http://127.0.0.1:3001/health, smoke test `npm run test:smoke`.")
     assert plan[4] == "frontend: already runs aaaaaaaaaaaa, left alone."
     unknown = cd.render_plan("deploy", "shop", specs[1:], V1, {}, REFS, True, [], None)
     assert "known after the pull or load" in unknown[-1]
