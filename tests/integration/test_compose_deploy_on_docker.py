@@ -169,6 +169,7 @@ def test_v1_to_v2_with_a_migration_v3_rolls_itself_back_and_rollback_restores_da
     assert {service: service_state(app, service) for service in ("backend", "frontend")} == before
     assert not os.path.exists(os.path.join(records_dir, "shop"))
     assert not marker_exists(pg, database)
+    assert not s3.client().list_objects_v2(Bucket=bucket).get("Contents")
 
     # v1 -> v2 from an archive, with a migration: the pre-deploy backup first.
     run, report = run_playbook(docker_engine, "deploy.yml", dict(extra, **migrate, deploy_compose_release="v2",
