@@ -60,6 +60,9 @@ DEFAULTS = {
     "pg_bin_dir": None,
     "kind": "manual",
     "backup_group": None,
+    # Free-form names for the set ({"deploy_id": ..., "release": ...}), recorded in its manifest as "labels" when
+    # given; manifests without labels stay as they were, and verify and restore never need them.
+    "labels": None,
 }
 # Why a set was taken, recorded in its manifest as "kind": restore's default
 # choice never takes a pre-restore set (the data a restore replaced).
@@ -417,6 +420,7 @@ class BackupJob(object):
                 tables=tables, row_count_method=opts["row_counts"], snapshot_consistent=snapshot_used,
                 kind=opts["kind"],
                 writer=self.writer,
+                **({"labels": dict((str(k), str(v)) for k, v in opts["labels"].items())} if opts["labels"] else {})
             )
             manifest_path = os.path.join(partial, manifest_lib.MANIFEST_NAME)
             with self.modes.create(manifest_path) as handle:

@@ -134,6 +134,11 @@ options:
     type: str
     default: manual
     choices: [scheduled, manual, pre-restore, pre-deploy]
+  labels:
+    description:
+      - Names for the set, recorded in its manifest as C(labels) (strings), such as the deployment a C(pre-deploy)
+        set was taken for (C(application), C(deploy_id), C(release)). Unset, the manifest has no C(labels).
+    type: dict
   backup_group:
     description:
       - Group that may read the backups. Unset, every file of a set (dump, globals, config copies, manifest) is
@@ -312,6 +317,7 @@ def argument_spec():
         row_counts=dict(type="str", default=DEFAULTS["row_counts"], choices=["exact", "estimate", "none"]),
         pg_bin_dir=dict(type="path"),
         kind=dict(type="str", default=DEFAULTS["kind"], choices=KINDS),
+        labels=dict(type="dict"),
         backup_group=dict(type="str"),
     )
     return spec
