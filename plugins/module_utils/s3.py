@@ -622,6 +622,7 @@ class GrowingFileUpload(object):
         self.poll_interval = poll_interval
         self.error = None
         self.outgrown = False
+        self.parts_sent = 0  # handed to the upload so far; read by progress reports
         self._path = None
         self._fd = None
         self._final_size = None
@@ -681,6 +682,7 @@ class GrowingFileUpload(object):
                     self.on_first_part()
                 if self._upload.failed():
                     return
+                self.parts_sent = number
                 number += 1
         except BaseException as error:  # noqa: BLE001 - raised by complete(), once the writer has finished
             self.error = error
