@@ -71,3 +71,25 @@ def test_backup_blocked_by_an_exclusive_lock_fails_naming_the_session(pg, scratc
     assert local_entries(options["backup_dir"], database) == []
     print("\n".join(line for line in output.splitlines() if "lock" in line))
     print("wall time {0:.1f} s".format(time.monotonic() - started))
+
+
+def test_restore_shows_tables_restored_while_it_runs(pg, big_database, options):
+    from ansible_collections.ops.runbook.plugins.module_utils.pg_backup import run_backup
+
+    started = time.monotonic()
+    local = dict(options, database=big_database, s3_bucket=None)
+    run_backup(local)
+    target = big_database + "_copy"
+    extra = playbook_vars(local)
+    extra.update(pg_restore_database=big_database, pg_restore_target=target, pg_restore_progress_interval=1)
+    try:
+        run = ansible_playbook("restore.yml", extra)
+        assert run.returncode == 0, run.stdout[-3000:]
+        lines = re.findall(r"^\[localhost\] restore of {0}: (.*)$".format(big_database), run.stdout, re.MULTILINE)
+        assert any(re.search(r"restoring into ops_runbook_restore_\w+ for \d+ s: \d+ of 4 tables restored", line)
+                   for line in lines), run.stdout[-3000:]
+        assert run.stdout.index(lines[0]) < run.stdout.index("Restored ")
+        print("\n".join(lines))
+    finally:
+        pg.execute('DROP DATABASE IF EXISTS "{0}" WITH (FORCE)'.format(target))
+    print("wall time {0:.1f} s".format(time.monotonic() - started))
