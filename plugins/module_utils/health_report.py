@@ -268,7 +268,8 @@ def _human(value, unit):
 
 def _human_threshold(threshold, unit):
     if isinstance(threshold, dict) and (unit in _BYTE_UNITS or unit in _SECOND_UNITS or unit in ("ms", "percent")):
-        return ", ".join("{0} {1}".format(level, _human(limit, unit)) for level, limit in sorted(threshold.items(), key=lambda pair: (pair[0] != "warn", pair[0])))
+        levels = sorted(threshold.items(), key=lambda pair: (pair[0] != "warn", pair[0]))  # warn before fail
+        return ", ".join("{0} {1}".format(level, _human(limit, unit)) for level, limit in levels)
     return _display(threshold)
 
 
@@ -311,7 +312,8 @@ summary {{ cursor: pointer; font-weight: 600; font-size: 1.1rem; }}
 </head>
 <body>
 <h1>{title} <span class="badge {status}" id="overall-status">{status_word}</span></h1>
-<p class="summary" id="summary">{fail} fail, {warn} warn, {passed} pass &middot; {hosts} &middot; written <time id="written" datetime="{written}">{written}</time></p>
+<p class="summary" id="summary">{fail} fail, {warn} warn, {passed} pass &middot; {hosts} &middot;
+written <time id="written" datetime="{written}">{written}</time></p>
 {attention}
 {passing}
 </body>

@@ -103,6 +103,5 @@ def upload_reports(params, check_mode=False, now=None, store=None):
         if item.get("presigned_url"):
             line += " readable for {0} s at {1}".format(params["presign_seconds"], item["presigned_url"])
         lines.append(line)
-    return {"changed": True, "objects": objects, "msg": lines,
-            "location": "s3://{0}/{1}".format(store.bucket, join_key(params.get("s3_prefix") or "", params["name"],
-                                                                      stamp(moment)))}
+    folder = join_key(params.get("s3_prefix") or "", params["name"], stamp(moment))
+    return {"changed": True, "objects": objects, "msg": lines, "location": "s3://{0}/{1}".format(store.bucket, folder)}

@@ -88,7 +88,6 @@ def screenshot(url, path, width=1280, height=900, extra=()):
     return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
 
 
-
 # Loaded inside the report (a copy of it): measures the page and hands the figures to the frame's parent.
 _MEASURE = """<script>
 (function () {

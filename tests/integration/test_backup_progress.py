@@ -5,7 +5,7 @@ import re
 import time
 
 import pytest
-from conftest import DATABASE, ansible_playbook, local_entries, playbook_vars
+from conftest import ansible_playbook, local_entries, playbook_vars
 
 PROGRESS = re.compile(r"^\[localhost\] backup of (\S+): (.*)$", re.MULTILINE)
 # pgbench at scale 20: about 300 MB, dumped with gzip -9 in about 10 s (it compresses 50 to 1); built once here.
