@@ -24,7 +24,7 @@ def show(host, unit, *props):
 
 
 def recovery(host):
-    return json.loads(host.file("/var/lib/pitr-molecule/recovery.json").content_string)
+    return json.loads(host.file("/root/pitr-molecule-recovery.json").content_string)
 
 
 def test_postgresql_runs_under_its_unit_out_of_recovery(host):
