@@ -29,7 +29,7 @@ import re
 import tempfile
 
 from . import health
-from .common import RunbookError, isoformat, utc_now
+from .common import RunbookError, human_size, isoformat, utc_now
 
 NAGIOS_CODES = {health.PASS: 0, health.WARN: 1, health.FAIL: 2}
 NAGIOS_WORDS = {health.PASS: "OK", health.WARN: "WARNING", health.FAIL: "CRITICAL"}
@@ -232,6 +232,47 @@ def render_markdown(checks, title="Health report", now=None):
     return "\n".join(lines) + "\n"
 
 
+# Units whose numbers a person reads better converted (bytes as KiB/MiB/GiB, seconds as h/min/s).
+_BYTE_UNITS = frozenset(["bytes", "B"])
+_SECOND_UNITS = frozenset(["s", "seconds"])
+
+
+def human_duration(seconds):
+    """Seconds as a person reads them: 45 s, 3 min 20 s, 2 h 5 min, 3 d 4 h."""
+    value = float(seconds)
+    sign, value = ("-", -value) if value < 0 else ("", value)
+    if value < 60:
+        return sign + "{0:g} s".format(round(value, 1))
+    parts = []
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
+        count, value = divmod(value, size)
+        if count:
+            parts.append("{0} {1}".format(int(count), unit))
+    return sign + " ".join(parts[:2])
+
+
+def _human(value, unit):
+    """One value in `unit`, converted for a person; other values as _display shows them."""
+    number = health.plain_number(value)
+    if number is not None and unit in _BYTE_UNITS:
+        return ("-" if number < 0 else "") + human_size(abs(number))
+    if number is not None and unit in _SECOND_UNITS:
+        return human_duration(number)
+    if number is not None and unit == "ms" and abs(number) >= 1000:
+        return human_duration(number / 1000.0)
+    shown = _display(value)
+    if shown and unit and number is not None:
+        shown += " %" if unit == "percent" else " " + unit
+    return shown
+
+
+def _human_threshold(threshold, unit):
+    if isinstance(threshold, dict) and (unit in _BYTE_UNITS or unit in _SECOND_UNITS or unit in ("ms", "percent")):
+        levels = sorted(threshold.items(), key=lambda pair: (pair[0] != "warn", pair[0]))  # warn before fail
+        return ", ".join("{0} {1}".format(level, _human(limit, unit)) for level, limit in levels)
+    return _display(threshold)
+
+
 _HTML = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -239,45 +280,112 @@ _HTML = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}: {status_word}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #1d1d1f; }}
-h1 {{ margin-bottom: .25rem; }}
-.summary {{ margin: 0 0 1.5rem; color: #555; }}
-.badge {{ display: inline-block; padding: .1rem .6rem; border-radius: .8rem; font-weight: 600; color: #fff; }}
+html {{ -webkit-text-size-adjust: 100%; }}
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1d1d1f; line-height: 1.4; }}
+h1 {{ margin-bottom: .25rem; font-size: 1.6rem; }}
+h2 {{ font-size: 1.2rem; margin: 1.5rem 0 .5rem; }}
+h3 {{ font-size: 1rem; margin: 1rem 0 .25rem; overflow-wrap: anywhere; }}
+.summary {{ margin: 0 0 1rem; color: #555; }}
+.badge {{ display: inline-block; padding: .1rem .6rem; border-radius: .8rem; font-weight: 600; color: #fff;
+          font-size: .85rem; }}
 .pass .badge, .badge.pass {{ background: #1a7f37; }}
 .warn .badge, .badge.warn {{ background: #b35900; }}
 .fail .badge, .badge.fail {{ background: #c62828; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #ddd; vertical-align: top; }}
+table {{ border-collapse: collapse; width: 100%; table-layout: fixed; }}
+col.status {{ width: 5.5rem; }} col.host {{ width: 10%; }} col.check {{ width: 18%; }}
+col.observed {{ width: 14%; }} col.threshold {{ width: 14%; }}
+th, td {{ text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #ddd; vertical-align: top;
+          overflow-wrap: anywhere; word-break: break-word; }}
 tr.fail {{ background: #fdecea; }}
 tr.warn {{ background: #fff4e5; }}
+details {{ margin-top: 1.5rem; }}
+summary {{ cursor: pointer; font-weight: 600; font-size: 1.1rem; }}
+@media (max-width: 700px) {{
+  body {{ margin: .75rem; }}
+  table, tbody, tr, td {{ display: block; width: auto; }}
+  thead, colgroup {{ display: none; }}
+  tr {{ border-bottom: 2px solid #ccc; padding: .3rem 0; }}
+  td {{ border: 0; padding: .1rem .4rem; }}
+  td[data-label]:not(:empty)::before {{ content: attr(data-label) ": "; font-weight: 600; }}
+}}
 </style>
 </head>
 <body>
 <h1>{title} <span class="badge {status}" id="overall-status">{status_word}</span></h1>
-<p class="summary" id="summary">{fail} fail, {warn} warn, {passed} pass &middot; written <time id="written" datetime="{written}">{written}</time></p>
-<table id="checks">
-<thead><tr><th>Status</th><th>Host</th><th>Check</th><th>Observed</th><th>Threshold</th><th>Detail</th></tr></thead>
-<tbody>
-{rows}
-</tbody>
-</table>
+<p class="summary" id="summary">{fail} fail, {warn} warn, {passed} pass &middot; {hosts} &middot;
+written <time id="written" datetime="{written}">{written}</time></p>
+{attention}
+{passing}
 </body>
 </html>
 """
 
+_TABLE = """<table class="checks">
+<colgroup><col class="status"><col class="host"><col class="check"><col class="observed"><col class="threshold"><col class="detail"></colgroup>
+<thead><tr><th>Status</th><th>Host</th><th>Check</th><th>Observed</th><th>Threshold</th><th>Detail</th></tr></thead>
+<tbody>
+{rows}
+</tbody>
+</table>"""
+_LABELS = ("Host", "Check", "Observed", "Threshold", "Detail")
+
+
+def _html_row(item):
+    unit = item.get("observed_unit")
+    cells = (item.get("host") or "", item["name"], _human(item.get("observed_value"), unit),
+             _human_threshold(item.get("threshold"), unit), item.get("output") or "")
+    return '<tr class="{0}"><td><span class="badge {0}">{1}</span></td>{2}</tr>'.format(
+        item["status"], item["status"].upper(),
+        "".join('<td data-label="{0}">{1}</td>'.format(label, html.escape(cell)) for label, cell in zip(_LABELS, cells)))
+
+
+def _by_host(checks):
+    """[(host, checks)] in the order the hosts first appear, worst host first."""
+    hosts = []
+    for item in checks:
+        host = item.get("host") or ""
+        if host not in hosts:
+            hosts.append(host)
+    groups = [(host, worst_first([item for item in checks if (item.get("host") or "") == host])) for host in hosts]
+    return sorted(groups, key=lambda group: _SEVERITY[health.worst(group[1])])
+
+
+def _host_tables(checks):
+    parts = []
+    for host, items in _by_host(checks):
+        parts.append('<h3 class="host">{0}</h3>'.format(html.escape(host or "(no host)")))
+        parts.append(_TABLE.format(rows="\n".join(_html_row(item) for item in items)))
+    return "\n".join(parts)
+
 
 def render_html(checks, title="Health report", now=None):
-    """A self-contained page (no scripts, no outside resources), worst checks first."""
+    """A self-contained page (no scripts, no outside resources) for a person woken at night.
+
+    Failing and warning checks come first, grouped by host (the worst host
+    first); the passing checks are folded in a <details> element below. Long
+    values wrap, and on a narrow screen (a phone) every row becomes a card, so
+    the page never scrolls sideways. Bytes and durations are shown in human units.
+    """
     tally = health.counts(checks)
     status = health.worst(checks)
-    rows = []
-    for row in _rows(checks):
-        cells = "".join("<td>{0}</td>".format(html.escape(cell)) for cell in row[1:])
-        rows.append('<tr class="{0}"><td><span class="badge {0}">{1}</span></td>{2}</tr>'.format(
-            row[0], row[0].upper(), cells))
+    problems = [item for item in checks if item["status"] != health.PASS]
+    passing = [item for item in checks if item["status"] == health.PASS]
+    hosts = sorted(set(item.get("host") for item in checks if item.get("host")))
+    failed_hosts = sorted(set(item.get("host") for item in checks if item.get("host") and item["status"] == health.FAIL))
+    attention = ""
+    if problems:
+        attention = '<section id="attention">\n<h2>Needs attention</h2>\n{0}\n</section>'.format(_host_tables(problems))
+    folded = ""
+    if passing:
+        folded = '<details id="passing"{0}>\n<summary>{1} passing check{2}</summary>\n{3}\n</details>'.format(
+            "" if problems else " open", len(passing), "" if len(passing) == 1 else "s", _host_tables(passing))
+    host_words = "{0} host{1}".format(len(hosts), "" if len(hosts) == 1 else "s")
+    if failed_hosts:
+        host_words += ", failing: " + ", ".join(failed_hosts)
     return _HTML.format(title=html.escape(title), status=status, status_word=status.upper(),
                         fail=tally[health.FAIL], warn=tally[health.WARN], passed=tally[health.PASS],
-                        written=isoformat(now or utc_now()), rows="\n".join(rows))
+                        hosts=html.escape(host_words), written=isoformat(now or utc_now()),
+                        attention=attention, passing=folded)
 
 
 def render_json(checks, **kwargs):
@@ -299,7 +407,7 @@ RENDER_OPTIONS = {
 }
 
 _MARKDOWN_HEADER = "| Status | Host | Check | Observed | Threshold | Detail |"
-_HTML_ROW = re.compile(r'<tr class="(pass|warn|fail)"><td>.*?</td><td>(.*?)</td><td>(.*?)</td>')
+_HTML_ROW = re.compile(r'<tr class="(pass|warn|fail)"><td>.*?</td><td[^>]*>(.*?)</td><td[^>]*>(.*?)</td>')
 _PROMETHEUS_STATUS = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*_check_status(\{.*\}) ([012])$", re.MULTILINE)
 
 
@@ -338,7 +446,7 @@ def findings(fmt, text):
         cells = [re.split(r"(?<!\\)\|", row)[1:4] for row in rows if row.startswith("| ")]
         return sorted((status.strip(" *").lower(), host.strip(), name.strip()) for status, host, name in cells)
     if fmt == "html":
-        if 'id="checks"' not in text:
+        if 'id="overall-status"' not in text:
             return None
         return sorted(_HTML_ROW.findall(text))
     raise ValueError("unknown report format {0!r}".format(fmt))

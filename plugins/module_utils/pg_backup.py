@@ -28,6 +28,7 @@ from .dumpfile import pg_tool, program, server_needs, tool_version
 from .filemodes import FileModes, current_user
 from .locking import HostLock
 from .pipeline import PipelineError, copy_to_file, run_to_file
+from .job_progress import Progress, rate
 from .postgres import connect, conninfo, endpoint, interrupt, libpq_environment, server_info, table_row_counts
 from .ranges import POSTGRES, Range, check_ranges, invalid
 from .s3 import RANGES as S3_RANGES
@@ -60,6 +61,9 @@ DEFAULTS = {
     "pg_bin_dir": None,
     "kind": "manual",
     "backup_group": None,
+    # Free-form names for the set ({"deploy_id": ..., "release": ...}), recorded in its manifest as "labels" when
+    # given; manifests without labels stay as they were, and verify and restore never need them.
+    "labels": None,
 }
 # Why a set was taken, recorded in its manifest as "kind": restore's default
 # choice never takes a pre-restore set (the data a restore replaced).
@@ -151,9 +155,11 @@ def _tool_version(path):
 # -- the job -----------------------------------------------------------------
 
 class BackupJob(object):
-    def __init__(self, options, log=None, now=None):
+    def __init__(self, options, log=None, now=None, progress=None):
         self.opts = normalize(options)
         self.log = log or (lambda message: None)
+        self.progress = progress or Progress()
+        self.blocker_seen = None  # the session pg_dump last waited behind, from the progress probe
         self.modes = None  # the files' modes and group, known once _preflight has checked the group
         self.warnings = []
         self.started = now or utc_now()
@@ -417,6 +423,7 @@ class BackupJob(object):
                 tables=tables, row_count_method=opts["row_counts"], snapshot_consistent=snapshot_used,
                 kind=opts["kind"],
                 writer=self.writer,
+                **({"labels": dict((str(k), str(v)) for k, v in opts["labels"].items())} if opts["labels"] else {})
             )
             manifest_path = os.path.join(partial, manifest_lib.MANIFEST_NAME)
             with self.modes.create(manifest_path) as handle:
@@ -486,11 +493,17 @@ class BackupJob(object):
             dump_path = os.path.join(partial, self.dump_name)
             if dump_upload:
                 dump_upload.start(dump_path)
+            watcher = DumpWatcher(self, dump_path, dump_upload)
+            self.progress.watch(watcher.line)
             try:
                 size, digest = run_to_file(stages, dump_path, env=self._client_env(),
                                            deadline=self.deadline, modes=self.modes)
             except PipelineError as error:
-                raise _lock_wait_error(error, self.database, opts["dump_lock_timeout"])
+                raise _lock_wait_error(error, self.database, opts["dump_lock_timeout"], self.opts,
+                                       self.blocker_seen)
+            finally:
+                self.progress.forget(watcher.line)
+                watcher.close()
             if dump_upload:
                 dump_upload.writer_finished(size)
         except BaseException:
@@ -662,17 +675,120 @@ def _pg_where(opts):
                             opts.get("login_port") or 5432)
 
 
-def _lock_wait_error(error, database, seconds):
-    """pg_dump gave up waiting for a table lock (--lock-wait-timeout): say so, and which option decides."""
+# The sessions holding a lock that pg_dump's ACCESS SHARE lock waits behind (only ACCESS EXCLUSIVE conflicts).
+HOLDERS_SQL = """
+SELECT a.pid, a.usename, a.application_name, a.query_start, a.state, left(a.query, 300)
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.granted AND l.locktype = 'relation' AND l.relation = to_regclass(%s)
+  AND l.mode = 'AccessExclusiveLock' AND a.pid <> pg_backend_pid()
+ORDER BY a.query_start NULLS LAST
+"""
+# What a waiting pg_dump of this job waits for, and who holds it.
+WAITING_SQL = """
+SELECT b.pid, b.usename, b.application_name, b.query_start, b.state, left(b.query, 300),
+       coalesce(l.relation::regclass::text, l.locktype), now() - w.state_change
+FROM pg_stat_activity w
+JOIN pg_locks l ON l.pid = w.pid AND NOT l.granted
+CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocker(pid)
+JOIN pg_stat_activity b ON b.pid = blocker.pid
+WHERE w.application_name = %s AND w.datname = current_database() AND w.wait_event_type = 'Lock'
+ORDER BY b.query_start NULLS LAST
+LIMIT 1
+"""
+
+
+def describe_session(row):
+    """pid, user, application, query start and query of a session, from a row of HOLDERS_SQL."""
+    pid, user, application, query_start, state, query = row[:6]
+    return "pid {0} (user {1}, application {2}, {3}, query started {4}: {5})".format(
+        pid, user or "?", application or "none", state or "state unknown",
+        isoformat(query_start) if query_start else "at an unknown time", " ".join((query or "?").split()))
+
+
+def lock_holders(opts, database, table):
+    """The sessions holding ACCESS EXCLUSIVE on `table` in `database`, described; [] when none or unknown."""
+    try:
+        conn = connect(opts, database)
+    except RunbookError:
+        return []
+    try:
+        with conn.cursor() as cur:
+            cur.execute(HOLDERS_SQL, (table,))
+            return [describe_session(row) for row in cur.fetchall()]
+    except Exception:  # noqa: BLE001 - the message without the holder is still the right one
+        return []
+    finally:
+        conn.close()
+
+
+class DumpWatcher(object):
+    """The progress line of a running dump: bytes written, parts uploaded, and the lock pg_dump waits for."""
+
+    def __init__(self, job, dump_path, dump_upload):
+        self.job = job
+        self.dump_path = dump_path
+        self.dump_upload = dump_upload
+        self.started = time.monotonic()
+        self._conn = None
+        self._conn_failed = False
+
+    def _waiting(self):
+        if self._conn_failed:
+            return None
+        try:
+            if self._conn is None:
+                self._conn = connect(self.job.opts, self.job.database)
+            with self._conn.cursor() as cur:
+                cur.execute(WAITING_SQL, (TOOL,))
+                row = cur.fetchone()
+        except Exception:  # noqa: BLE001 - without a monitoring connection the line shows bytes only
+            self._conn_failed = True
+            return None
+        if not row:
+            return None
+        self.job.blocker_seen = describe_session(row)
+        return "pg_dump has waited {0:.0f} s for a lock on {1}, held by {2}".format(
+            row[7].total_seconds() if row[7] is not None else 0, row[6], self.job.blocker_seen)
+
+    def line(self):
+        elapsed = time.monotonic() - self.started
+        try:
+            size = os.path.getsize(self.dump_path)
+        except OSError:
+            size = 0
+        words = "{0} dumped in {1:.0f} s ({2}/s)".format(human_size(size), elapsed, human_size(rate(size, elapsed)))
+        if self.dump_upload is not None:
+            words += ", {0} part{1} uploaded".format(self.dump_upload.parts_sent,
+                                                     "" if self.dump_upload.parts_sent == 1 else "s")
+        waiting = self._waiting()
+        return words + ("; " + waiting if waiting else "")
+
+    def close(self):
+        if self._conn is not None:
+            _close_quietly(self._conn)
+            self._conn = None
+
+
+def _lock_wait_error(error, database, seconds, opts=None, blocker_seen=None):
+    """pg_dump gave up waiting for a table lock (--lock-wait-timeout): say so, which session held the
+    table (pg_locks and pg_stat_activity, read now; else the one the progress probe saw), and which
+    option decides."""
     detail = error.details.get("stderr") or ""
     if error.details.get("stage") == "pg_dump" and "statement timeout" in detail and "LOCK TABLE" in detail:
         table = detail.split("LOCK TABLE", 1)[1].split(" IN ", 1)[0].strip()
+        holders = lock_holders(opts, database, table) if opts is not None else []
+        if not holders and blocker_seen:
+            holders = [blocker_seen]
+        if holders:
+            who = "it is held by {0}".format("; ".join(holders))
+        else:
+            who = "another session holds a conflicting lock (ALTER TABLE, VACUUM FULL, LOCK TABLE, ...)"
         return RunbookError(
-            "pg_dump of {0} could not lock table {1} within dump_lock_timeout ({2} s): another session holds "
-            "a conflicting lock (ALTER TABLE, VACUUM FULL, LOCK TABLE, ...). Nothing was backed up.".format(
-                database, table, seconds),
-            hint="Find the blocking session (pg_locks, pg_stat_activity) and end it, schedule the backup outside "
-                 "maintenance, or raise dump_lock_timeout.", cause="lock_wait", **error.details)
+            "pg_dump of {0} could not lock table {1} within dump_lock_timeout ({2} s): {3}. "
+            "Nothing was backed up.".format(database, table, seconds, who),
+            hint="End the blocking session (SELECT pg_terminate_backend(PID), or the ops.runbook.pg_terminate "
+                 "module) or let it finish, schedule the backup outside maintenance, or raise dump_lock_timeout.",
+            cause="lock_wait", blocking_sessions=holders, **error.details)
     return error
 
 
@@ -721,8 +837,23 @@ SUMMARY_KEYS = ("backup_id", "database", "kind", "local_path", "s3_uri", "size_b
 
 
 def run_backup(options, check_mode=False, log=None, now=None):
-    """Back up one database; in check mode, report what would happen."""
-    job = BackupJob(options, log=log, now=now)
-    result = job.plan() if check_mode else job.run()
+    """Back up one database; in check mode, report what would happen.
+
+    options["progress_file"] (optional): where the running backup writes its progress line every
+    options["progress_interval"] seconds (progress.Progress), for the job_progress action to show.
+    """
+    progress = Progress(None if check_mode else options.get("progress_file"), options.get("progress_interval"))
+    shown = log or (lambda message: None)
+
+    def say(message):
+        shown(message)
+        progress.say(message)
+
+    progress.start()
+    try:
+        job = BackupJob(options, log=say, now=now, progress=progress)
+        result = job.plan() if check_mode else job.run()
+    finally:
+        progress.stop()
     result["summary"] = dict((k, result[k]) for k in SUMMARY_KEYS if k in result)
     return result

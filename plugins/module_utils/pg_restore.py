@@ -24,6 +24,7 @@ from .catalog import SET_DAMAGE_CAUSES, valid_sets
 from .common import RunbookError, human_size, utc_now
 from .deadline import Deadline
 from .dumpfile import restore_into
+from .job_progress import Progress
 from .postgres import connect, quote_ident, table_row_counts
 from .ranges import POSTGRES, Range, check_ranges
 from .retention import future_reason
@@ -71,9 +72,10 @@ def normalize(options):
 
 
 class Restore(object):
-    def __init__(self, options, log=None, check_mode=False):
+    def __init__(self, options, log=None, check_mode=False, progress=None):
         self.opts = normalize(options)
         self.log = log or (lambda message: None)
+        self.progress = progress or Progress()
         self.check_mode = check_mode
         # PostgreSQL cuts a longer name to 63 bytes: a target of 64 would be another database.
         self.database = manifest_lib.check_database_name(self.opts["database"])
@@ -231,7 +233,14 @@ class Restore(object):
                 quote_ident(staging), " OWNER {0}".format(quote_ident(owner)) if owner else ""))
         try:
             self.log("restoring {0} into staging database {1}".format(set_id, staging))
-            restore_into(self.opts, self.catalog, self.database, set_id, manifest, staging, deadline=self.deadline)
+            watcher = RestoreWatcher(self.opts, staging, len(manifest.get("tables") or {}))
+            self.progress.watch(watcher.line)
+            try:
+                restore_into(self.opts, self.catalog, self.database, set_id, manifest, staging,
+                             deadline=self.deadline)
+            finally:
+                self.progress.forget(watcher.line)
+                watcher.close()  # before the swap, which renames the staging database: no session may stay
             counts = self._prove(staging, manifest)
             pre_backup = self._backup_target() if plan["pre_restore_backup"] else None
             previous = self._swap(admin, staging, exists)
@@ -268,9 +277,10 @@ class Restore(object):
         return counts
 
     def _backup_target(self):
-        # The safety backup has what is left of the restore's time, so the restore ends by its deadline.
+        # The safety backup has what is left of the restore's time, so the restore ends by its deadline;
+        # it reports its progress through the restore's own progress file.
         options = dict(self.opts, database=self.target, retention=False, kind="pre-restore",
-                       job_timeout=max(1, int(self.deadline.remaining())))
+                       job_timeout=max(1, int(self.deadline.remaining())), progress_file=None)
         self.log("backing up {0} before replacing it".format(manifest_lib.shown(self.target)))
         try:
             return run_backup(options, log=self.log)["summary"]
@@ -356,5 +366,66 @@ def _drop(admin, database):
         pass
 
 
+# How far the restore into the staging database is: tables with rows, and the COPY running now (PostgreSQL 14+).
+TABLES_SQL = "SELECT count(*) FROM pg_stat_user_tables WHERE n_tup_ins > 0"
+COPY_SQL = "SELECT relid::regclass::text, bytes_processed FROM pg_stat_progress_copy WHERE datid = " \
+           "(SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1"
+
+
+class RestoreWatcher(object):
+    """The progress line of a running restore: tables restored of the manifest's, and the table being copied."""
+
+    def __init__(self, opts, staging, tables):
+        self.opts = opts
+        self.staging = staging
+        self.tables = tables
+        self.started = time.monotonic()
+        self._conn = None
+        self._failed = False
+
+    def line(self):
+        words = "restoring into {0} for {1:.0f} s".format(self.staging, time.monotonic() - self.started)
+        if self._failed:
+            return words
+        try:
+            if self._conn is None:
+                self._conn = connect(self.opts, self.staging)
+            with self._conn.cursor() as cur:
+                cur.execute(TABLES_SQL)
+                restored = cur.fetchone()[0]
+                copying = None
+                if self._conn.server_version >= 140000:
+                    cur.execute(COPY_SQL)
+                    copying = cur.fetchone()
+        except Exception:  # noqa: BLE001 - without a monitoring connection the line shows the time only
+            self._failed = True
+            return words
+        words += ": {0} of {1} tables restored".format(restored, self.tables)
+        if copying:
+            words += ", copying {0} ({1} read)".format(copying[0], human_size(copying[1] or 0))
+        return words
+
+    def close(self):
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - the connection may be gone with the server
+                pass
+            self._conn = None
+
+
 def run_restore(options, check_mode=False, log=None):
-    return Restore(options, log=log, check_mode=check_mode).run()
+    """Restore (or plan, or list); with options["progress_file"], the running restore writes its progress there
+    every options["progress_interval"] seconds (tables restored, the table being copied)."""
+    progress = Progress(None if check_mode else options.get("progress_file"), options.get("progress_interval"))
+    shown = log or (lambda message: None)
+
+    def say(message):
+        shown(message)
+        progress.say(message)
+
+    progress.start()
+    try:
+        return Restore(options, log=say, check_mode=check_mode, progress=progress).run()
+    finally:
+        progress.stop()

@@ -73,6 +73,12 @@ _FAILURES = (
     (r"\[028\]|BackupMismatchError|system-id .* do not match|database version .* do not match", "stanza_mismatch",
      "The repository's stanza belongs to another PostgreSQL cluster",
      "Point this cluster at its own stanza or repository path; never share one between clusters."),
+    # pgBackRest 2.45 (Debian 12's) knows PostgreSQL up to 15; a newer cluster's pg_control, WAL or version is
+    # refused with this hint, error 046 (VersionNotSupportedError).
+    (r"\[046\]|VersionNotSupportedError|is this version of PostgreSQL supported", "pg_version_unsupported",
+     "This pgBackRest does not support the cluster's PostgreSQL version",
+     "pgBackRest 2.45 (Debian 12's package) supports PostgreSQL up to 15; for 16 and later install the current "
+     "pgBackRest from apt.postgresql.org (docs/pitr.md) and run `pgbackrest version` to confirm."),
     (r"\[031\]|OptionInvalidError|\[032\]|OptionRequiredError|\[037\]|OptionInvalidValueError|"
      r"unable to open missing file '.*\.conf'|\[073\]", "pgbackrest_config",
      "pgBackRest's configuration is not valid",

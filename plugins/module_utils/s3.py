@@ -177,6 +177,8 @@ class S3Store(object):
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
             max_pool_connections=self.max_concurrency + 2,
+            # Requests are signed with SigV4 anyway; this makes presigned URLs SigV4 too (AWS refuses SigV2 ones).
+            signature_version="s3v4",
             s3={"addressing_style": "path"} if self.endpoint_url else {},
         )
         try:
@@ -382,6 +384,24 @@ class S3Store(object):
     def put_bytes(self, key, data, content_type="application/octet-stream", exclusive=False):
         return self._write("put_object", key, exclusive, Bucket=self.bucket, Key=key, Body=data,
                            ContentType=content_type, ChecksumAlgorithm=CHECKSUM, **self.extra_args)
+
+    def url(self, key):
+        """The object's https (or endpoint) URL: path style on an S3-compatible endpoint, as the client addresses it."""
+        from urllib.parse import quote
+
+        if self.endpoint_url:
+            return "{0}/{1}/{2}".format(self.endpoint_url.rstrip("/"), self.bucket, quote(key))
+        return "https://{0}.s3.amazonaws.com/{1}".format(self.bucket, quote(key))
+
+    def presigned_url(self, key, seconds):
+        """A URL that lets anyone holding it read `key` for `seconds`; signed locally, no request is made."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
+                                                      ExpiresIn=int(seconds))
+        except (ClientError, BotoCoreError) as error:
+            raise self.describe(error, "generate_presigned_url", key, attempts=1)
 
     def get_bytes(self, key):
         reply = self._call("get_object", key=key, Bucket=self.bucket, Key=key)
@@ -602,6 +622,7 @@ class GrowingFileUpload(object):
         self.poll_interval = poll_interval
         self.error = None
         self.outgrown = False
+        self.parts_sent = 0  # handed to the upload so far; read by progress reports
         self._path = None
         self._fd = None
         self._final_size = None
@@ -661,6 +682,7 @@ class GrowingFileUpload(object):
                     self.on_first_part()
                 if self._upload.failed():
                     return
+                self.parts_sent = number
                 number += 1
         except BaseException as error:  # noqa: BLE001 - raised by complete(), once the writer has finished
             self.error = error

@@ -111,9 +111,24 @@ options:
     description:
       - Seconds C(pg_dump) waits for the shared lock on each table (C(--lock-wait-timeout)). A table held under an
         exclusive lock (C(ALTER TABLE), C(VACUUM FULL), C(LOCK TABLE)) longer than this fails the backup with a
-        message naming the table and this option, instead of waiting behind it.
+        message naming the table, the session holding it (pid, user, application, query start, query) and this
+        option, instead of waiting behind it. RV(blocking_sessions) lists the holders.
     type: int
     default: 300
+  progress_file:
+    description:
+      - While the backup runs, write its progress here every O(progress_interval) seconds - the bytes dumped, the
+        parts uploaded, the lock C(pg_dump) waits for and the session holding it - as JSON with a C(line). The file
+        is removed when the backup ends. Unset means no progress file.
+      - The C(ops.runbook.pg_backup) role runs the module with C(async) and shows this line in the job log with
+        the C(ops.runbook.job_progress) action while the backup runs.
+    type: path
+    version_added: 0.2.0
+  progress_interval:
+    description: Seconds between two progress lines in O(progress_file).
+    type: int
+    default: 5
+    version_added: 0.2.0
   row_counts:
     description:
       - How the manifest records each table's rows. C(exact) counts inside the dump's snapshot,
@@ -134,6 +149,11 @@ options:
     type: str
     default: manual
     choices: [scheduled, manual, pre-restore, pre-deploy]
+  labels:
+    description:
+      - Names for the set, recorded in its manifest as C(labels) (strings), such as the deployment a C(pre-deploy)
+        set was taken for (C(application), C(deploy_id), C(release)). Unset, the manifest has no C(labels).
+    type: dict
   backup_group:
     description:
       - Group that may read the backups. Unset, every file of a set (dump, globals, config copies, manifest) is
@@ -203,6 +223,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+blocking_sessions:
+  description: When C(pg_dump) gave up waiting for a table lock, the sessions that held it, each described.
+  returned: on a lock wait failure
+  type: list
+  elements: str
+  sample: ["pid 4242 (user alice, application psql, idle in transaction, query started 2026-12-06T03:10:00Z: LOCK TABLE orders)"]
+  version_added: 0.2.0
 backup_id:
   description:
     - Name of the backup set, C(DATABASE-YYYYmmddTHHMMSSZ-WRITER) (UTC start time, then 8 hex digits drawn per run).
@@ -312,7 +339,10 @@ def argument_spec():
         row_counts=dict(type="str", default=DEFAULTS["row_counts"], choices=["exact", "estimate", "none"]),
         pg_bin_dir=dict(type="path"),
         kind=dict(type="str", default=DEFAULTS["kind"], choices=KINDS),
+        labels=dict(type="dict"),
         backup_group=dict(type="str"),
+        progress_file=dict(type="path"),
+        progress_interval=dict(type="int", default=5),
     )
     return spec
 

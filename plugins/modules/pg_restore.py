@@ -68,6 +68,20 @@ options:
   pg_bin_dir:
     description: Directory of C(pg_restore), C(psql) and C(pg_dump). Default is E(PATH).
     type: path
+  progress_file:
+    description:
+      - While the restore runs, write its progress here every O(progress_interval) seconds - the tables restored of
+        the manifest's and the table being copied - as JSON with a C(line); removed when the restore ends. Unset
+        means no progress file.
+      - The C(ops.runbook.pg_restore) role runs the module with C(async) and shows this line in the job log with
+        the C(ops.runbook.job_progress) action.
+    type: path
+    version_added: 0.2.0
+  progress_interval:
+    description: Seconds between two progress lines in O(progress_file).
+    type: int
+    default: 5
+    version_added: 0.2.0
   job_timeout:
     description:
       - Seconds the whole restore may take (verification, loading, the proof, the backup of the replaced database
@@ -189,6 +203,8 @@ def argument_spec():
         maintenance_db=dict(type="str", default=DEFAULTS["maintenance_db"]),
         pg_bin_dir=dict(type="path"),
         job_timeout=dict(type="int", default=DEFAULTS["job_timeout"]),
+        progress_file=dict(type="path"),
+        progress_interval=dict(type="int", default=5),
     )
     return spec
 

@@ -25,7 +25,7 @@ def test_a_new_record_is_in_progress_until_finished(tmp_path):
     assert problems == [] and records[0]["outcome"] == "in_progress"
     deploy_record.finish(record, "deployed", "B is live.", now=MOMENT)
     deploy_record.write_record(str(tmp_path), record)
-    records, _ = deploy_record.load_records(str(tmp_path), "blog-api")
+    records = deploy_record.load_records(str(tmp_path), "blog-api")[0]
     assert len(records) == 1 and records[0]["outcome"] == "deployed" and records[0]["gates"][0]["status"] == "pass"
     assert not [n for n in os.listdir(os.path.dirname(path)) if n.startswith(".record-")]
 
@@ -35,7 +35,7 @@ def test_records_come_newest_first_and_latest_filters_by_outcome(tmp_path):
     newer = deploy_record.finish(make(when=MOMENT + datetime.timedelta(minutes=5)), "rolled_back", "gate failed")
     for record in (older, newer):
         deploy_record.write_record(str(tmp_path), record)
-    records, _ = deploy_record.load_records(str(tmp_path), "blog-api")
+    records = deploy_record.load_records(str(tmp_path), "blog-api")[0]
     assert [r["outcome"] for r in records] == ["rolled_back", "deployed"]
     assert deploy_record.latest(records, outcomes=("deployed",))["id"] == older["id"]
     assert deploy_record.latest(records, kind="compose") is None
@@ -76,7 +76,7 @@ def test_prune_keeps_the_newest_and_never_one_in_progress(tmp_path):
             make(when=base + datetime.timedelta(minutes=minutes)), "deployed", "ok"))
     deleted = deploy_record.prune(str(tmp_path), "blog-api", keep=2)
     assert len(deleted) == 2
-    records, _ = deploy_record.load_records(str(tmp_path), "blog-api")
+    records = deploy_record.load_records(str(tmp_path), "blog-api")[0]
     assert len(records) == 3 and records[-1]["outcome"] == "in_progress"
 
 

@@ -112,3 +112,15 @@ def test_manifest_document_points_at_the_dump():
 def test_loads_refuses_foreign_json():
     with pytest.raises(ValueError):
         manifest.loads('{"hello": 1}')
+
+
+def test_labels_are_an_optional_manifest_field_old_manifests_stay_readable():
+    files = [{"name": "bmidb.dump.zst", "role": "dump", "size": 10, "sha256": "0" * 64}]
+    common = dict(format="custom", compression="zstd")
+    old = manifest.build("bmidb-20260223T200005Z-0a1b2c3d", "bmidb", "s", "f", files, kind="manual", **common)
+    labelled = manifest.build("bmidb-20260223T200006Z-0a1b2c3e", "bmidb", "s", "f", files, kind="pre-deploy",
+                              labels={"application": "shop", "deploy_id": "a044338c", "release": "v2"}, **common)
+    assert "labels" not in old
+    for document in (old, labelled):
+        assert manifest.problems(manifest.loads(manifest.dumps(document))) == []
+    assert manifest.loads(manifest.dumps(labelled))["labels"]["deploy_id"] == "a044338c"

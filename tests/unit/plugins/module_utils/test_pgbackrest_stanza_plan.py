@@ -82,3 +82,25 @@ def test_a_repository_it_cannot_read_is_never_taken_for_a_missing_stanza():
         run(repository)
     assert raised.value.details["cause"] == "s3_unreachable"
     assert repository.commands == ["info"]
+
+
+class UnsupportedVersion(FakeRepository):
+    """pgBackRest 2.45 on a PostgreSQL 16 cluster: `stanza-create` reads pg_control and refuses it."""
+
+    def __call__(self, argv, timeout=None, env=None):
+        if argv[-1] == "stanza-create":
+            self.commands.append("stanza-create")
+            return Result(argv, 46, "", "ERROR: [046]: unexpected control version = 1300 and catalog version = 202307071\n"
+                                        "            HINT: is this version of PostgreSQL supported?\n")
+        return super().__call__(argv, timeout, env)
+
+
+def test_a_postgresql_version_pgbackrest_does_not_know_fails_naming_the_versions_and_the_fix():
+    repository = UnsupportedVersion(exists=False)
+    with pytest.raises(RunbookError) as raised:
+        run(repository)
+    assert raised.value.details["cause"] == "pg_version_unsupported"
+    assert str(raised.value).startswith("This pgBackRest does not support the cluster's PostgreSQL version")
+    assert "unexpected control version = 1300" in str(raised.value)
+    assert "supports PostgreSQL up to 15" in raised.value.hint and "apt.postgresql.org" in raised.value.hint
+    assert repository.commands == ["info", "stanza-create"]
