@@ -2,10 +2,11 @@
 
 harness.runner appends each run of the session to the file conftest.py names in OPS_RUNBOOK_RUNNER_RECORD.
 This module's name sorts last, so pytest runs it after every other integration test of the session: when
-the whole integration suite ran (every test file of tests/integration had tests selected), each playbook
-must have started under ansible-runner at least once (a `playbook_on_start` event: parsed and run, not only
-handed over). A partial run (one file, -k) cannot prove that and says so by skipping; the static test below
-holds every time: each playbook is named by an integration test file that runs playbooks.
+every integration test file that runs playbooks (calls ansible_playbook or run_playbook) had tests selected,
+as when the whole suite runs, each playbook must have started under ansible-runner at least once (a
+`playbook_on_start` event: parsed and run, not only handed over). A partial run (one file, -k) cannot prove
+that and says so by skipping; the static test below holds every time: each playbook is named by an
+integration test file that runs playbooks.
 """
 import glob
 import json
@@ -28,20 +29,26 @@ def playbooks():
     return found
 
 
-def test_every_playbook_is_named_by_an_integration_test_that_runs_playbooks():
+def runner_files():
+    """{path: text} of the integration test files (and conftest.py) that run playbooks through harness.runner."""
     sources = {}
-    for path in glob.glob(os.path.join(HERE, "test_*.py")) + [os.path.join(HERE, "conftest.py")]:
+    for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))) + [os.path.join(HERE, "conftest.py")]:
         with open(path) as handle:
             text = handle.read()
         if RUNNERS.search(text) and not path.endswith("test_zz_runner_coverage.py"):
             sources[path] = text
+    return sources
+
+
+def test_every_playbook_is_named_by_an_integration_test_that_runs_playbooks():
+    sources = runner_files()
     missing = [os.path.basename(book) for book in playbooks()
                if not any(os.path.basename(book) in text for text in sources.values())]
     assert not missing, "no integration test runs these playbooks: {0}".format(", ".join(missing))
 
 
 def test_every_playbook_ran_under_ansible_runner_in_this_session(request):
-    files = sorted(glob.glob(os.path.join(HERE, "test_*.py")))
+    files = [path for path in runner_files() if not path.endswith("conftest.py")]
     selected = set(str(item.fspath) for item in request.session.items)
     unselected = [os.path.basename(path) for path in files if path not in selected]
     if unselected:
