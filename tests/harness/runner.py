@@ -83,8 +83,14 @@ class RunnerResult:
 
 
 def _inventory(private, inventory):
-    """inventory/hosts: the inventory file, with the group_vars/ and host_vars/ next to it linked."""
+    """inventory/hosts: the inventory file, with the group_vars/ and host_vars/ next to it linked; a host list
+    ("localhost,") becomes a file of those hosts."""
     target = os.path.join(private, "inventory")
+    if not os.path.exists(inventory) and "," in inventory:
+        os.mkdir(target)
+        hosts = dict((name.strip(), {}) for name in inventory.split(",") if name.strip())
+        _write(os.path.join(target, "hosts"), json.dumps({"all": {"hosts": hosts}}))
+        return
     inventory = os.path.abspath(inventory)
     if os.path.isdir(inventory):
         os.symlink(inventory, target)
@@ -118,8 +124,8 @@ def run_playbook(playbook, extra_vars, inventory=None, args=(), env=None, projec
     """Run `playbook` under ansible-runner from a fresh private data directory; returns a RunnerResult.
 
     `playbook`: a path relative to `project` (e.g. "playbooks/backup.yml") or an absolute one.
-    `extra_vars`: a dict, written to env/extravars (mode 0600). `inventory`: a file or directory
-    (default: the checkout's inventories/local). `args`: more ansible-playbook arguments (env/cmdline).
+    `extra_vars`: a dict, written to env/extravars (mode 0600). `inventory`: a file, a directory or a host
+    list such as "localhost," (default: the checkout's inventories/local). `args`: more ansible-playbook arguments (env/cmdline).
     `env`: environment variables for the job (env/envvars, mode 0600), on top of this process's own.
     """
     inventory = inventory or os.path.join(ROOT, "inventories", "local", "hosts.yml")
