@@ -13,12 +13,24 @@ from harness.docker import ComposeApp, DockerEngine
 from harness.pgbackrest import PgBackRestStack, tls_store
 from harness.postgres import PostgresServer
 from harness.redis_server import RedisServer
+from harness.runner import RECORD_VARIABLE
+from harness.runner import run_playbook as run_under_runner
 from harness.s3 import SeaweedS3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATABASE = "bmidb"
 BACKUP_ROLE = "backup_operator"
 BACKUP_PASSWORD = "Secr3t-" + uuid.uuid4().hex
+
+
+def pytest_configure(config):
+    """Every playbook run of the session (harness.runner) is recorded in one file; test_zz_runner_coverage.py
+    reads it to prove that each playbook of playbooks/ ran under ansible-runner."""
+    if not os.environ.get(RECORD_VARIABLE):
+        handle, path = tempfile.mkstemp(prefix="ops-rb-runner-record-", suffix=".jsonl")
+        os.close(handle)
+        os.environ[RECORD_VARIABLE] = path
+        config.add_cleanup(lambda: os.unlink(path) if os.path.exists(path) else None)
 
 
 def pytest_collection_modifyitems(items):
@@ -85,26 +97,20 @@ def local_entries(backup_dir, database=DATABASE):
     return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
 
-def ansible_playbook(playbook, extra_vars, *args, check=False, env=None):
-    """Run a playbook of this checkout with the local inventory; returns CompletedProcess.
+def ansible_playbook(playbook, extra_vars, *args, check=False, env=None, inventory=None):
+    """Run a playbook of this checkout with the local inventory, as AWX does: under ansible-runner, from a
+    private data directory (harness.runner). Returns a harness.runner.RunnerResult: returncode, stdout and
+    stderr as subprocess.CompletedProcess has them (ansible-playbook's standard error is in stdout, as on a
+    terminal), and status, events and artifact_data (the set_stats data) as AWX reads them.
 
     `env`: more environment variables, e.g. a Docker engine's (harness.docker.DockerEngine.env).
+    `check`: raise subprocess.CalledProcessError when the playbook fails.
     """
-    handle, path = tempfile.mkstemp(suffix=".json")
-    with os.fdopen(handle, "w") as out:
-        json.dump(extra_vars, out)
-    environ = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_FORCE_COLOR="0")
-    environ["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + environ["PATH"]
-    environ.update(env or {})
-    try:
-        return subprocess.run(
-            [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i",
-             os.path.join(ROOT, "inventories", "local", "hosts.yml"),
-             os.path.join(ROOT, "playbooks", playbook), "-e", "@" + path] + list(args),
-            cwd=ROOT, env=environ, capture_output=True, text=True, check=check)
-    finally:
-        os.unlink(path)
+    result = run_under_runner(os.path.join("playbooks", playbook), extra_vars, inventory=inventory, args=args,
+                              env=env)
+    if check:
+        result.check_returncode()
+    return result
 
 
 # Engine options -> the variables the playbooks take: the connection roles' (ops.runbook.postgres,

@@ -26,6 +26,10 @@ def test_ansible_builder_creates_the_context_with_every_dependency(tmp_path):
     containerfile = (context / "Containerfile").read_text()
     assert 'EE_BASE_IMAGE="registry.access.redhat.com/ubi9/python-311:latest"' in containerfile
     assert "dnf module enable -y postgresql:16" in containerfile
+    # Python 3.11, not UBI 9's /usr/bin/python3 (3.9): every pip, bindep and ansible step runs with it.
+    assert 'ARG PYCMD="/usr/bin/python3.11"' in containerfile
+    assert 'ARG PYPKG="python3.11"' in containerfile
+    assert "$PYCMD -m pip install" in containerfile and "/usr/bin/python3 " not in containerfile
     assert "ansible-galaxy collection install /tmp/ops-runbook-collection/ops-runbook-*.tar.gz" in containerfile
     build = context / "_build"
     python_requirements = (build / "requirements.txt").read_text()

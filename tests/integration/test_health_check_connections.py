@@ -32,6 +32,11 @@ def test_postgres_and_redis_are_reached_with_the_connection_variables(tmp_path, 
     run, checks = health_check(tmp_path, health_primary, start_redis())
     assert checks["localhost:reachable"][0]["status"] == "pass", run.stdout[-3000:]
     assert checks["localhost:redis_memory"][0]["status"] in ("pass", "warn"), run.stdout[-3000:]
+    # The summary an AWX workflow gets from the job (ansible-runner's set_stats artifact).
+    summary = run.artifact_data["health_check"]
+    assert summary["hosts"] == 1 and summary["failed_hosts"] == [], summary
+    assert summary["status"] in ("pass", "warn") and summary["counts"]["fail"] == 0, summary
+    assert run.status == "successful"
 
 
 def test_wrong_passwords_are_failed_checks_that_name_the_server(tmp_path, health_primary, start_redis):

@@ -402,6 +402,16 @@ def test_playbook_backs_up_and_never_shows_secrets_at_vvv(s3, options):
     assert options["login_password"] not in output
     assert options["aws_secret_key"] not in output
     assert len(local_entries(options["backup_dir"])) == 1
+    # As AWX reads the job (ansible-runner's artifacts): its status, and the set_stats data a workflow's
+    # next node gets as extra variables.
+    assert run.status == "successful" and run.rc == 0
+    published = run.artifact_data["pg_backups"]["localhost"]
+    assert [entry["database"] for entry in published] == ["bmidb"]
+    assert published[0]["backup_id"] == local_entries(options["backup_dir"])[0]
+    assert published[0]["s3_uri"].startswith("s3://" + options["s3_bucket"] + "/")
+    assert len(published[0]["sha256"]) == 64 and published[0]["size_bytes"] > 0
+    events = json.dumps(run.events)
+    assert options["login_password"] not in events and options["aws_secret_key"] not in events
 
     extra["s3_bucket"] = "no-such-bucket-" + uuid.uuid4().hex[:8]
     failed = ansible_playbook("backup.yml", extra, "-vvv")
@@ -410,6 +420,10 @@ def test_playbook_backs_up_and_never_shows_secrets_at_vvv(s3, options):
     assert "does not exist" in output
     assert options["login_password"] not in output
     assert options["aws_secret_key"] not in output
+    assert failed.status == "failed" and failed.rc == 2
+    assert any("does not exist" in message for message in failed.failed_messages()), failed.failed_messages()
+    events = json.dumps(failed.events)
+    assert options["login_password"] not in events and options["aws_secret_key"] not in events
 
 
 def test_playbook_check_mode_changes_nothing(options):

@@ -1,4 +1,5 @@
 """pg_restore against a real PostgreSQL and real backups in S3."""
+import json
 import time
 
 import pytest
@@ -127,3 +128,6 @@ def test_restore_playbook_lists_plans_refuses_then_restores(pg, options, scratch
     assert restored.returncode == 0, output[-3000:]
     assert pg.execute("SELECT count(*) FROM measurements", database=source)[0][0] == 5000
     assert options["login_password"] not in output and options["aws_secret_key"] not in output
+    # Nor in the job events AWX stores and shows (ansible-runner's, task arguments and results included).
+    events = json.dumps(restored.events)
+    assert restored.events and options["login_password"] not in events and options["aws_secret_key"] not in events

@@ -181,11 +181,16 @@ def test_playbook_writes_the_report_and_fails_the_job_on_a_failed_check(s3, opti
     assert passed.returncode == 0, passed.stdout[-3000:]
     report = json.loads((tmp_path / "reports" / "backup-verification-localhost.json").read_text())
     assert report[0]["status"] == "pass" and report[0]["database"] == DATABASE
+    # What an AWX workflow gets from the job (ansible-runner's artifacts): the set_stats data.
+    assert passed.status == "successful"
+    assert passed.artifact_data["pg_verifications"] == {"localhost": ["pass"]}
 
     extra["pg_backup_verify_max_age_hours"] = 0.0001
     failed = ansible_playbook("verify_backups.yml", extra)
     assert failed.returncode != 0
     assert "Backup verification failed" in failed.stdout and "freshness failed" in failed.stdout
+    assert failed.status == "failed" and failed.artifact_data["pg_verifications"] == {"localhost": ["fail"]}
+    assert any("Backup verification failed" in message for message in failed.failed_messages())
     report = json.loads((tmp_path / "reports" / "backup-verification-localhost.json").read_text())
     assert {c["name"]: c["status"] for c in report[0]["checks"]}["freshness"] == "fail"
 
