@@ -12,7 +12,7 @@ from ansible_collections.ops.runbook.plugins.doc_fragments.checks import ModuleD
 from ansible_collections.ops.runbook.plugins.module_utils import _module
 
 MODULES_DIR = os.path.join(os.path.dirname(_module.__file__), "..", "modules")
-CHECK_MODULES = ["cert_check", "container_health", "health_report", "host_health", "http_health", "log_report",
+CHECK_MODULES = ["cert_check", "container_health", "deploy_health", "health_report", "host_health", "http_health", "log_report",
                  "pg_health", "pgbackrest_health", "redis_health", "s3_backup_verify"]
 # Modules whose result carries health checks that prove an action, not a report: the task fails when the
 # action did not succeed, whatever a fail_on would say.
