@@ -21,7 +21,9 @@ PLAYBOOK = os.path.join(PROJECT, "playbooks", "maintenance_window.yml")
 HOST = RUNNER.get_hosts("all")[0]
 MARKER = "/var/www/maintenance.flag"
 STEPS_LOG = "/var/tmp/maintenance-steps.log"
-BACKUP_DIR = "/var/backups/postgresql/bmidb"
+# A directory of its own: the window hands it to the postgres user, and the scheduled job's must stay as it is.
+WINDOW_BACKUP_DIR = "/var/backups/maintenance-window"
+BACKUP_DIR = WINDOW_BACKUP_DIR + "/bmidb"
 REASON = "Upgrade bmi-backend to Node 20"
 STEPS = """
 - name: Record the maintenance marker the steps ran under
@@ -45,6 +47,8 @@ def window(tmp_path, **variables):
         "ansible_connection": "containers.podman.podman", "ansible_host": HOST}}}}}}))
     extra = dict(
         maintenance_window_hosts=HOST, pg_backup_hosts=HOST, pg_backup_databases=["bmidb"],
+        # Debian's PostgreSQL lets the postgres user in by peer authentication on the local socket.
+        postgres_become=True, pg_backup_dir=WINDOW_BACKUP_DIR,
         maintenance_window_tasks_file=str(steps), maintenance_window_reason=REASON,
         maintenance_window_min_free="10M",
         # The containers share the machine's CPU with other jobs: the gate checks what the host has.
