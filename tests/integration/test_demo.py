@@ -25,22 +25,27 @@ def alive(pid):
 
 
 def read_until_ready(proc, timeout):
-    """The demo's output up to its ready line, and the PostgreSQL and S3 pids it names."""
-    lines = []
+    """The demo's output up to its ready line, and the PostgreSQL and S3 pids it names.
+
+    Reads the pipe's bytes as they come (os.read), never through a buffered readline: a readline
+    after select() can take several lines into Python's buffer, and the ready line left there
+    would never wake select() again.
+    """
+    received = ""
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:
         selector.register(proc.stdout, selectors.EVENT_READ)
         while time.monotonic() < deadline:
             if not selector.select(timeout=1):
                 continue
-            line = proc.stdout.readline()
-            if not line:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
                 break
-            lines.append(line)
-            ready = READY.search(line)
+            received += chunk.decode("utf-8", "replace")
+            ready = READY.search(received)
             if ready:
-                return "".join(lines), int(ready.group(1)), int(ready.group(2))
-    raise AssertionError("scripts/demo never said it was ready:\n" + "".join(lines)[-3000:])
+                return received, int(ready.group(1)), int(ready.group(2))
+    raise AssertionError("scripts/demo never said it was ready:\n" + received[-3000:])
 
 
 def weed_ports(pid):
