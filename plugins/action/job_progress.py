@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import posixpath
 import time
 
 from ansible.errors import AnsibleActionFail
@@ -45,8 +46,14 @@ class ActionModule(ActionBase):
         started = time.monotonic()
         seen = None
         polls = 0
-        # Where async jobs keep their status, as ansible.builtin.async_status's own action finds it.
-        async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
+        # Where the job keeps its status: beside the results file the async task named. Without it, as
+        # ansible.builtin.async_status finds it - `~` expanded to the home in the password database, which is not
+        # where the job wrote when $HOME points elsewhere (a CI job's or a container's HOME).
+        results_file = args.get("results_file")
+        if results_file:
+            async_dir = posixpath.dirname(results_file)
+        else:
+            async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
         try:
             while True:
                 status = self._execute_module(module_name="ansible.legacy.async_status",

@@ -31,6 +31,13 @@ options:
     description: The C(ansible_job_id) the async task returned.
     type: str
     required: true
+  results_file:
+    description:
+      - The C(results_file) the async task returned. Where the job keeps its status is then taken from it; unset, it
+        is the C(async_dir) shell option expanded on the host, as M(ansible.builtin.async_status) does - which
+        expands C(~) to the user's home in the password database, while the async task wrote under C($HOME).
+    type: str
+    version_added: 0.2.0
   progress_file:
     description: The job's progress file on the host. Unset, or not readable yet, means no progress lines.
     type: path
@@ -65,6 +72,7 @@ EXAMPLES = r"""
 - name: Wait for the backup, showing its progress
   ops.runbook.job_progress:
     jid: "{{ backup_job.ansible_job_id }}"
+    results_file: "{{ backup_job.results_file }}"
     progress_file: /var/backups/postgresql/.progress-bmidb.json
     label: bmidb
   register: backup
@@ -90,6 +98,7 @@ from ansible_collections.ops.runbook.plugins.module_utils.job_progress import pr
 def argument_spec():
     return dict(
         jid=dict(type="str", required=True),
+        results_file=dict(type="str"),
         progress_file=dict(type="path"),
         label=dict(type="str"),
         interval=dict(type="float", default=5),
