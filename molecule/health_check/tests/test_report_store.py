@@ -14,8 +14,8 @@ REPORT_DIR = "/var/www/ops-reports"
 
 
 def test_the_reports_are_copied_to_the_report_host(tmp_path):
-    code, output, report_dir = run(tmp_path, "-e", json.dumps({"report_store_host": WEB,
-                                                                "report_store_dir": REPORT_DIR}), hosts=(WEB,))
+    store = json.dumps({"report_store_host": WEB, "report_store_dir": REPORT_DIR})
+    code, output, report_dir = run(tmp_path, "-e", store, hosts=(WEB,))
     assert code == 0, output
     web = testinfra.get_host("podman://" + WEB)
     names = sorted(os.listdir(str(report_dir)))
