@@ -27,7 +27,7 @@ from .deadline import Deadline
 from .dumpfile import pg_tool, program, server_needs, tool_version
 from .filemodes import FileModes, current_user
 from .locking import HostLock
-from .pipeline import PipelineError, copy_to_file, run_to_file
+from .pipeline import PipelineError, bytes_read, copy_to_file, run_to_file
 from .job_progress import Progress, rate
 from .postgres import connect, conninfo, endpoint, interrupt, libpq_environment, server_info, table_row_counts
 from .ranges import POSTGRES, Range, check_ranges, invalid
@@ -497,7 +497,7 @@ class BackupJob(object):
             self.progress.watch(watcher.line)
             try:
                 size, digest = run_to_file(stages, dump_path, env=self._client_env(),
-                                           deadline=self.deadline, modes=self.modes)
+                                           deadline=self.deadline, modes=self.modes, on_start=watcher.started)
             except PipelineError as error:
                 raise _lock_wait_error(error, self.database, opts["dump_lock_timeout"], self.opts,
                                        self.blocker_seen)
@@ -722,15 +722,31 @@ def lock_holders(opts, database, table):
 
 
 class DumpWatcher(object):
-    """The progress line of a running dump: bytes written, parts uploaded, and the lock pg_dump waits for."""
+    """The progress line of a running dump: bytes pg_dump produced, bytes written after compression, parts
+    uploaded, and the lock pg_dump waits for."""
 
     def __init__(self, job, dump_path, dump_upload):
         self.job = job
         self.dump_path = dump_path
         self.dump_upload = dump_upload
-        self.started = time.monotonic()
+        self.began = time.monotonic()
         self._conn = None
         self._conn_failed = False
+        self._compressor = None  # (name, pid) of the stage reading pg_dump's output, when there is one
+        self._dumped = None
+
+    def started(self, stages):
+        """run_to_file's on_start: with a compressor, its bytes read are pg_dump's output so far."""
+        if len(stages) > 1:
+            self._compressor = stages[-1]
+
+    def _dumped_bytes(self, written):
+        if self._compressor is None:
+            return written  # no compressor: the file is pg_dump's output
+        read = bytes_read(self._compressor[1])
+        if read is not None:
+            self._dumped = max(read, self._dumped or 0)
+        return self._dumped
 
     def _waiting(self):
         if self._conn_failed:
@@ -751,12 +767,19 @@ class DumpWatcher(object):
             row[7].total_seconds() if row[7] is not None else 0, row[6], self.job.blocker_seen)
 
     def line(self):
-        elapsed = time.monotonic() - self.started
+        elapsed = time.monotonic() - self.began
         try:
             size = os.path.getsize(self.dump_path)
         except OSError:
             size = 0
-        words = "{0} dumped in {1:.0f} s ({2}/s)".format(human_size(size), elapsed, human_size(rate(size, elapsed)))
+        dumped = self._dumped_bytes(size)
+        if dumped is None:  # the compressor's counter cannot be read here: say what is known
+            words = "{0} written after {1} in {2:.0f} s".format(human_size(size), self._compressor[0], elapsed)
+        else:
+            words = "{0} dumped in {1:.0f} s ({2}/s)".format(human_size(dumped), elapsed,
+                                                              human_size(rate(dumped, elapsed)))
+            if self._compressor is not None:
+                words += ", {0} after {1}".format(human_size(size), self._compressor[0])
         if self.dump_upload is not None:
             words += ", {0} part{1} uploaded".format(self.dump_upload.parts_sent,
                                                      "" if self.dump_upload.parts_sent == 1 else "s")

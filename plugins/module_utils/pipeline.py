@@ -74,13 +74,26 @@ def _check_statuses(names, procs, stderr_files):
                         stage=name, returncode=rc, stderr=detail)
 
 
+def bytes_read(pid):
+    """Bytes the process `pid` has read so far (Linux's /proc/PID/io rchar), or None where that cannot be read
+    (another system, the process gone). For a compressor reading a pipe, that is the stream before compression."""
+    try:
+        with open("/proc/{0}/io".format(int(pid))) as handle:
+            for line in handle:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _kill_all(procs):
     for proc in list(procs):
         if proc.poll() is None:
             proc.kill()
 
 
-def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK, deadline=None, modes=PRIVATE):
+def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK, deadline=None, modes=PRIVATE, on_start=None):
     """Run `stages` (a list of (name, argv)) as a pipeline into `dest_path`.
 
     Returns (size, sha256 hex). `dest_path` must not exist; it is created with
@@ -88,6 +101,8 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK, deadline=None, mo
     failure it is removed and PipelineError (or RunbookError for a local write
     problem) is raised. Only one chunk is ever held in memory. When `deadline`
     (a deadline.Deadline) passes, every stage is killed and its error is raised.
+    `on_start`, when given, is called with [(name, pid), ...] once every stage
+    runs (a progress line can then read what a stage has read, bytes_read()).
     """
     names, procs = [], []
     expiry = None
@@ -114,6 +129,8 @@ def run_to_file(stages, dest_path, env=None, chunk_size=CHUNK, deadline=None, mo
             procs.append(proc)
         if deadline is not None:
             expiry = deadline.on_expiry(lambda: _kill_all(procs))
+        if on_start is not None:
+            on_start([(name, proc.pid) for name, proc in zip(names, procs)])
         source = procs[-1].stdout
         with modes.create(dest_path) as out:
             created = True

@@ -8,11 +8,37 @@ import pytest
 from ansible_collections.ops.runbook.plugins.module_utils.common import RunbookError
 from ansible_collections.ops.runbook.plugins.module_utils.deadline import Deadline
 from ansible_collections.ops.runbook.plugins.module_utils.pipeline import (
-    DISCARD_REST, PipelineError, copy_to_file, hash_alongside, run_to_file, stream_through)
+    DISCARD_REST, PipelineError, bytes_read, copy_to_file, hash_alongside, run_to_file, stream_through)
 
 
 def sh(script):
     return ["sh", "-c", script]
+
+
+def test_on_start_names_each_running_stage_and_bytes_read_follows_the_reader(tmp_path):
+    """The dump's progress line counts pg_dump's output by what the compressor has read (/proc/PID/io)."""
+    seen = []
+
+    def on_start(stages):
+        # Called while the stages run: the reader's count is readable now and grows to the producer's output.
+        seen.append((stages, bytes_read(stages[1][1])))
+
+    payload = 3 * 1024 * 1024
+    size, _ = run_to_file([("producer", sh("head -c {0} /dev/zero; sleep 0.3".format(payload))),
+                           ("gzip", ["gzip", "-1", "-c"])], str(tmp_path / "out"), on_start=on_start)
+    (stages, first), = seen
+    assert [name for name, _ in stages] == ["producer", "gzip"]
+    assert all(isinstance(pid, int) and pid > 0 for _, pid in stages)
+    assert first is not None and 0 <= first <= payload + 65536
+    assert 0 < size < payload  # the file holds the compressed stream
+    assert bytes_read(stages[1][1]) is None  # reaped: nothing to read, not a made-up zero
+
+
+def test_bytes_read_counts_this_process_reads(tmp_path):
+    before = bytes_read(os.getpid())
+    (tmp_path / "data").write_bytes(b"x" * 100000)
+    (tmp_path / "data").read_bytes()
+    assert bytes_read(os.getpid()) >= before + 100000
 
 
 def test_output_size_and_hash_match_the_bytes(tmp_path):
