@@ -776,8 +776,8 @@ class DumpWatcher(object):
         if dumped is None:  # the compressor's counter cannot be read here: say what is known
             words = "{0} written after {1} in {2:.0f} s".format(human_size(size), self._compressor[0], elapsed)
         else:
-            words = "{0} dumped in {1:.0f} s ({2}/s)".format(human_size(dumped), elapsed,
-                                                              human_size(rate(dumped, elapsed)))
+            speed = human_size(rate(dumped, elapsed))
+            words = "{0} dumped in {1:.0f} s ({2}/s)".format(human_size(dumped), elapsed, speed)
             if self._compressor is not None:
                 words += ", {0} after {1}".format(human_size(size), self._compressor[0])
         if self.dump_upload is not None:

@@ -24,11 +24,11 @@ def test_on_start_names_each_running_stage_and_bytes_read_follows_the_reader(tmp
         seen.append((stages, bytes_read(stages[1][1])))
 
     payload = 3 * 1024 * 1024
-    size, _ = run_to_file([("producer", sh("head -c {0} /dev/zero; sleep 0.3".format(payload))),
-                           ("gzip", ["gzip", "-1", "-c"])], str(tmp_path / "out"), on_start=on_start)
+    size, _digest = run_to_file([("producer", sh("head -c {0} /dev/zero; sleep 0.3".format(payload))),
+                                 ("gzip", ["gzip", "-1", "-c"])], str(tmp_path / "out"), on_start=on_start)
     (stages, first), = seen
-    assert [name for name, _ in stages] == ["producer", "gzip"]
-    assert all(isinstance(pid, int) and pid > 0 for _, pid in stages)
+    assert [name for name, _pid in stages] == ["producer", "gzip"]
+    assert all(isinstance(pid, int) and pid > 0 for _name, pid in stages)
     assert first is not None and 0 <= first <= payload + 65536
     assert 0 < size < payload  # the file holds the compressed stream
     assert bytes_read(stages[1][1]) is None  # reaped: nothing to read, not a made-up zero
