@@ -1,4 +1,5 @@
-"""The application host after converge (A, B, C rolled back, D refused, rollback to A, E), and the playbooks in
+"""The application host after converge (A, B, C rolled back, D refused, rollback to A, C with a failed
+rollback to a broken A, E), and the playbooks in
 check mode as an operator would run them: each prints its plan and changes nothing."""
 import json
 import os
@@ -52,14 +53,19 @@ def test_the_releases_directory_keeps_two_the_current_and_the_rollback_target(ho
 def test_every_run_left_its_record(host):
     found = records(host)
     summary = [(r["outcome"], r["to"]["operation"], (r["to"]["release"] or "").rsplit("-", 1)[-1]) for r in found]
-    assert summary == [("deployed", "deploy", "E"), ("deployed", "rollback", "A"), ("failed", "deploy", "D"),
-                       ("rolled_back", "deploy", "C"), ("deployed", "deploy", "B"), ("deployed", "deploy", "A")]
-    rolled_back = found[3]
+    assert summary == [("deployed", "deploy", "E"), ("rollback_failed", "deploy", "C"), ("deployed", "rollback", "A"),
+                       ("failed", "deploy", "D"), ("rolled_back", "deploy", "C"), ("deployed", "deploy", "B"),
+                       ("deployed", "deploy", "A")]
+    rollback_failed = found[1]
+    assert rollback_failed["from"]["release"].endswith("-A")
+    assert [g["name"] for g in rollback_failed["gates"] if g["status"] == "fail"] == ["restart"]
+    assert "back failed too" in rollback_failed["message"] and "503" in rollback_failed["message"]
+    rolled_back = found[4]
     assert rolled_back["from"]["release"].endswith("-B")
     failed_gate = [g for g in rolled_back["gates"] if g["status"] == "fail"]
     assert failed_gate[0]["name"] == "restart" and "503" in failed_gate[0]["message"]
     assert "is live again and healthy" in rolled_back["message"]
-    assert [g["name"] for g in found[2]["gates"]] == ["nginx -t"] and "removed" in found[2]["message"]
+    assert [g["name"] for g in found[3]["gates"]] == ["nginx -t"] and "removed" in found[3]["message"]
     assert all(r["finished"] for r in found)
 
 
