@@ -1,8 +1,15 @@
 """Fleet benchmark: health_check.yml on 1, 4 and 16 systemd hosts, in one run, and how the time grows.
 
-`--max-hosts` containers of the project's host image (tests/harness/hostimage.py) are started once with
-podman and reached through the containers.podman connection (as bench/health_check_bench.py does). Then,
-round-robin, `--repeat` times each (after one untimed warm-up over every host), for every size of `--sizes`:
+The largest size's containers of the project's host image (tests/harness/hostimage.py) are started once with
+podman and reached over `--transport`:
+
+  ssh     (default) the way users and AWX reach hosts: each container runs sshd on its own loopback port
+          (bench/ssh_hosts.py, an image derived once from the host image) and Ansible's ssh connection
+          pipelines every module through one ControlPersist connection per host, opened by each run
+  podman  the containers.podman connection (as bench/health_check_bench.py does); it cannot pipeline, so
+          every module costs several `podman exec` and mount calls per host
+
+Then, round-robin, `--repeat` times each (after one untimed warm-up over every host), for every size of `--sizes`:
 
   ansible-playbook playbooks/health_check.yml --forks FORKS --limit FIRST_N_HOSTS
 
@@ -13,6 +20,7 @@ target (16 hosts at most 2.5 times one host). Run it through `scripts/bench flee
 status is 0 whether or not the target is met: benchmarks report, tests assert.
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +29,7 @@ import statistics
 import sys
 import tempfile
 
+import ssh_hosts
 from health_check_bench import container_names, run_playbook, say, start_hosts, stop_hosts, write_inventory
 from harness import hostimage
 
@@ -32,6 +41,8 @@ def parse_args(argv):
     parser.add_argument("--sizes", default="1,4,16", help="host counts to time, comma-separated (default 1,4,16)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each size; the median counts (default 3)")
     parser.add_argument("--forks", type=int, help="Ansible forks (default: the largest size)")
+    parser.add_argument("--transport", choices=("ssh", "podman"), default="ssh",
+                        help="how Ansible reaches the hosts: ssh (default, as users and AWX do) or podman exec")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     parser.add_argument("--workdir", help="directory for the inventory and reports (default: the system temp dir)")
     args = parser.parse_args(argv)
@@ -51,8 +62,8 @@ def report(figures):
     ratio = figures["seconds"][largest] / one
     figures.update(ratio=ratio, target=TARGET, target_met=ratio <= TARGET)
     print()
-    print("health_check.yml with --forks {0}, median of {1} runs each (load average {2:.2f} at the start):".format(
-        figures["forks"], figures["repeat"], figures["load_at_start"]))
+    print("health_check.yml over {0} with --forks {1}, median of {2} runs each (load average {3:.2f} at the "
+          "start):".format(figures["transport"], figures["forks"], figures["repeat"], figures["load_at_start"]))
     for size in figures["sizes"]:
         seconds = figures["seconds"][str(size)]
         print("  {0:>3} host{1:<2}{2:8.1f} s   {3:5.2f} x one host".format(
@@ -65,35 +76,56 @@ def _stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt  # leave through the same clean-up as Ctrl-C
 
 
+def start_fleet(transport, names, workdir):
+    """Start the hosts; returns the inventory's path and a function giving each run its connection context."""
+    image = hostimage.ensure_image()
+    inventory = os.path.join(workdir, "inventory.json")
+    if transport == "podman":
+        say("starting {0} systemd hosts from {1}".format(len(names), image))
+        start_hosts(image, names)
+        write_inventory(inventory, names)
+        return inventory, lambda: contextlib.nullcontext({})
+    image = ssh_hosts.ensure_image(image)
+    say("starting {0} systemd hosts from {1}, sshd on loopback ports".format(len(names), image))
+    key = ssh_hosts.make_key(workdir)
+    ports = ssh_hosts.start(image, names, workdir, key)
+    with open(inventory, "w") as handle:
+        json.dump(ssh_hosts.inventory(ports, key), handle)
+    return inventory, lambda: ssh_hosts.connections(workdir)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if not shutil.which("podman"):
-        print("podman is not installed: run scripts/bootstrap --hosts first", file=sys.stderr)
+    needed = ["podman"] + (["ssh", "ssh-keygen"] if args.transport == "ssh" else [])
+    missing = [command for command in needed if not shutil.which(command)]
+    if missing:
+        print("{0} not installed: run scripts/bootstrap --hosts first (ssh and ssh-keygen come with "
+              "openssh-client)".format(", ".join(missing)), file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     load_at_start = os.getloadavg()[0]
     workdir = tempfile.mkdtemp(prefix="ops-runbook-bench-fleet-", dir=args.workdir)
     names = [name.replace("health-check-bench-", "fleet-bench-") for name in container_names(args.sizes[-1])]
     try:
-        image = hostimage.ensure_image()
-        say("starting {0} systemd hosts from {1}".format(len(names), image))
-        start_hosts(image, names)
-        inventory = os.path.join(workdir, "inventory.json")
-        write_inventory(inventory, names)
+        inventory, connections = start_fleet(args.transport, names, workdir)
         extra_vars = os.path.join(workdir, "vars.json")
         with open(extra_vars, "w") as handle:
             # The verdict does not matter here, only the time: never fail, one report per run.
             json.dump({"health_check_services": ["cron"], "health_check_fail_on": "never",
                        "health_check_report_dir": os.path.join(workdir, "reports")}, handle)
-        say("warming up: one untimed run over every host (--forks {0})".format(args.forks))
-        run_playbook(inventory, extra_vars, args.forks)
+        say("warming up: one untimed run over every host ({0}, --forks {1})".format(args.transport, args.forks))
+        with connections() as env:
+            run_playbook(inventory, extra_vars, args.forks, hosts=names, env=env)
         runs = dict((size, []) for size in args.sizes)
         for index in range(args.repeat):
             for size in args.sizes:
-                runs[size].append(run_playbook(inventory, extra_vars, args.forks, limit=",".join(names[:size])))
+                with connections() as env:
+                    runs[size].append(run_playbook(inventory, extra_vars, args.forks, limit=",".join(names[:size]),
+                                                   env=env))
             say("run {0}/{1}: {2}".format(index + 1, args.repeat, ", ".join(
                 "{0} host(s) {1:.1f} s".format(size, runs[size][-1]) for size in args.sizes)))
-        figures = {"sizes": args.sizes, "forks": args.forks, "repeat": args.repeat, "load_at_start": load_at_start,
+        figures = {"transport": args.transport, "sizes": args.sizes, "forks": args.forks, "repeat": args.repeat,
+                   "load_at_start": load_at_start,
                    "seconds": dict((str(size), statistics.median(runs[size])) for size in args.sizes),
                    "runs": dict((str(size), runs[size]) for size in args.sizes)}
         report(figures)

@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -32,6 +33,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 PLAYBOOK = os.path.join(ROOT, "playbooks", "health_check.yml")
 TARGET = 1.5  # all hosts / one host, for the default of 4 hosts
+# A PLAY RECAP line; the role ignores unreachable hosts and failed checks (they become failed rows of the report),
+# so a run that exits 0 may still have reached nothing: the recap says whether it did.
+RECAP_LINE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s.*\bunreachable=(\d+)\s+failed=(\d+)\s.*\bignored=(\d+)", re.M)
 
 
 def say(message):
@@ -50,10 +54,13 @@ def parse_args(argv):
     return args
 
 
-def container_names(count):
+def checkout_id():
     # podman's names are machine-wide: the checkout's id keeps two checkouts' benchmarks apart.
-    checkout = hashlib.sha256(ROOT.encode()).hexdigest()[:8]
-    return ["health-check-bench-{0}-{1}".format(checkout, index + 1) for index in range(count)]
+    return hashlib.sha256(ROOT.encode()).hexdigest()[:8]
+
+
+def container_names(count):
+    return ["health-check-bench-{0}-{1}".format(checkout_id(), index + 1) for index in range(count)]
 
 
 def podman(*args, check=True):
@@ -61,10 +68,12 @@ def podman(*args, check=True):
                           check=check)
 
 
-def start_hosts(image, names):
+def start_hosts(image, names, run_options=None):
+    """Start one systemd container per name and wait for systemd; run_options: name -> more `podman run` options."""
     for name in names:
         podman("rm", "-f", name, check=False)
-        podman("run", "-d", "--name", name, "--hostname", name, "--systemd=always", image, "/lib/systemd/systemd")
+        podman("run", "-d", "--name", name, "--hostname", name, "--systemd=always",
+               *(run_options or {}).get(name, ()), image, "/lib/systemd/systemd")
     deadline = time.monotonic() + 120
     waiting = list(names)
     while waiting and time.monotonic() < deadline:
@@ -89,10 +98,14 @@ def write_inventory(path, names):
         json.dump({"all": {"hosts": hosts}}, handle)
 
 
-def run_playbook(inventory, extra_vars_path, forks, limit=None):
-    """Seconds of one whole ansible-playbook run; raises when it did not finish."""
+def run_playbook(inventory, extra_vars_path, forks, limit=None, hosts=None, env=None):
+    """Seconds of one whole ansible-playbook run; raises when it did not finish or did not check every host.
+
+    hosts: the hosts the run must have reached (default: the limit's); env: more environment for Ansible.
+    """
     env = dict(hostimage.podman_env(), ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"), ANSIBLE_NOCOLOR="1")
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"), ANSIBLE_NOCOLOR="1",
+               **(env or {}))
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
     command = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, PLAYBOOK, "-e", "@" + extra_vars_path,
                "--forks", str(forks)]
@@ -101,9 +114,16 @@ def run_playbook(inventory, extra_vars_path, forks, limit=None):
     started = time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
+    output = done.stdout + done.stderr
     if done.returncode != 0:
         raise RuntimeError("health_check.yml failed (exit {0}):\n{1}".format(
-            done.returncode, "\n".join((done.stdout + done.stderr).splitlines()[-30:])))
+            done.returncode, "\n".join(output.splitlines()[-30:])))
+    expected = hosts or (limit.split(",") if limit else [])
+    recap = dict((match[0], [int(count) for count in match[1:]]) for match in RECAP_LINE.findall(done.stdout))
+    missed = [host for host in expected if host not in recap or recap[host][0] == 0 or any(recap[host][1:])]
+    if missed:
+        raise RuntimeError("health_check.yml did not check {0} (unreachable, failed or ignored tasks):\n{1}".format(
+            ", ".join(missed), "\n".join(output.splitlines()[-40:])))
     return seconds
 
 
@@ -150,11 +170,11 @@ def main(argv=None):
                        "health_check_report_dir": os.path.join(workdir, "reports")}, handle)
         forks = max(5, args.hosts)
         say("warming up: one untimed run over every host")
-        run_playbook(inventory, extra_vars, forks)
+        run_playbook(inventory, extra_vars, forks, hosts=names)
         one, several = [], []
         for index in range(args.repeat):
             one.append(run_playbook(inventory, extra_vars, forks, limit=names[0]))
-            several.append(run_playbook(inventory, extra_vars, forks))
+            several.append(run_playbook(inventory, extra_vars, forks, hosts=names))
             say("run {0}/{1}: one host {2:.1f} s, {3} hosts {4:.1f} s".format(
                 index + 1, args.repeat, one[-1], args.hosts, several[-1]))
         figures = {"hosts": args.hosts, "repeat": args.repeat, "load_at_start": load_at_start,
