@@ -24,7 +24,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import grp
 import os
+import pwd
 import re
 import secrets
 import shlex
@@ -147,14 +149,55 @@ def as_argv(command):
     return argv
 
 
-def run_in(argv, cwd, timeout, env=None, what="command"):
-    """Run `argv` in `cwd`; RunbookError with the tail of its output when it fails."""
+class BuildUser(object):
+    """The unprivileged account build commands run as (`build_user`): its ids, groups and home."""
+
+    def __init__(self, name):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise RunbookError("The build user {0} does not exist on this host; nothing was created.".format(name),
+                               hint="Create the account (e.g. `useradd --system --create-home {0}`) or leave "
+                                    "build_user unset to build as the task's user.".format(name), cause="invalid")
+        self.name = name
+        self.uid, self.gid, self.home = entry.pw_uid, entry.pw_gid, entry.pw_dir
+        self.groups = sorted(set(g.gr_gid for g in grp.getgrall() if name in g.gr_mem) | {self.gid})
+        if os.geteuid() not in (0, self.uid):
+            raise RunbookError("Build commands can run as {0} only when the module runs as root or as {0} (it runs "
+                               "as uid {1}).".format(name, os.geteuid()), hint="Use become: true.", cause="invalid")
+
+    def environment(self):
+        return {"HOME": self.home, "USER": self.name, "LOGNAME": self.name}
+
+    def demote(self):
+        """preexec_fn of a build command: drop to the build user before exec (groups first, then gid, then uid)."""
+        if os.geteuid() == self.uid:
+            return
+        os.setgroups(self.groups)
+        os.setgid(self.gid)
+        os.setuid(self.uid)
+
+    def take(self, path):
+        """Give the release directory to the build user so its commands can write there. Links (the shared paths)
+        are changed themselves, never followed: what they point to keeps its owner."""
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), self.uid, self.gid)
+        os.lchown(path, self.uid, self.gid)
+
+
+def run_in(argv, cwd, timeout, env=None, what="command", user=None):
+    """Run `argv` in `cwd` (as `user`, a BuildUser, when given); RunbookError with the tail of its output when
+    it fails."""
     environment = dict(os.environ)
     environment.update(env or {})
+    if user is not None:
+        environment.update(user.environment())
     shown = " ".join(shlex.quote(a) for a in argv)
     try:
         proc = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, timeout=timeout, env=environment, check=False)
+                              stderr=subprocess.STDOUT, timeout=timeout, env=environment, check=False,
+                              preexec_fn=user.demote if user is not None else None)
     except FileNotFoundError:
         raise RunbookError("The {0} `{1}` cannot run: {2} is not installed on this host.".format(what, shown, argv[0]),
                            hint="Install it, or change the command.")
@@ -327,6 +370,7 @@ DEFAULTS = {
     "build_commands": [],
     "build_environment": {},
     "build_timeout": 900,
+    "build_user": None,
     "strip_components": 0,
     "keep": 5,
     "nginx_test_command": ["nginx", "-t"],
@@ -356,7 +400,9 @@ def build_release(opts, check_mode=False, now=None, log=lambda line: None):
     plan = ["create {0} from {1}".format(path, _describe_source(source))]
     plan += ["link {0} to {1}".format(os.path.join(path, p), os.path.join(layout.shared, p))
              for p in opts["shared_paths"]]
-    plan += ["run `{0}` in {1}".format(" ".join(shlex.quote(a) for a in as_argv(c)), path)
+    user = BuildUser(opts["build_user"]) if opts.get("build_user") and opts["build_commands"] else None
+    as_user = " as {0}".format(user.name) if user else ""
+    plan += ["run `{0}` in {1}{2}".format(" ".join(shlex.quote(a) for a in as_argv(c)), path, as_user)
              for c in opts["build_commands"]]
     result = {"changed": not check_mode, "release": release, "path": path, "current": current, "plan": plan,
               "commit": None}
@@ -371,10 +417,12 @@ def build_release(opts, check_mode=False, now=None, log=lambda line: None):
         result["commit"] = fetch_source(source, path, opts["build_timeout"])
         link_shared(layout, path, opts["shared_paths"])
         env = dict((str(k), str(v)) for k, v in opts["build_environment"].items())
+        if user is not None:
+            user.take(path)
         for command in opts["build_commands"]:
             argv = as_argv(command)
-            log("build: {0}".format(" ".join(argv)))
-            run_in(argv, path, opts["build_timeout"], env=env, what="build command")
+            log("build{0}: {1}".format(as_user, " ".join(argv)))
+            run_in(argv, path, opts["build_timeout"], env=env, what="build command", user=user)
     except BaseException as error:
         shutil.rmtree(path, ignore_errors=True)
         if isinstance(error, RunbookError):

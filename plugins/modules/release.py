@@ -76,6 +76,13 @@ options:
     description: Environment variables for the build commands.
     type: dict
     default: {}
+  build_user:
+    description:
+      - Account the O(build_commands) run as (its groups, C(HOME), C(USER)); the new release is given to it before
+        they run (links are changed, never followed). Unset runs them as the task's user, root with C(become) -
+        and a C(npm ci) or C(pip install) as root runs every package's install scripts as root.
+      - The account must exist; a missing one fails before anything is created.
+    type: str
   build_timeout:
     description: Seconds each fetch, build command and nginx test may take.
     type: int
@@ -207,6 +214,7 @@ def argument_spec():
         build_commands=dict(type="list", elements="raw", default=[]),
         build_environment=dict(type="dict", default={}),
         build_timeout=dict(type="int", default=DEFAULTS["build_timeout"]),
+        build_user=dict(type="str"),
         nginx_snippet=dict(type="str"),
         nginx_snippet_dest=dict(type="path"),
         nginx_test_command=dict(type="raw", default=DEFAULTS["nginx_test_command"]),

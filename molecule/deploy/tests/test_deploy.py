@@ -46,6 +46,10 @@ def test_the_releases_directory_keeps_two_the_current_and_the_rollback_target(ho
     assert [name.rsplit("-", 1)[1] for name in kept] == ["A", "E"]
     built = host.file("/srv/shop/releases/{0}/BUILD".format(kept[1]))
     assert built.content_string == "built\n"
+    # The build commands ran as deploy_build_user, on a release it owns; the shared .env stays root's.
+    assert host.file("/srv/shop/releases/{0}/BUILT_BY".format(kept[1])).content_string == "shopbuild\n"
+    assert built.user == "shopbuild" and host.file("/srv/shop/releases/{0}".format(kept[1])).user == "shopbuild"
+    assert host.file("/srv/shop/shared/.env").user == "root"
     assert host.file("/srv/shop/releases/{0}/.env".format(kept[1])).linked_to == "/srv/shop/shared/.env"
     assert not host.file("/srv/shop/incoming").exists
 

@@ -4,6 +4,7 @@ nginx -t guarding the snippet (a stand-in test command: nginx itself runs in the
 import datetime
 import io
 import os
+import pwd
 import subprocess
 import tarfile
 
@@ -120,6 +121,41 @@ def test_a_failed_build_is_removed_and_current_untouched_with_the_output_tail(tm
     assert "line 40" in message and "line 20\n" not in message
     assert release.Layout(str(root)).releases_list() == ["20261201T000000Z-a"]
     assert os.readlink(str(root / "current")) == "releases/20261201T000000Z-a"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the build user needs root, as the module has with become")
+def test_build_commands_run_as_the_build_user_on_a_release_it_owns_and_shared_files_keep_their_owner(tmp_path):
+    nobody = pwd.getpwnam("nobody")
+    root = tmp_path / "app"
+    (root / "shared").mkdir(parents=True)
+    (root / "shared" / ".env").write_text("SECRET=1\n")
+    archive = make_archive(tmp_path / "app-1.tar.gz", {"app.py": "print(1)\n"})
+    build = ["sh", "-c", "id -un > WHO; echo $HOME > HOME_SEEN; mkdir -p node_modules/x"]
+    plan = release.run_release(options(root, archive=archive, shared_paths=[".env"], build_commands=[build],
+                                       build_user="nobody"), check_mode=True, now=MOMENT)
+    assert plan["plan"][-1].endswith(" as nobody")
+    built = release.run_release(options(root, archive=archive, shared_paths=[".env"], build_commands=[build],
+                                        build_user="nobody"), now=MOMENT)
+    path = root / "releases" / built["release"]
+    assert (path / "WHO").read_text() == "nobody\n"
+    assert (path / "HOME_SEEN").read_text() == nobody.pw_dir + "\n"
+    assert os.stat(str(path / "node_modules" / "x")).st_uid == nobody.pw_uid
+    assert os.stat(str(path)).st_uid == nobody.pw_uid and os.stat(str(path / "app.py")).st_uid == nobody.pw_uid
+    # The link to the shared .env is the build user's; the file it points to is not handed over.
+    assert os.lstat(str(path / ".env")).st_uid == nobody.pw_uid
+    assert os.stat(str(root / "shared" / ".env")).st_uid == 0
+
+
+def test_a_build_user_that_does_not_exist_fails_the_plan_and_creates_nothing(tmp_path):
+    root = tmp_path / "app"
+    archive = make_archive(tmp_path / "app-1.tar.gz", {"app.py": "print(1)\n"})
+    for check_mode in (True, False):
+        with pytest.raises(RunbookError) as raised:
+            release.run_release(options(root, archive=archive, build_commands=[["true"]],
+                                        build_user="no-such-build-user"), check_mode=check_mode, now=MOMENT)
+        assert "The build user no-such-build-user does not exist on this host; nothing was created." in \
+            raised.value.message
+        assert not root.exists()
 
 
 def test_an_archive_cannot_write_outside_the_release(tmp_path):
